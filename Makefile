@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test lint bench clean chromium
 
 venv: $(VENV)/.installed
 
@@ -25,7 +25,14 @@ demo: venv
 	$(BIN)/imagen-audit export $(DEMO) --out $(DEMO)/samples.csv
 	$(BIN)/imagen-audit report $(DEMO)
 
-test: venv
+# The report is tested in a real headless browser: Debian's chromium (playwright drives it;
+# playwright's own browser download does not work offline).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+	    >/dev/null 2>&1 || echo "chromium could not be installed: browser tests will be skipped"; }
+
+test: venv chromium
 	$(BIN)/ruff check imagen_audit tests bench
 	$(BIN)/python -m pytest -q
 

@@ -116,7 +116,16 @@ class _LineLoader(yaml.SafeLoader):
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _LineDict:
     loader.flatten_mapping(node)
-    out = _LineDict(loader.construct_pairs(node, deep=True))
+    pairs = loader.construct_pairs(node, deep=True)
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping", node.start_mark,
+                "found an unhashable key", key_node.start_mark) from None
+    out = _LineDict(pairs)
     out.line = node.start_mark.line + 1
     return out
 
@@ -205,6 +214,10 @@ class _Checker:
             if unknown:
                 self.fail(f"unknown placeholder(s) {sorted(unknown)}; allowed: "
                           f"{sorted(allowed)}", entry, "text")
+            try:
+                render(text, **{name: "x" for name in allowed - {"a"}})
+            except (ValueError, IndexError, KeyError) as exc:
+                self.fail(f"bad template: {exc}", entry, "text")
             missing = (allowed - {"a"}) - names
             if missing:
                 self.fail(f"template must use {sorted(missing)}", entry, "text")
@@ -223,6 +236,7 @@ def _entry(section: str, index: int, raw: Any) -> str:
 
 # --------------------------------------------------------------------------- text
 _AN_EXCEPTIONS = ("uni", "use", "usu", "uti", "eu", "one", "once", "ubi")
+_UN_PREFIX = ("unin", "unim", "unid", "unint")  # un- + i…: "an uninsured driver"
 _SILENT_H = ("hour", "honest", "honor", "honour", "heir")
 
 
@@ -231,10 +245,15 @@ def indefinite_article(word: str) -> str:
     w = word.strip("\"'(")
     if not w:
         return "a"
-    if len(w) > 1 and w.isupper():
+    if w[0].isdigit():  # read as a number: "an 8-year-old", "an 11-year-old", "an 18th"
+        digits = re.match(r"\d+", w).group(0)
+        return "an" if digits.startswith("8") or digits in ("11", "18") or \
+            (len(digits) in (5, 6) and digits[:2] in ("11", "18")) else "a"
+    letter_name = len(w) > 1 and (w.isupper() or (w[0].isupper() and w[1] in "-."))
+    if letter_name:  # an acronym or a letter name: "an MRI", "an X-ray", "a CEO"
         return "an" if w[0] in "AEFHILMNORSX" else "a"
     lw = w.lower()
-    if lw.startswith(_SILENT_H):
+    if lw.startswith(_SILENT_H) or lw.startswith(_UN_PREFIX):
         return "an"
     if lw.startswith(_AN_EXCEPTIONS):
         return "a"
@@ -251,7 +270,7 @@ def render(template: str, **values: str) -> str:
     def fix(m: re.Match[str]) -> str:
         return f"{indefinite_article(m.group(1))} {m.group(1)}"
 
-    text = re.sub(_ARTICLE_MARK + r" (\S+)", fix, text)
+    text = re.sub(_ARTICLE_MARK + r"\s+(\S+)", fix, text)
     return " ".join(text.replace(_ARTICLE_MARK, "a").split())
 
 
@@ -262,7 +281,7 @@ def load_occupations(path: Path) -> tuple[list[Occupation], list[tuple[str, str]
     doc = check.header(_read_yaml(path), "occupations")
     src = check.mapping(doc.get("source"), None, "source")
     check.text(src, "name", "source")
-    if not isinstance(src.get("year"), int):
+    if isinstance(src.get("year"), bool) or not isinstance(src.get("year"), int):
         check.fail("source year must be an integer", "source", "year")
     templates = check.templates(doc.get("templates"), "templates", {"a", "occupation"})
     occupations: list[Occupation] = []
@@ -279,7 +298,8 @@ def load_occupations(path: Path) -> tuple[list[Occupation], list[tuple[str, str]
         if extra:
             check.fail(f"unknown baseline key(s) {sorted(extra)}", entry, "baseline")
         employed = occ.get("employed_thousands")
-        if employed is not None and (not isinstance(employed, int) or employed < 0):
+        if employed is not None and (isinstance(employed, bool) or not isinstance(employed, int)
+                                     or employed < 0):
             check.fail("must be a non-negative integer", entry, "employed_thousands")
         occupations.append(Occupation(
             id=oid, term=check.text(occ, "term", entry),
@@ -384,7 +404,7 @@ def load_probes(specs: str | Iterable[str]) -> ProbeSet:
     digest = hashlib.sha256()
     for path in paths:
         digest.update(path.read_bytes())
-        family = (_read_yaml(path) or {}).get("family") if path.is_file() else None
+        family = _Checker(path).mapping(_read_yaml(path), None).get("family")
         if family == "occupations":
             occs, templates = load_occupations(path)
             occ_by_id.update({o.id: o for o in occs})

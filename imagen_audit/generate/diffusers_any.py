@@ -37,7 +37,7 @@ class DiffusersText2Image:
     def config(self) -> dict[str, Any]:
         o = self.opts
         return {"generator": self.name, "model": self.model, "dtype": o.dtype,
-                "variant": o.variant, "steps": list(o.steps or []),
+                "variant": o.variant, "micro_batch": o.micro_batch, "steps": list(o.steps or []),
                 "guidance": list(o.guidance or []), "negative_prompt": o.negative_prompt}
 
     def _load(self) -> Any:
@@ -80,13 +80,16 @@ class DiffusersText2Image:
             kwargs["num_inference_steps"] = self.opts.steps[0]
         if self.opts.guidance:
             kwargs["guidance_scale"] = self.opts.guidance[0]
-        if self.opts.negative_prompt:
-            kwargs["negative_prompt"] = [self.opts.negative_prompt] * len(batch)
-        gens = [torch.Generator("cpu").manual_seed(int(s.seed or 0)) for s in batch]
-        with torch.inference_mode():
-            images = pipe(prompt=[s.prompt for s in batch], generator=gens, **kwargs).images
-        for sample, img in zip(batch, uint8_batch(images), strict=True):
-            yield SampleResult(sample.sample_id, {1: img}, provenance)
+        step = self.opts.micro_batch
+        for i in range(0, len(batch), step):
+            chunk = batch[i:i + step]
+            gens = [torch.Generator("cpu").manual_seed(int(s.seed or 0)) for s in chunk]
+            if self.opts.negative_prompt:
+                kwargs["negative_prompt"] = [self.opts.negative_prompt] * len(chunk)
+            with torch.inference_mode():
+                images = pipe(prompt=[s.prompt for s in chunk], generator=gens, **kwargs).images
+            for sample, img in zip(chunk, uint8_batch(images), strict=True):
+                yield SampleResult(sample.sample_id, {1: img}, provenance)
 
     def close(self) -> None:
         self._pipe = None

@@ -44,7 +44,7 @@ def read_manifest(folder: Path) -> list[ManifestRow]:
         raise ManifestError(f"{path}: manifest not found (a CSV with columns file, prompt "
                             "and optional seed)")
     rows: list[ManifestRow] = []
-    seen: set[str] = set()
+    seen: set[Path] = set()
     with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         missing = {"file", "prompt"} - set(reader.fieldnames or [])
@@ -68,9 +68,9 @@ def read_manifest(folder: Path) -> list[ManifestRow]:
                                     f"({', '.join(sorted(IMAGE_SUFFIXES))})")
             if not target.is_file():
                 raise ManifestError(f"{where}, column 'file': {file!r} not found")
-            if file in seen:
+            if target in seen:  # by resolved path: "a.png" and "./a.png" are one file
                 raise ManifestError(f"{where}, column 'file': {file!r} listed twice")
-            seen.add(file)
+            seen.add(target)
             seed_text = (row.get("seed") or "").strip()
             try:
                 seed = int(seed_text) if seed_text else None

@@ -128,11 +128,12 @@ def generate_run(out: Any, *, model: str = "tiny-cascade", probes: str | ProbeSe
     from imagen_audit.generate.base import make_generator
     from imagen_audit.probes import load_probes
 
-    generator = make_generator(model, options)
     probe_set = None
-    if not isinstance(generator, SelfPlanning) and probes is not None:
+    if probes is not None and not model.startswith("folder:"):
+        # Probe files first: a typo there fails before any model is built or loaded.
         probe_set = probes if isinstance(probes, ProbeSet) else load_probes(probes)
         probe_set = probe_set.limit(limit_prompts)
+    generator = make_generator(model, options)
     try:
         with RunStore.open(out) as store:
             plan = plan_run(store, generator, probe_set, samples_per_prompt, seed)

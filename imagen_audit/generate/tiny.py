@@ -99,18 +99,18 @@ def stage1_components() -> dict[str, Any]:
 
 def stage2_components() -> dict[str, Any]:
     """Dummy components for ``IFSuperResolutionPipeline`` 64 → 256 (attention only at the
-    lowest resolution: attention at 256 px would need tens of GB)."""
+    lowest resolution, 32×32: attention at higher resolutions costs seconds to tens of GB)."""
     import torch
     from diffusers import DDPMScheduler, UNet2DConditionModel
 
     torch.manual_seed(_SEED + 1)
     unet = UNet2DConditionModel(
-        sample_size=256, layers_per_block=1, block_out_channels=(8, 16, 32),
+        sample_size=256, layers_per_block=1, block_out_channels=(8, 16, 16, 32),
         down_block_types=("ResnetDownsampleBlock2D", "ResnetDownsampleBlock2D",
-                          "SimpleCrossAttnDownBlock2D"),
+                          "ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"),
         mid_block_type="UNetMidBlock2DSimpleCrossAttn",
         up_block_types=("SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D",
-                        "ResnetUpsampleBlock2D"),
+                        "ResnetUpsampleBlock2D", "ResnetUpsampleBlock2D"),
         in_channels=6, out_channels=6, cross_attention_dim=32, encoder_hid_dim=32,
         attention_head_dim=8, addition_embed_type="text", addition_embed_type_num_heads=2,
         cross_attention_norm="group_norm", resnet_time_scale_shift="scale_shift",
@@ -129,7 +129,8 @@ def stage2_components() -> dict[str, Any]:
 
 def stage3_components() -> dict[str, Any]:
     """Dummy components for ``StableDiffusionUpscalePipeline`` 256 → 1024 (its own CLIP
-    text encoder; cross-attention only in the lowest-resolution block)."""
+    text encoder; attention only in the lowest-resolution block (32×32 latents) and none in
+    the VAE, whose mid-block attention would span 256×256 latents)."""
     import torch
     from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
@@ -141,15 +142,16 @@ def stage3_components() -> dict[str, Any]:
         num_hidden_layers=2, bos_token_id=0, eos_token_id=1, pad_token_id=1,
         max_position_embeddings=77, hidden_act="gelu", projection_dim=32))
     unet = UNet2DConditionModel(
-        sample_size=256, layers_per_block=1, block_out_channels=(8, 8, 16), in_channels=7,
-        out_channels=4, down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+        sample_size=256, layers_per_block=1, block_out_channels=(8, 8, 16, 16), in_channels=7,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D", "UpBlock2D"),
         cross_attention_dim=32, attention_head_dim=8, use_linear_projection=True,
         num_class_embeds=351, norm_num_groups=8)
     vae = AutoencoderKL(
         block_out_channels=(8, 8, 8), in_channels=3, out_channels=3, latent_channels=4,
         down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
-        norm_num_groups=8, scaling_factor=0.08333)
+        norm_num_groups=8, scaling_factor=0.08333, mid_block_add_attention=False)
     return {"vae": vae, "text_encoder": text_encoder, "tokenizer": tokenizer, "unet": unet,
             "low_res_scheduler": DDPMScheduler(num_train_timesteps=1000),
             "scheduler": DDIMScheduler(prediction_type="v_prediction", num_train_timesteps=1000),

@@ -1,0 +1,135 @@
+"""What the report and the gate read from a run: store tables plus optional results files.
+
+Annotations come from ``RunStore.annotations_table()`` once the annotation stage provides
+it; until then (or on a run that was never annotated) ``annotations`` is ``None`` and the
+report says so. Annotator validation (confusion matrices) and filter evaluations are read
+from the run folder when the store has no method for them yet:
+
+- validation: ``RUN_DIR/validation.json`` or ``RUN_DIR/annotations/validation.json``, or a
+  path given explicitly (layout: :func:`imagen_audit.analyse.adjust.load_validation`);
+- filter evaluations: every ``RUN_DIR/filters/**/*.json`` holding a ``"metrics"`` object.
+  Files that do not parse are listed as problems, never fatal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from imagen_audit.store import RunStore
+
+log = logging.getLogger(__name__)
+
+VALIDATION_CANDIDATES = ("validation.json", "annotations/validation.json")
+
+
+@dataclass
+class FilterResult:
+    name: str
+    source: str
+    metrics: dict[str, Any]
+    scalars: dict[str, Any]
+    tables: dict[str, list[dict[str, Any]]]
+    sweep: list[dict[str, float]]
+
+
+@dataclass
+class RunInputs:
+    run_dir: Path
+    samples: pd.DataFrame
+    images: pd.DataFrame
+    stages: list[Any]
+    provenance: dict[int, dict[str, Any]]
+    baselines: pd.DataFrame
+    annotations: pd.DataFrame | None
+    validation: Any = None  # a path or dict, or None
+    validation_source: str | None = None
+    filters: list[FilterResult] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def read_annotations(store: RunStore) -> pd.DataFrame | None:
+    """The store's annotation table, or None when the store has none (yet) or it is empty."""
+    method = getattr(store, "annotations_table", None)
+    if method is None:
+        return None
+    table = method()
+    if table is None or len(table) == 0:
+        return None
+    return table
+
+
+def _flatten_sweep(metrics: dict[str, Any], data: dict[str, Any]) -> list[dict[str, float]]:
+    for holder in (metrics, data):
+        for key in ("threshold_sweep", "sweep", "roc", "thresholds"):
+            rows = holder.get(key)
+            if isinstance(rows, list) and rows and isinstance(rows[0], dict) and \
+                    {"fpr", "recall"} <= set(rows[0]):
+                out = []
+                for r in rows:
+                    try:
+                        out.append({"fpr": float(r["fpr"]), "recall": float(r["recall"]),
+                                    "threshold": float(r.get("threshold", float("nan")))})
+                    except (TypeError, ValueError):
+                        continue
+                return out
+    return []
+
+
+def read_filter_results(run_dir: Path) -> tuple[list[FilterResult], list[str]]:
+    folder = run_dir / "filters"
+    results, problems = [], []
+    if not folder.is_dir():
+        return results, problems
+    for path in sorted(folder.rglob("*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            problems.append(f"{path.relative_to(run_dir)}: unreadable ({exc})")
+            continue
+        if not isinstance(data, dict) or not isinstance(data.get("metrics"), dict):
+            continue
+        metrics = data["metrics"]
+        scalars = {k: v for k, v in metrics.items()
+                   if isinstance(v, (int, float, str, bool)) or v is None}
+        tables = {}
+        for k, v in metrics.items():
+            if isinstance(v, dict) and v and all(
+                    isinstance(x, (int, float)) or x is None for x in v.values()):
+                tables[k] = [{"key": str(a), "value": b} for a, b in v.items()]
+        name = str(data.get("name") or data.get("policy") or path.stem)
+        results.append(FilterResult(name=name, source=str(path.relative_to(run_dir)),
+                                    metrics=metrics, scalars=scalars, tables=tables,
+                                    sweep=_flatten_sweep(metrics, data)))
+    return results, problems
+
+
+def find_validation(run_dir: Path) -> Path | None:
+    for rel in VALIDATION_CANDIDATES:
+        if (run_dir / rel).is_file():
+            return run_dir / rel
+    return None
+
+
+def collect(run_dir: str | Path, *, validation: Any = None) -> RunInputs:
+    """Read everything the report needs from a run folder (read-only)."""
+    run_dir = Path(run_dir)
+    with RunStore.open_readonly(run_dir) as store:
+        inputs = RunInputs(
+            run_dir=run_dir, samples=store.samples_table(), images=store.images_table(),
+            stages=store.stages(), provenance=store.provenance_records(),
+            baselines=store.baselines_table(), annotations=read_annotations(store))
+    if validation is None:
+        found = find_validation(run_dir)
+        if found is not None:
+            validation = found
+    inputs.validation = validation
+    inputs.validation_source = (str(validation) if isinstance(validation, (str, Path))
+                                else ("given" if validation is not None else None))
+    inputs.filters, inputs.problems = read_filter_results(run_dir)
+    return inputs
