@@ -20,10 +20,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 demo: venv
-	$(BIN)/imagen-audit generate --probes occupations --limit-prompts 6 --samples-per-prompt 2 \
-	    --model tiny-cascade --out $(DEMO)
-	$(BIN)/imagen-audit export $(DEMO) --out $(DEMO)/samples.csv
-	$(BIN)/imagen-audit report $(DEMO)
+	$(BIN)/imagen-audit run demo --out $(DEMO)
+	$(BIN)/imagen-audit export $(DEMO) --out $(DEMO)/images.csv
 
 # The report is tested in a real headless browser: Debian's chromium (playwright drives it;
 # playwright's own browser download does not work offline).

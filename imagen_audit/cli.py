@@ -8,6 +8,7 @@ Exit codes: 0 success; 1 a check ran and failed (gate, verify); 2 bad input or s
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
@@ -77,13 +78,36 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--guidance", type=_csv_of(float), help="guidance scale per stage")
     g.add_argument("--noise-level", type=_csv_of(int),
                    help="noise level of the super-resolution stages (II,III)")
-    g.add_argument("--negative-prompt", default="")
+    g.add_argument("--negative-prompt", default="", help="mitigation: a negative prompt")
+    g.add_argument("--prompt-template", metavar="TEXT",
+                   help='mitigation: wrap every prompt, e.g. "a diverse photo, {prompt}"')
+    g.add_argument("--augment-identity", type=_csv_of(str), metavar="AXES",
+                   help="mitigation: per sample, add an identity descriptor drawn uniformly "
+                        "from these identity axes (e.g. gender,ethnicity), as DALL-E 2 did")
     g.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps")
     g.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
     g.add_argument("--variant", help="weights variant, e.g. fp16")
     g.add_argument("--cpu-offload", action="store_true", help="enable_model_cpu_offload()")
     g.add_argument("--local-files-only", action="store_true",
                    help="never contact the model hub")
+    g.add_argument("--cpu-threads", type=_positive,
+                   help="torch threads on CPU; pixels depend on it, so keep it fixed across "
+                        "resumes and executors")
+    g.add_argument("--executor", default="local", choices=("local", "ray"),
+                   help="where shards run: this process, or a Ray cluster (one generator "
+                        "per worker)")
+    g.add_argument("--ray-address", help="Ray cluster address (default: start a local one, "
+                   "or use RAY_ADDRESS)")
+    g.add_argument("--ray-workers", type=_positive,
+                   help="generator workers (default: one per GPU, or per CPU without GPUs)")
+    g.add_argument("--image-store", metavar="URL",
+                   help="keep images at this fsspec URL or folder instead of RUN_DIR/images "
+                        "(with --executor ray, workers write there directly)")
+    g.add_argument("--annotate", action="store_true",
+                   help="annotate images while generating (default annotator, CPU workers; "
+                        "`imagen-audit annotate` offers every annotator option)")
+    g.add_argument("--annotate-workers", type=_positive, default=1,
+                   help="CPU workers (processes, or Ray actors) for --annotate")
     g.add_argument("--no-progress", action="store_true")
 
     e = sub.add_parser("export", help="export a run's images or samples to CSV/Parquet")
@@ -100,8 +124,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?", help="probe set name or YAML path")
     p.add_argument("--out", metavar="FILE.csv", help="write the expanded prompts here")
 
+    pl = sub.add_parser("plan", help="samples per prompt needed to detect a gap",
+                        description="Sample sizes for one run against parity or a baseline "
+                                    "share, and for a two-run comparison, with the GPU time "
+                                    "they imply.")
+    pl.add_argument("--min-detectable-gap", type=float, required=True, metavar="GAP",
+                    help="smallest change of a share to detect, e.g. 0.1")
+    pl.add_argument("--power", type=float, default=0.8)
+    pl.add_argument("--alpha", type=float, default=0.05)
+    pl.add_argument("--baseline-share", type=float, default=0.5, metavar="P",
+                    help="reference share (0.5 = parity, or an occupation's baseline)")
+    pl.add_argument("--face-rate", type=float, default=1.0,
+                    help="share of images with a usable face (from a pilot run)")
+    pl.add_argument("--coverage", type=float, default=1.0,
+                    help="share of faces the annotator does not abstain on")
+    pl.add_argument("--prompts", type=_positive, default=1, help="prompts in the audit")
+    pl.add_argument("--images-per-second", type=float,
+                    help="generation speed (samples per second) for the GPU-time estimate")
+    pl.add_argument("--run", metavar="RUN_DIR",
+                    help="take the generation speed from this run's timestamps")
+
+    ru = sub.add_parser("run", help="the whole audit from a config: generate, annotate, "
+                                    "report (and gate)",
+                        description="Chain generate → annotate → report (→ gate) from a run "
+                                    "config (a YAML path or a shipped name such as 'demo'). "
+                                    "Every stage resumes: run the same command again after "
+                                    "an interruption.")
+    ru.add_argument("config", metavar="CONFIG", help="CONFIG.yaml or a shipped config name")
+    ru.add_argument("--out", metavar="RUN_DIR", help="run folder (overrides the config's)")
+    ru.add_argument("--no-progress", action="store_true")
+
     r = sub.add_parser("report", help="write RUN_DIR/report/index.html")
     r.add_argument("run_dir", metavar="RUN_DIR")
+
+    for name, handler in COMMANDS.items():
+        sub.choices[name].set_defaults(handler=handler)
+    # Stages that bring their own subcommands (annotate, analyse, filters, gate, ...).
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(sub)
     return parser
 
 
@@ -138,17 +198,26 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         variant=args.variant, num_stages=args.stages, steps=args.steps,
         guidance=args.guidance, noise_levels=args.noise_level,
         negative_prompt=args.negative_prompt, local_files_only=args.local_files_only,
-        micro_batch=args.micro_batch)
+        micro_batch=args.micro_batch, cpu_threads=args.cpu_threads)
+    ray_options = {"address": args.ray_address, "workers": args.ray_workers}
+    from imagen_audit.generate.mitigations import Mitigation
+
+    mitigation = Mitigation.build(args.prompt_template, args.augment_identity or ())
     summary = generate_run(
         args.out, model=args.model, probes=args.probes, limit_prompts=args.limit_prompts,
         samples_per_prompt=args.samples_per_prompt, seed=args.seed,
-        batch_size=args.batch_size, options=opts, progress=not args.no_progress)
+        batch_size=args.batch_size, options=opts, progress=not args.no_progress,
+        executor=args.executor, ray_options=ray_options, mitigation=mitigation,
+        image_store=args.image_store, annotate=_default_annotator() if args.annotate else None,
+        annotate_workers=args.annotate_workers)
     if summary.generated == 0 and summary.failed == 0:
         print(f"nothing to generate: all {summary.planned} planned samples are done "
               f"({args.out})")
     else:
         print(f"{summary.generated} samples generated, {summary.failed} failed, "
               f"{summary.already_done} already done, {summary.planned} planned ({args.out})")
+    if summary.annotated is not None:
+        print(f"{summary.annotated} images annotated while generating")
     if summary.notice:
         print(f"NOTE: {summary.notice}")
     if summary.failed:
@@ -156,6 +225,12 @@ def _cmd_generate(args: argparse.Namespace) -> int:
               "to retry them", file=sys.stderr)
         return EXIT_PARTIAL
     return EXIT_OK
+
+
+def _default_annotator() -> object:
+    from imagen_audit.annotate.base import AnnotatorSpec
+
+    return AnnotatorSpec()
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -187,7 +262,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
             problems = store.verify()
             for problem in problems:
                 print(f"  problem: {problem}")
-            print(f"verify: {len(images) - len(problems)} of {len(images)} images OK")
+            print(f"verify: {len(images)} images checked, {len(problems)} problem(s)")
             return EXIT_FAILED_CHECK if problems else EXIT_OK
     return EXIT_OK
 
@@ -213,6 +288,57 @@ def _cmd_probes(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from imagen_audit.analyse.power import one_sample_plan, two_sample_plan
+
+    kwargs = {"alpha": args.alpha, "power": args.power, "p0": args.baseline_share,
+              "face_rate": args.face_rate, "coverage": args.coverage}
+    try:
+        single = one_sample_plan(args.min_detectable_gap, **kwargs)
+        double = two_sample_plan(args.min_detectable_gap, **kwargs)
+    except ValueError as exc:
+        raise AuditError(f"plan: {exc}") from exc
+    rate = args.images_per_second
+    if args.run:
+        rate = _run_rate(args.run)
+    print(f"to detect a gap of {args.min_detectable_gap:+.3f} from a share of "
+          f"{args.baseline_share:.3f} (alpha {args.alpha}, power {args.power}, "
+          f"{single.usable_per_sample:.2f} usable estimates per sample):")
+    for plan, what, runs in ((single, "samples per prompt (one run vs the reference)", 1),
+                             (double, "samples per prompt in each run (two-run comparison)",
+                              2)):
+        line = f"  {plan.samples_per_prompt} {what}"
+        if rate:
+            line += (f"; {args.prompts} prompts: "
+                     f"{plan.gpu_hours(args.prompts, rate, runs):.1f} GPU hours at "
+                     f"{rate:.3g} samples/s")
+        print(line)
+    return EXIT_OK
+
+
+def _run_rate(run_dir: str) -> float:
+    """Samples per second of a run, from the spread of its samples' finish times."""
+    import pandas as pd
+
+    from imagen_audit.store import RunStore
+
+    with RunStore.open_readonly(run_dir) as store:
+        done = store.samples_table().query("status == 'done'")
+    times = pd.to_datetime(done["finished_at"])
+    span = (times.max() - times.min()).total_seconds() if len(times) > 1 else 0
+    if span <= 0:
+        raise AuditError(f"{run_dir}: too few finished samples to measure a generation speed; "
+                         "give --images-per-second")
+    return (len(times) - 1) / span
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from imagen_audit.audit_run import load_config, run_audit
+
+    _quiet_libraries()
+    return run_audit(load_config(args.config, args.out), progress=not args.no_progress)
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from imagen_audit.report.html import write_report
 
@@ -222,14 +348,22 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"generate": _cmd_generate, "export": _cmd_export, "status": _cmd_status,
-            "probes": _cmd_probes, "report": _cmd_report}
+            "probes": _cmd_probes, "plan": _cmd_plan, "run": _cmd_run,
+            "report": _cmd_report}
+
+# Each module has ``register(subparsers)``, which adds its subcommands and sets
+# ``handler`` (a function of the parsed args returning an exit code) on each. Modules must
+# not import torch or other heavy libraries at import time: ``--help`` stays fast.
+COMMAND_MODULES: tuple[str, ...] = ("imagen_audit.report.commands",
+                                     "imagen_audit.annotate.commands",
+                                     "imagen_audit.filters.commands")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose, args.quiet)
     try:
-        return COMMANDS[args.command](args)
+        return args.handler(args)
     except AuditError as exc:
         log.error("%s", exc)
         return exc.exit_code

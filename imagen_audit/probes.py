@@ -346,6 +346,22 @@ def _load_identities(path: Path, occupations: Mapping[str, Occupation]) -> tuple
     return terms, alone, combined, combine
 
 
+def load_identity_terms(path: str | Path | None = None,
+                        axes: Sequence[str] | None = None) -> list[IdentityTerm]:
+    """Identity terms of an identities probe file (the shipped one by default)."""
+    path = Path(path) if path else data_dir("probes") / "identities.yaml"
+    occ_path = path.parent / "occupations.yaml"
+    occupations = {o.id: o for o in load_occupations(occ_path)[0]} if occ_path.is_file() else {}
+    terms = _load_identities(path, occupations)[0]
+    if axes:
+        unknown = set(axes) - set(IDENTITY_AXES)
+        if unknown:
+            raise ProbeFileError(path, f"unknown identity axis/axes {sorted(unknown)}; "
+                                       f"choose from {IDENTITY_AXES}")
+        terms = [t for t in terms if t.axis in axes]
+    return terms
+
+
 def _expand_occupations(occupations: Sequence[Occupation],
                         templates: Sequence[tuple[str, str]]) -> list[Prompt]:
     return [

@@ -54,6 +54,7 @@ class GeneratorOptions:
     stage_models: tuple[str | None, ...] | None = None
     local_files_only: bool = False
     micro_batch: int = 1
+    cpu_threads: int | None = None  # torch intra-op threads on CPU (pixels depend on it)
 
 
 Factory = Callable[[str, GeneratorOptions], Generator]

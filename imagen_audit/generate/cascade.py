@@ -60,6 +60,7 @@ class CascadeConfig:
     cpu_offload: bool = field(default=False, compare=False)
     local_files_only: bool = field(default=False, compare=False)
     embedding_cache_size: int = field(default=256, compare=False)
+    cpu_threads: int | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.num_stages not in (1, 2, 3):
@@ -72,7 +73,8 @@ class CascadeConfig:
     def binding(self) -> dict[str, Any]:
         """The settings a resumed run must match."""
         out = asdict(self)
-        for key in ("device", "cpu_offload", "local_files_only", "embedding_cache_size"):
+        for key in ("device", "cpu_offload", "local_files_only", "embedding_cache_size",
+                    "cpu_threads"):
             out.pop(key)
         out["stage_models"] = list(self.stage_models[: self.num_stages])
         return out
@@ -99,7 +101,7 @@ class CascadeConfig:
             guidance=overlay(self.guidance, opts.guidance),
             noise_levels=overlay(self.noise_levels, opts.noise_levels),
             negative_prompt=opts.negative_prompt, dtype=opts.dtype, variant=opts.variant,
-            micro_batch=opts.micro_batch,
+            micro_batch=opts.micro_batch, cpu_threads=opts.cpu_threads,
             device=opts.device, cpu_offload=opts.cpu_offload,
             local_files_only=opts.local_files_only or self.local_files_only)
 
@@ -162,6 +164,7 @@ class ImagenCascade:
             {"class": type(p.scheduler).__name__, "config": dict(p.scheduler.config)}
             for p in pipes]
         record["device"] = self.cfg.device
+        record["torch_threads"] = _torch_threads()
         record["cpu_offload"] = self.cfg.cpu_offload
         record["seeding"] = ("each stage: torch.Generator('cpu').manual_seed(seed), one "
                              "generator per sample")
@@ -249,6 +252,8 @@ class ImagenCascade:
         )
 
         cfg = self.cfg
+        if cfg.cpu_threads:
+            torch.set_num_threads(cfg.cpu_threads)
         dtype = getattr(torch, cfg.dtype)
         common: dict[str, Any] = {"dtype": dtype, "local_files_only": cfg.local_files_only}
         if cfg.variant:
@@ -295,6 +300,12 @@ class ImagenCascade:
             self._clip_cache = EmbeddingCache(clip_encode, cfg.embedding_cache_size)
         self._pipes = pipes
         return pipes
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 def _pil(pixels: Any) -> Any:

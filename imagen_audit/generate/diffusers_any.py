@@ -45,6 +45,8 @@ class DiffusersText2Image:
             import torch
             from diffusers import AutoPipelineForText2Image
 
+            if self.opts.cpu_threads:
+                torch.set_num_threads(self.opts.cpu_threads)
             kwargs: dict[str, Any] = {"dtype": getattr(torch, self.opts.dtype),
                                       "local_files_only": self.opts.local_files_only}
             if self.opts.variant:
@@ -63,11 +65,14 @@ class DiffusersText2Image:
         return self._pipe
 
     def provenance(self) -> dict[str, Any]:
+        import torch
+
         pipe = self._load()
         return {**self.config(), "pipeline_class": type(pipe).__name__,
                 "scheduler": {"class": type(pipe.scheduler).__name__,
                               "config": dict(pipe.scheduler.config)},
                 "device": self.opts.device, "cpu_offload": self.opts.cpu_offload,
+                "torch_threads": torch.get_num_threads(),
                 "seeding": "torch.Generator('cpu').manual_seed(seed), one per sample"}
 
     def generate(self, batch: Sequence[PlannedSample]) -> Iterator[SampleResult]:

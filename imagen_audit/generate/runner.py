@@ -10,16 +10,26 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
 from tqdm.auto import tqdm
 
-from imagen_audit.errors import AuditError, RunStoreError
-from imagen_audit.generate.base import Generator
+from imagen_audit.errors import AuditError
+from imagen_audit.generate.base import Generator, GeneratorOptions, make_generator
+from imagen_audit.generate.executors import (
+    Executor,
+    GeneratorSpec,
+    LocalExecutor,
+    ShardFailure,
+    make_executor,
+)
+from imagen_audit.generate.mitigations import Mitigation
 from imagen_audit.probes import ProbeSet, Prompt
+from imagen_audit.store.records import ImageRecord
 from imagen_audit.store.run_store import PlanSummary, RunStore
+from imagen_audit.store.storage import StoredSample
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +57,7 @@ class RunSummary:
     seconds: float
     generator: str
     notice: str | None = None
+    annotated: int | None = None  # images annotated while generating, when asked
 
     @property
     def complete(self) -> bool:
@@ -54,20 +65,38 @@ class RunSummary:
 
 
 def plan_run(store: RunStore, generator: Generator, probes: ProbeSet | None = None,
-             samples_per_prompt: int = 1, base_seed: int = 0) -> PlanSummary:
+             samples_per_prompt: int = 1, base_seed: int = 0,
+             mitigation: Mitigation | None = None) -> PlanSummary:
     """Write the plan into the store (idempotent: the same arguments add nothing)."""
+    mitigation = mitigation or Mitigation()
+    store.bind_config("mitigation", mitigation.describe())
     if isinstance(generator, SelfPlanning):
+        if mitigation.active:
+            raise AuditError("imported images cannot be mitigated: drop --prompt-template "
+                             "and --augment-identity with --model folder:")
         store.add_prompts(generator.prompts())
         return store.plan_samples(generator.sample_rows())
     if probes is None:
         raise AuditError(f"generator {generator.name!r} needs probe prompts (--probes)")
     store.add_prompts(probes.prompts, probes.occupations)
-    return store.plan_probe_samples(probes.prompts, samples_per_prompt, base_seed)
+    if mitigation.augment_axes and not mitigation.occupation_terms:
+        mitigation = replace(mitigation,
+                             occupation_terms={o.id: o.term for o in probes.occupations})
+    return store.plan_probe_samples(probes.prompts, samples_per_prompt, base_seed,
+                                    mitigation.rewrite if mitigation.active else None)
 
 
 def run_generation(store: RunStore, generator: Generator, *, batch_size: int = 8,
-                   progress: bool = True, plan: PlanSummary | None = None) -> RunSummary:
-    """Generate every planned sample that is not done yet and commit it to the store."""
+                   progress: bool = True, plan: PlanSummary | None = None,
+                   executor: Executor | None = None,
+                   on_commit: Callable[[list[ImageRecord]], None] | None = None
+                   ) -> RunSummary:
+    """Generate every planned sample that is not done yet and commit it to the store.
+
+    ``executor`` decides where shards run (default: this process, with ``generator``);
+    whatever runs them, the driver commits each sample as its result arrives and hands its
+    image records to ``on_commit`` (e.g. an annotation pipeline).
+    """
     if batch_size < 1:
         raise AuditError("--batch-size must be at least 1")
     start = time.perf_counter()
@@ -83,34 +112,35 @@ def run_generation(store: RunStore, generator: Generator, *, batch_size: int = 8
                  total, store.root)
         return RunSummary(total, plan.added if plan else 0, done, 0, 0,
                           time.perf_counter() - start, generator.name, notice)
-    log.info("%d of %d planned samples to generate (%d already done)", total - done, total, done)
+    executor = executor or LocalExecutor(generator)
+    log.info("%d of %d planned samples to generate (%d already done), executor %s",
+             total - done, total, done, executor.name)
     generated = failed = consecutive_failures = 0
     bar = tqdm(total=total - done, unit="sample", desc="generate", disable=not progress)
     try:
-        for page in store.iter_pending(batch_size):
-            committed: set[str] = set()
-            try:
-                for result in generator.generate(page):
-                    store.commit_sample(result)
-                    committed.add(result.sample_id)
-                    generated += 1
-                    bar.update()
-                consecutive_failures = 0
-            except (AuditError, RunStoreError):
-                raise
-            except Exception as exc:  # a model failure: record it, keep the rest of the run
-                lost = [s.sample_id for s in page if s.sample_id not in committed]
-                store.mark_failed(lost, f"{type(exc).__name__}: {exc}")
-                failed += len(lost)
-                bar.update(len(lost))
+        for outcome in executor.run(store.iter_pending(batch_size)):
+            if isinstance(outcome, ShardFailure):
+                store.mark_failed(outcome.sample_ids, outcome.error)
+                failed += len(outcome.sample_ids)
+                bar.update(len(outcome.sample_ids))
                 consecutive_failures += 1
-                log.error("%d samples failed (%s: %s); recorded, the run goes on",
-                          len(lost), type(exc).__name__, exc)
+                log.error("%d samples failed (%s); recorded, the run goes on",
+                          len(outcome.sample_ids), outcome.error)
                 if consecutive_failures >= MAX_CONSECUTIVE_FAILED_BATCHES:
                     raise AuditError(
                         f"{consecutive_failures} batches in a row failed (last error: "
-                        f"{type(exc).__name__}: {exc}); stopping. Fix the cause and run the "
-                        "same command again to resume") from exc
+                        f"{outcome.error}); stopping. Fix the cause and run the same command "
+                        "again to resume")
+                continue
+            if isinstance(outcome, StoredSample):
+                records = store.commit_stored(outcome)  # a worker already wrote the images
+            else:
+                records = store.commit_sample(outcome)
+            if on_commit is not None:
+                on_commit(records)
+            generated += 1
+            consecutive_failures = 0
+            bar.update()
     finally:
         bar.close()
     summary = RunSummary(total, plan.added if plan else 0, done, generated, failed,
@@ -122,23 +152,58 @@ def run_generation(store: RunStore, generator: Generator, *, batch_size: int = 8
 
 def generate_run(out: Any, *, model: str = "tiny-cascade", probes: str | ProbeSet | None =
                  "occupations", limit_prompts: int | None = None, samples_per_prompt: int = 1,
-                 seed: int = 0, batch_size: int = 8, options: Any = None,
-                 progress: bool = True) -> RunSummary:
-    """Plan and generate a run in ``out`` (the Python twin of ``imagen-audit generate``)."""
-    from imagen_audit.generate.base import make_generator
+                 seed: int = 0, batch_size: int = 8, options: GeneratorOptions | None = None,
+                 progress: bool = True, executor: str = "local",
+                 ray_options: dict[str, Any] | None = None,
+                 mitigation: Mitigation | None = None,
+                 image_store: str | None = None, annotate: Any = None,
+                 annotate_workers: int = 1) -> RunSummary:
+    """Plan and generate a run in ``out`` (the Python twin of ``imagen-audit generate``).
+
+    ``executor`` is ``local`` or ``ray``; ``ray_options`` go to
+    :class:`~imagen_audit.generate.executors.RayExecutor` (``address``, ``workers``, ...).
+    ``image_store`` (an fsspec URL) keeps the images outside the run folder; with the Ray
+    executor, workers then write them directly. ``annotate`` (an ``AnnotatorSpec``)
+    annotates images while generation goes on, on ``annotate_workers`` CPU workers.
+    """
     from imagen_audit.probes import load_probes
 
+    options = options or GeneratorOptions()
     probe_set = None
     if probes is not None and not model.startswith("folder:"):
         # Probe files first: a typo there fails before any model is built or loaded.
         probe_set = probes if isinstance(probes, ProbeSet) else load_probes(probes)
         probe_set = probe_set.limit(limit_prompts)
     generator = make_generator(model, options)
+    runner: Executor | None = None
     try:
-        with RunStore.open(out) as store:
-            plan = plan_run(store, generator, probe_set, samples_per_prompt, seed)
+        with RunStore.open(out, image_store=image_store) as store:
+            plan = plan_run(store, generator, probe_set, samples_per_prompt, seed, mitigation)
             log.info("plan: %d samples (%d new)", plan.total, plan.added)
-            return run_generation(store, generator, batch_size=batch_size, progress=progress,
-                                  plan=plan)
+            if executor != "local" and plan.done < plan.total:
+                extra = dict(ray_options or {})
+                if executor == "ray" and store.storage.url is not None:
+                    extra.update(storage=store.storage, stages=generator.stages())
+                runner = make_executor(executor, GeneratorSpec(model, options), **extra)
+            if annotate is None:
+                return run_generation(store, generator, batch_size=batch_size,
+                                      progress=progress, plan=plan, executor=runner)
+            from imagen_audit.generate.annotation_pipeline import AnnotationPipeline
+
+            pipeline = AnnotationPipeline(store, annotate,
+                                          executor=executor if runner else "local",
+                                          workers=annotate_workers)
+            try:
+                summary = run_generation(store, generator, batch_size=batch_size,
+                                         progress=progress, plan=plan, executor=runner,
+                                         on_commit=pipeline.submit)
+                done = pipeline.finish()
+            finally:
+                pipeline.close()
+            log.info("annotated %d images while generating (%d faces, %d failed)",
+                     done.annotated, done.faces, done.failed)
+            return replace(summary, annotated=done.annotated)
     finally:
+        if runner is not None:
+            runner.close()
         generator.close()

@@ -33,6 +33,7 @@ from imagen_audit.analyse.pipeline import Analysis, AnalysisConfig, analyse, rec
 from imagen_audit.report import plots
 from imagen_audit.report.inputs import RunInputs, collect
 from imagen_audit.resources import data_dir
+from imagen_audit.store.storage import ImageStorage
 
 SCHEMA_VERSION = 1
 PERCEIVED_NOTE = ("Attributes in imagen-audit reports (skin tone, gender presentation, age) "
@@ -48,14 +49,14 @@ THUMB_PX = 128
 
 
 # --------------------------------------------------------------------------- helpers
-def _thumbnail(path: Path) -> str | None:
-    """A PNG data URI of a thumbnail, or None when the file is missing or unreadable."""
+def _thumbnail(data: bytes) -> str | None:
+    """A PNG data URI of a thumbnail, or None when the image does not decode."""
     from PIL import Image
 
-    from imagen_audit.store.images import read_png
+    from imagen_audit.store.images import decode_png
 
     try:
-        img = Image.fromarray(read_png(path))
+        img = Image.fromarray(decode_png(data))
     except (OSError, SyntaxError, ValueError):
         return None
     img.thumbnail((THUMB_PX, THUMB_PX))
@@ -64,30 +65,26 @@ def _thumbnail(path: Path) -> str | None:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _safe_image_path(run_dir: Path, rel: str) -> Path | None:
-    from imagen_audit.store.images import safe_join
-
-    try:
-        return safe_join(run_dir, rel)
-    except Exception:  # a path leaving the run folder is never read
-        return None
-
-
 class _Thumbs:
-    """Thumbnails with a global budget, so the page size stays bounded on big runs."""
+    """Thumbnails with a global budget, so the page size stays bounded on big runs.
 
-    def __init__(self, run_dir: Path, budget: int = MAX_THUMBNAILS) -> None:
-        self.run_dir = run_dir
+    Images are read through the run's image storage (the run folder or a remote image
+    store), which refuses paths that leave it.
+    """
+
+    def __init__(self, storage: Any, budget: int = MAX_THUMBNAILS) -> None:
+        self.storage = storage
         self.budget = budget
 
     def __call__(self, rel: str) -> str | None:
         if self.budget <= 0:
             return None
-        path = _safe_image_path(self.run_dir, rel)
-        if path is None or not path.is_file():
+        try:
+            data = self.storage.read(rel)
+        except (OSError, ValueError):  # missing, unreadable, or a path leaving the root
             return None
         self.budget -= 1
-        return _thumbnail(path)
+        return _thumbnail(data)
 
 
 def _fmt_pct(x: Any) -> str:
@@ -137,56 +134,68 @@ def _occupation_sections(result: Analysis, inputs: RunInputs, thumbs: _Thumbs) -
     bands = list(result.config.tone_bands)
     inter = result.intersections
     sections = []
-    for occ_id, part in list(occ_units.groupby("occupation_id", sort=True))[
-            :MAX_OCCUPATION_SECTIONS]:
-        metrics = {}
-        if by is not None:
-            for r in by[by["occupation_id"] == occ_id].itertuples(index=False):
-                metrics[r.metric] = (r.value, r.lo, r.hi, r.n, r.small_sample)
-        brow = base.loc[occ_id] if base is not None and occ_id in base.index else None
-        name = (brow["occupation"] if brow is not None and isinstance(brow["occupation"], str)
-                else occ_id)
-        if brow is None and not inputs.baselines.empty:
-            m = inputs.baselines[inputs.baselines["occupation_id"] == occ_id]
-            if len(m) and isinstance(m["occupation"].iloc[0], str):
-                name = m["occupation"].iloc[0]
-        share = metrics.get("share_female", (np.nan,) * 3 + (0, True))
-        baseline = None if brow is None else brow["baseline_women"]
-        band_vals = {b: metrics.get(f"share_tone_{b}", (np.nan,) * 3)[:3] for b in bands}
-        chart = plots.occupation_chart(share[:3], baseline, band_vals)
-        rows = [{"label": label, "value": _fmt(v[0]) if "ita" in key else _fmt_pct(v[0]),
-                 "interval": (f"{_fmt(v[1])}–{_fmt(v[2])}" if "ita" in key
-                              else f"{_fmt_pct(v[1])}–{_fmt_pct(v[2])}"),
-                 "n": v[3], "small": v[4]}
-                for key, label in (("share_female", "share perceived female"),
-                                   *[(f"share_tone_{b}", f"share tone band {b}") for b in bands],
-                                   ("face_detection_rate", "face-detection rate"),
-                                   ("gender_abstention_rate", "gender abstention rate"),
-                                   ("tone_abstention_rate", "tone abstention rate"),
-                                   ("mean_ita", "mean ITA°"))
-                for v in [metrics.get(key)] if v is not None]
-        cells = inter[inter["group"] == str(occ_id)] if not inter.empty else inter
-        samples = []
-        for r in part.head(SAMPLES_PER_OCCUPATION).itertuples(index=False):
-            label = r.gender_label if isinstance(r.gender_label, str) else (
-                "no face" if not r.face_detected else "gender unknown")
-            tone = "" if pd.isna(r.monk_tone) else f", Monk {int(r.monk_tone)}"
-            samples.append({"src": thumbs(r.path) if isinstance(r.path, str) else None,
-                            "sample_id": r.sample_id, "caption": f"{label}{tone}",
-                            "prompt": r.prompt if isinstance(getattr(r, "prompt", None), str)
-                            else r.prompt_id})
-        sections.append({
-            "occupation_id": occ_id, "name": name, "chart": chart, "rows": rows,
-            "n": int(len(part)), "prompt_ids": sorted(set(map(str, part["prompt_id"]))),
-            "prompts": sorted(set(map(str, part["prompt"]))) if "prompt" in part else [],
-            "baseline": None if baseline is None else _fmt_pct(baseline),
-            "gap": None if brow is None else _fmt(brow["gap_baseline"]),
-            "q": None if brow is None else _fmt_q(brow["q_baseline"]),
-            "small": bool(share[4]),
-            "cells": [{"gender": c.gender_label, "band": c.tone_band, "count": c.count,
-                       "share": _fmt_pct(c.share)} for c in cells.itertuples(index=False)],
-            "samples": samples})
+    drawer = plots.OccupationChart(bands)
+    try:
+        for occ_id, part in list(occ_units.groupby("occupation_id", sort=True))[
+                :MAX_OCCUPATION_SECTIONS]:
+            sections.append(_occupation_section(occ_id, part, by, base, bands, inter, inputs,
+                                                thumbs, drawer))
+    finally:
+        drawer.close()
     return sections
+
+
+def _occupation_section(occ_id: Any, part: pd.DataFrame, by: pd.DataFrame | None,
+                        base: pd.DataFrame | None, bands: list[str], inter: pd.DataFrame,
+                        inputs: RunInputs, thumbs: _Thumbs, drawer: Any) -> dict:
+    """One occupation's section: metrics, chart, intersection cells and image grid."""
+    metrics = {}
+    if by is not None:
+        for r in by[by["occupation_id"] == occ_id].itertuples(index=False):
+            metrics[r.metric] = (r.value, r.lo, r.hi, r.n, r.small_sample)
+    brow = base.loc[occ_id] if base is not None and occ_id in base.index else None
+    name = (brow["occupation"] if brow is not None and isinstance(brow["occupation"], str)
+            else occ_id)
+    if brow is None and not inputs.baselines.empty:
+        m = inputs.baselines[inputs.baselines["occupation_id"] == occ_id]
+        if len(m) and isinstance(m["occupation"].iloc[0], str):
+            name = m["occupation"].iloc[0]
+    share = metrics.get("share_female", (np.nan,) * 3 + (0, True))
+    baseline = None if brow is None else brow["baseline_women"]
+    band_vals = {b: metrics.get(f"share_tone_{b}", (np.nan,) * 3)[:3] for b in bands}
+    chart = drawer(share[:3], baseline, band_vals)
+    rows = [{"label": label, "value": _fmt(v[0]) if "ita" in key else _fmt_pct(v[0]),
+             "interval": (f"{_fmt(v[1])}–{_fmt(v[2])}" if "ita" in key
+                          else f"{_fmt_pct(v[1])}–{_fmt_pct(v[2])}"),
+             "n": v[3], "small": v[4]}
+            for key, label in (("share_female", "share perceived female"),
+                               *[(f"share_tone_{b}", f"share tone band {b}") for b in bands],
+                               ("face_detection_rate", "face-detection rate"),
+                               ("gender_abstention_rate", "gender abstention rate"),
+                               ("tone_abstention_rate", "tone abstention rate"),
+                               ("mean_ita", "mean ITA°"))
+            for v in [metrics.get(key)] if v is not None]
+    cells = inter[inter["group"] == str(occ_id)] if not inter.empty else inter
+    samples = []
+    for r in part.head(SAMPLES_PER_OCCUPATION).itertuples(index=False):
+        label = r.gender_label if isinstance(r.gender_label, str) else (
+            "no face" if not r.face_detected else "gender unknown")
+        tone = "" if pd.isna(r.monk_tone) else f", Monk {int(r.monk_tone)}"
+        samples.append({"src": thumbs(r.path) if isinstance(r.path, str) else None,
+                        "sample_id": r.sample_id, "caption": f"{label}{tone}",
+                        "prompt": r.prompt if isinstance(getattr(r, "prompt", None), str)
+                        else r.prompt_id})
+    return {
+        "occupation_id": occ_id, "name": name, "chart": chart, "rows": rows,
+        "n": len(part), "prompt_ids": sorted(set(map(str, part["prompt_id"]))),
+        "prompts": sorted(set(map(str, part["prompt"]))) if "prompt" in part else [],
+        "baseline": None if baseline is None else _fmt_pct(baseline),
+        "gap": None if brow is None else _fmt(brow["gap_baseline"]),
+        "q": None if brow is None else _fmt_q(brow["q_baseline"]),
+        "small": bool(share[4]),
+        "cells": [{"gender": c.gender_label, "band": c.tone_band, "count": c.count,
+                   "share": _fmt_pct(c.share)} for c in cells.itertuples(index=False)],
+        "samples": samples}
 
 
 def _summary_lines(result: Analysis, inputs: RunInputs) -> list[str]:
@@ -289,7 +298,8 @@ def build_context(inputs: RunInputs, result: Analysis | None,
     samples, images = inputs.samples, inputs.images
     notices = sorted({rec.get("generator", {}).get("notice") for rec in
                       inputs.provenance.values() if rec.get("generator", {}).get("notice")})
-    thumbs = _Thumbs(inputs.run_dir)
+    thumbs = _Thumbs(inputs.storage if inputs.storage is not None
+                     else ImageStorage(inputs.run_dir))
     ctx: dict[str, Any] = {
         "version": __version__, "run": str(inputs.run_dir), "perceived_note": PERCEIVED_NOTE,
         "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -306,6 +316,9 @@ def build_context(inputs: RunInputs, result: Analysis | None,
         "annotated": result is not None, "annotation_error": annotation_error,
         "filters": _filter_sections(inputs),
         "validation_source": inputs.validation_source,
+        "mitigation": (json.dumps(inputs.mitigation, indent=2, sort_keys=True)
+                       if inputs.mitigation and inputs.mitigation.get("mitigation", 1) is not None
+                       else None),
     }
     if result is None:
         ctx["prompts"], ctx["truncated"] = _image_sections(inputs, thumbs)
@@ -391,7 +404,8 @@ def markdown_summary(inputs: RunInputs, result: Analysis | None) -> str:
     else:
         lines += [f"- {md(s)}" for s in _summary_lines(result, inputs)] + [""]
         if result.findings:
-            lines += ["| finding | value | 95% interval | n | q |", "| --- | --- | --- | --- | --- |"]
+            lines += ["| finding | value | 95% interval | n | q |",
+                      "| --- | --- | --- | --- | --- |"]
             lines += [f"| {md(f['title'])} | {f['value']} | {f['interval']} | {f['n']} | "
                       f"{f['q']} |" for f in _finding_rows(result, 5)]
             lines.append("")
@@ -412,11 +426,18 @@ def _atomic_write(path: Path, data: str | bytes) -> None:
 def run_analysis(inputs: RunInputs, config: AnalysisConfig | None = None
                  ) -> tuple[Analysis | None, str | None]:
     """Analyse a run's annotations; (None, reason) when there is nothing to analyse."""
+    from imagen_audit.analyse.adjust import ValidationFileError
+
     if inputs.annotations is None:
         return None, None
     try:
-        return analyse(inputs.annotations, inputs.baselines, validation=inputs.validation,
-                       config=config), None
+        try:
+            return analyse(inputs.annotations, inputs.baselines, validation=inputs.validation,
+                           config=config), None
+        except ValidationFileError as exc:
+            result = analyse(inputs.annotations, inputs.baselines, config=config)
+            result.notes.append(f"annotator validation not used: {exc}")
+            return result, None
     except KeyError as exc:  # annotations that do not match the contract
         return None, f"annotations could not be analysed: {exc}"
 

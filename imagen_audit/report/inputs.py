@@ -5,8 +5,9 @@ it; until then (or on a run that was never annotated) ``annotations`` is ``None`
 report says so. Annotator validation (confusion matrices) and filter evaluations are read
 from the run folder when the store has no method for them yet:
 
-- validation: ``RUN_DIR/validation.json`` or ``RUN_DIR/annotations/validation.json``, or a
-  path given explicitly (layout: :func:`imagen_audit.analyse.adjust.load_validation`);
+- validation: a path given explicitly, else the store's ``validation_records()``
+  (``RUN_DIR/validation/validation.json``, written by ``validate-annotators --run``), else
+  ``RUN_DIR/validation.json`` (layout: :func:`imagen_audit.analyse.adjust.load_validation`);
 - filter evaluations: every ``RUN_DIR/filters/**/*.json`` holding a ``"metrics"`` object.
   Files that do not parse are listed as problems, never fatal.
 """
@@ -25,7 +26,7 @@ from imagen_audit.store import RunStore
 
 log = logging.getLogger(__name__)
 
-VALIDATION_CANDIDATES = ("validation.json", "annotations/validation.json")
+VALIDATION_CANDIDATES = ("validation/validation.json", "validation.json")
 
 
 @dataclass
@@ -51,6 +52,8 @@ class RunInputs:
     validation_source: str | None = None
     filters: list[FilterResult] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    storage: Any = None  # the run's ImageStorage (images may live outside the run folder)
+    mitigation: dict[str, Any] | None = None
 
 
 def read_annotations(store: RunStore) -> pd.DataFrame | None:
@@ -123,13 +126,50 @@ def collect(run_dir: str | Path, *, validation: Any = None) -> RunInputs:
         inputs = RunInputs(
             run_dir=run_dir, samples=store.samples_table(), images=store.images_table(),
             stages=store.stages(), provenance=store.provenance_records(),
-            baselines=store.baselines_table(), annotations=read_annotations(store))
+            baselines=store.baselines_table(), annotations=read_annotations(store),
+            storage=store.storage, mitigation=store.get_meta("mitigation"))
+        stored = getattr(store, "validation_records", None)
+        if validation is None and stored is not None:
+            try:
+                recs = stored()
+            except (OSError, ValueError) as exc:
+                inputs.problems.append(f"validation records unreadable ({exc})")
+                recs = {}
+            if recs:
+                name = "validation.json" if "validation.json" in recs else sorted(recs)[0]
+                validation = recs[name]
+                inputs.validation_source = f"validation/{name}"
     if validation is None:
         found = find_validation(run_dir)
         if found is not None:
             validation = found
     inputs.validation = validation
-    inputs.validation_source = (str(validation) if isinstance(validation, (str, Path))
-                                else ("given" if validation is not None else None))
-    inputs.filters, inputs.problems = read_filter_results(run_dir)
+    if inputs.validation_source is None and validation is not None:
+        inputs.validation_source = (str(validation) if isinstance(validation, (str, Path))
+                                    else "given")
+    inputs.filters, problems = read_filter_results(run_dir)
+    inputs.problems += problems
     return inputs
+
+
+def inputs_from_tables(run_dir: str | Path, annotations: pd.DataFrame | None,
+                       baselines: pd.DataFrame, *, validation: Any = None) -> RunInputs:
+    """Inputs built from tables alone (no run store): for tests, benchmarks and analyses
+    of annotation exports. Samples and images are derived from the annotation rows."""
+    from imagen_audit.store.records import StageSpec
+
+    ann = annotations if annotations is not None else pd.DataFrame(
+        columns=["image_id", "sample_id", "prompt_id", "prompt", "stage", "stage_name",
+                 "path", "seed"])
+    images = ann.drop_duplicates("image_id")
+    samples = images.drop_duplicates("sample_id").assign(status="done", error=None)
+    stages = [StageSpec(int(s), str(n)) for s, n in
+              images[["stage", "stage_name"]].drop_duplicates().sort_values("stage")
+              .itertuples(index=False)]
+    images = images.assign(width=0, height=0)
+    filters, problems = read_filter_results(Path(run_dir))
+    return RunInputs(run_dir=Path(run_dir), samples=samples, images=images, stages=stages,
+                     provenance={}, baselines=baselines, annotations=annotations,
+                     validation=validation,
+                     validation_source=None if validation is None else "given",
+                     filters=filters, problems=problems)

@@ -27,7 +27,8 @@ def export_table(store: RunStore, out: str | Path, table: str = "images") -> pd.
     frame = store.images_table() if table == "images" else store.samples_table()
     if table == "images":
         frame.insert(frame.columns.get_loc("path") + 1, "file",
-                     [str(store.image_path(p)) for p in frame["path"]])
+                     [store.image_uri(p) for p in frame["path"]])
+        frame = _with_annotations(store, frame)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
@@ -39,3 +40,23 @@ def export_table(store: RunStore, out: str | Path, table: str = "images") -> pd.
     finally:
         tmp.unlink(missing_ok=True)
     return frame
+
+
+# Annotation columns carried by the images export once a run has annotations (issue 3).
+ANNOTATION_COLUMNS = ("annotator", "n_faces", "face_index", "box_left", "box_top", "box_right",
+                      "box_bottom", "detection_score", "perceived_gender",
+                      "gender_probability", "p_female", "monk_tone", "ita", "ita_category",
+                      "tone_confidence")
+
+
+def _with_annotations(store: RunStore, frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per detected face and one per image without a face, when annotations exist.
+
+    Runs without annotations export exactly as before (one row per image). Images not
+    (yet) annotated keep one row with empty annotation columns, so nothing is dropped.
+    """
+    ann = store.annotations_table()
+    if ann.empty:
+        return frame
+    cols = ["image_id", *ANNOTATION_COLUMNS]
+    return frame.merge(ann[cols], on="image_id", how="left", sort=False)

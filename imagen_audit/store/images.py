@@ -39,18 +39,35 @@ def to_uint8_rgb(image: object) -> np.ndarray:
     return (np.clip(arr, 0.0, 1.0) * 255).round().astype(np.uint8)
 
 
-def write_png_atomic(path: Path, pixels: np.ndarray) -> None:
-    """Write ``pixels`` (HxWx3 uint8) as a PNG at ``path`` atomically (temp file + rename)."""
+def encode_png(pixels: np.ndarray) -> bytes:
+    """PNG bytes of an HxWx3 uint8 image (fixed settings, so the same pixels, same bytes)."""
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8), "RGB").save(
         buf, format="PNG", compress_level=6)
+    return buf.getvalue()
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` at ``path`` atomically: temp file in the same folder, fsync, rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}{TMP_MARK}{os.getpid()}")
     with open(tmp, "wb") as fh:
-        fh.write(buf.getvalue())
+        fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def write_png_atomic(path: Path, pixels: np.ndarray) -> None:
+    """Write ``pixels`` (HxWx3 uint8) as a PNG at ``path`` atomically (temp file + rename)."""
+    write_bytes_atomic(path, encode_png(pixels))
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    """Decode image bytes fully to HxWx3 uint8 (truncated data raises)."""
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()
+        return np.asarray(im.convert("RGB"), dtype=np.uint8)
 
 
 def read_png(path: Path) -> np.ndarray:

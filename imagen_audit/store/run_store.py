@@ -11,20 +11,21 @@ import datetime as _dt
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from imagen_audit.errors import RunStoreError
+from imagen_audit.errors import RunLockedError, RunStoreError
 from imagen_audit.probes import BASELINE_KEYS, Occupation, Prompt, sample_seed
 from imagen_audit.provenance import canonical_json, digest, environment
 from imagen_audit.store import images as imgio
 from imagen_audit.store.lock import RunLock
 from imagen_audit.store.records import ImageRecord, PlannedSample, SampleResult, StageSpec
 from imagen_audit.store.schema import migrate
+from imagen_audit.store.storage import ImageStorage, StoredSample, image_relpath, write_sample
 
 DB_NAME = "run.sqlite"
 IMAGES_DIR = "images"
@@ -55,30 +56,53 @@ class RunStore:
         self.root = root
         self._conn = conn
         self._lock = lock
+        self.storage = ImageStorage(root, self.get_meta("image_root"))
+
+    @staticmethod
+    def _bind_image_root(conn: sqlite3.Connection, root: Path,
+                         image_store: str | None) -> str | None:
+        row = conn.execute("SELECT value FROM meta WHERE key='image_root'").fetchone()
+        if row is None:
+            url = ImageStorage(root, image_store).url
+            conn.execute("INSERT INTO meta VALUES ('image_root', ?)", (json.dumps(url),))
+            return url
+        current = json.loads(row[0])
+        if image_store is not None and ImageStorage(root, image_store).url != current:
+            raise RunStoreError(f"{root}: images of this run live in {current or 'the run folder'}"
+                                f", not {image_store}; drop --image-store or use a new --out")
+        return current
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def open(cls, root: str | Path) -> RunStore:
-        """Open (creating if needed) a run folder for writing; fails if another process has it."""
+    def open(cls, root: str | Path, image_store: str | None = None) -> RunStore:
+        """Open (creating if needed) a run folder for writing; fails if another process has it.
+
+        ``image_store`` (an fsspec URL or folder) puts the image files outside the run folder,
+        where workers on other machines can write them; it is fixed when the run is created.
+        """
         root = Path(root)
         if root.exists() and not root.is_dir():
             raise RunStoreError(f"{root} exists and is not a folder")
         root.mkdir(parents=True, exist_ok=True)
         lock = RunLock(root).acquire()
+        conn = None
         try:
             conn = sqlite3.connect(root / DB_NAME, isolation_level=None, timeout=30)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
-            migrate(conn)
+            migrate(conn, root / DB_NAME)
             if not conn.execute("SELECT 1 FROM meta WHERE key='created_at'").fetchone():
-                conn.execute("INSERT INTO meta VALUES ('created_at', ?)", (_now(),))
-            imgio.remove_stale_temporaries(root / IMAGES_DIR)
-        except sqlite3.DatabaseError as exc:
+                conn.execute("INSERT INTO meta VALUES ('created_at', ?)", (json.dumps(_now()),))
+            image_root = cls._bind_image_root(conn, root, image_store)
+            ImageStorage(root, image_root).remove_stale_temporaries()
+        except BaseException as exc:
+            if conn is not None:
+                conn.close()
             lock.release()
-            raise RunStoreError(f"{root / DB_NAME}: not a usable run database ({exc})") from exc
-        except BaseException:
-            lock.release()
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise RunStoreError(f"{root / DB_NAME}: not a usable run database ({exc})"
+                                    ) from exc
             raise
         return cls(root, conn, lock)
 
@@ -92,14 +116,22 @@ class RunStore:
         try:
             conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None,
                                    timeout=30)
-            from imagen_audit.store.schema import SCHEMA_VERSION, current_version
+            from imagen_audit.store.schema import MIGRATIONS, check_known
 
-            version = current_version(conn)
+            applied = check_known(conn, db)
         except sqlite3.DatabaseError as exc:
             raise RunStoreError(f"{db}: not a usable run database ({exc})") from exc
-        if version != SCHEMA_VERSION:
-            raise RunStoreError(f"{db}: schema version {version}, this imagen-audit reads "
-                                f"{SCHEMA_VERSION}; open it once for writing to migrate it")
+        missing = [name for name, _ in MIGRATIONS if name not in applied]
+        if missing:
+            # Made by an older imagen-audit: migrate it now unless a writer holds it.
+            conn.close()
+            try:
+                cls.open(root).close()
+            except RunLockedError as exc:
+                raise RunStoreError(f"{db}: needs schema parts {missing}, and another process "
+                                    f"is writing it ({exc}); try again when it is done"
+                                    ) from None
+            return cls.open_readonly(root)
         return cls(root, conn, None)
 
     def close(self) -> None:
@@ -185,42 +217,56 @@ class RunStore:
                     (o.id, o.term, o.category, o.bls_occupation, o.employed_thousands,
                      *[o.baseline.get(k) for k in BASELINE_KEYS]))
 
-    def plan_samples(self, rows: Iterable[tuple[str, int, int | None, str | None]]) -> PlanSummary:
-        """Add samples ``(prompt_id, sample_index, seed, source_file)``; existing ones must match.
+    def plan_samples(self, rows: Iterable[tuple[Any, ...]]) -> PlanSummary:
+        """Add samples ``(prompt_id, sample_index, seed, source_file[, effective_prompt])``.
 
+        ``effective_prompt`` is the text sent to the model when a mitigation rewrote the
+        probe prompt (None: the prompt itself). Samples already planned must match.
         Idempotent: planning the same rows again adds nothing, so the same command resumes.
         """
         added = 0
         with self._tx() as conn:
             next_order = conn.execute(
                 "SELECT COALESCE(MAX(plan_order), -1) + 1 FROM samples").fetchone()[0]
-            for prompt_id, index, seed, source in rows:
+            for prompt_id, index, seed, source, *rest in rows:
+                effective = rest[0] if rest else None
                 sid = make_sample_id(prompt_id, index)
-                row = conn.execute("SELECT seed, source_file FROM samples WHERE sample_id=?",
-                                   (sid,)).fetchone()
+                row = conn.execute("SELECT seed, source_file, effective_prompt FROM samples"
+                                   " WHERE sample_id=?", (sid,)).fetchone()
                 if row is None:
                     conn.execute(
                         "INSERT INTO samples(sample_id, prompt_id, sample_index, seed, plan_order,"
-                        " source_file) VALUES (?, ?, ?, ?, ?, ?)",
-                        (sid, prompt_id, index, seed, next_order, source))
+                        " source_file, effective_prompt) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (sid, prompt_id, index, seed, next_order, source, effective))
                     next_order += 1
                     added += 1
-                elif (row[0], row[1]) != (seed, source):
+                elif tuple(row) != (seed, source, effective):
                     raise RunStoreError(
                         f"{self.root}: sample {index} of prompt {prompt_id!r} was planned with "
-                        f"seed {row[0]} / file {row[1]!r}, now {seed} / {source!r}; write to a "
-                        "new --out folder")
+                        f"seed {row[0]} / file {row[1]!r} / prompt sent {row[2]!r}, now {seed} / "
+                        f"{source!r} / {effective!r}; write to a new --out folder")
         counts = self.status_counts()
         return PlanSummary(total=sum(counts.values()), added=added, done=counts.get("done", 0))
 
     def plan_probe_samples(self, prompts: Sequence[Prompt], samples_per_prompt: int,
-                           base_seed: int) -> PlanSummary:
-        """Plan ``samples_per_prompt`` samples per prompt, seeds derived from ``base_seed``."""
+                           base_seed: int,
+                           rewrite: Callable[[Prompt, int, int], str | None] | None = None
+                           ) -> PlanSummary:
+        """Plan ``samples_per_prompt`` samples per prompt, seeds derived from ``base_seed``.
+
+        ``rewrite(prompt, sample_index, seed)`` gives the text to send instead of the probe
+        prompt (a mitigation), or None to send it unchanged.
+        """
         if samples_per_prompt < 1:
             raise RunStoreError("--samples-per-prompt must be at least 1")
-        return self.plan_samples(
-            (p.prompt_id, k, sample_seed(base_seed, p.prompt_id, k), None)
-            for p in prompts for k in range(samples_per_prompt))
+
+        def rows() -> Iterator[tuple[Any, ...]]:
+            for p in prompts:
+                for k in range(samples_per_prompt):
+                    seed = sample_seed(base_seed, p.prompt_id, k)
+                    yield p.prompt_id, k, seed, None, rewrite(p, k, seed) if rewrite else None
+
+        return self.plan_samples(rows())
 
     # ------------------------------------------------------------------ work
     def status_counts(self) -> dict[str, int]:
@@ -231,7 +277,8 @@ class RunStore:
         last = -1
         while True:
             rows = self._conn.execute(
-                "SELECT s.sample_id, s.prompt_id, p.prompt, s.sample_index, s.seed, s.plan_order,"
+                "SELECT s.sample_id, s.prompt_id, COALESCE(s.effective_prompt, p.prompt),"
+                " s.sample_index, s.seed, s.plan_order,"
                 " s.source_file FROM samples s JOIN prompts p USING (prompt_id)"
                 " WHERE s.status != 'done' AND s.plan_order > ? ORDER BY s.plan_order LIMIT ?",
                 (last, page_size)).fetchall()
@@ -241,7 +288,16 @@ class RunStore:
             yield [PlannedSample(*r) for r in rows]
 
     def image_relpath(self, sample_id: str, stage: int) -> str:
-        return f"{IMAGES_DIR}/stage{stage}/{sample_id[:2]}/{sample_id}.png"
+        return image_relpath(sample_id, stage)
+
+    def _check_pending(self, sample_id: str) -> None:
+        if self._lock is None:
+            raise RunStoreError("this run store was opened read-only")
+        row = self._conn.execute("SELECT status FROM samples WHERE sample_id=?",
+                                 (sample_id,)).fetchone()
+        if row is None or row[0] == "done":
+            # Refuse before touching any file: a done sample's images stay as recorded.
+            raise RunStoreError(f"sample {sample_id} is unknown or already done")
 
     def commit_sample(self, result: SampleResult) -> list[ImageRecord]:
         """Store a generated sample: PNGs first (atomically), then one DB transaction.
@@ -249,19 +305,20 @@ class RunStore:
         A crash before the transaction leaves the sample 'planned'; the next run regenerates
         it and overwrites the same files with the same pixels.
         """
-        stages = {s.stage: s for s in self.stages()}
-        records = []
-        for stage, pixels in sorted(result.images.items()):
-            if stage not in stages:
-                raise RunStoreError(f"generator returned unregistered stage {stage}")
-            arr = imgio.to_uint8_rgb(pixels)
-            rel = self.image_relpath(result.sample_id, stage)
-            imgio.write_png_atomic(self.root / rel, arr)
-            records.append(ImageRecord(
-                image_id=f"{result.sample_id}-s{stage}", sample_id=result.sample_id, stage=stage,
-                stage_name=stages[stage].name, width=arr.shape[1], height=arr.shape[0],
-                path=rel, pixel_sha256=imgio.pixel_digest(arr)))
-        record = {"generator": dict(result.provenance), "environment": environment()}
+        self._check_pending(result.sample_id)
+        stored = write_sample(self.storage, result, {s.stage: s for s in self.stages()})
+        return self.commit_stored(stored)
+
+    def commit_stored(self, stored: StoredSample) -> list[ImageRecord]:
+        """Commit a sample whose images a worker already wrote to this run's image store."""
+        self._check_pending(stored.sample_id)
+        stages = {s.stage: s.name for s in self.stages()}
+        for r in stored.records:
+            if r.sample_id != stored.sample_id or stages.get(r.stage) != r.stage_name:
+                raise RunStoreError(f"image record {r.image_id} does not match sample "
+                                    f"{stored.sample_id} and this run's stages")
+        record = {"generator": dict(stored.provenance),
+                  "environment": stored.environment or environment()}
         with self._tx() as conn:
             dig = digest(record)
             conn.execute("INSERT OR IGNORE INTO provenance(digest, record) VALUES (?, ?)",
@@ -269,7 +326,7 @@ class RunStore:
             prov_id = conn.execute("SELECT provenance_id FROM provenance WHERE digest=?",
                                    (dig,)).fetchone()[0]
             now = _now()
-            for r in records:
+            for r in stored.records:
                 conn.execute(
                     "INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (r.image_id, r.sample_id, r.stage, r.width, r.height, r.path,
@@ -277,10 +334,10 @@ class RunStore:
             cur = conn.execute(
                 "UPDATE samples SET status='done', error=NULL, attempts=attempts+1,"
                 " provenance_id=?, finished_at=? WHERE sample_id=? AND status != 'done'",
-                (prov_id, now, result.sample_id))
+                (prov_id, now, stored.sample_id))
             if cur.rowcount != 1:
-                raise RunStoreError(f"sample {result.sample_id} is unknown or already done")
-        return records
+                raise RunStoreError(f"sample {stored.sample_id} is unknown or already done")
+        return list(stored.records)
 
     def mark_failed(self, sample_ids: Iterable[str], error: str) -> None:
         with self._tx() as conn:
@@ -304,7 +361,8 @@ class RunStore:
         return self._frame(
             "SELECT s.sample_id, s.prompt_id, p.prompt, p.family, p.template_id,"
             " p.occupation_id, p.identity_id, p.identity_axis, p.controls, s.sample_index,"
-            " s.seed, s.source_file, s.status, s.attempts, s.error, s.provenance_id,"
+            " s.seed, COALESCE(s.effective_prompt, p.prompt) AS effective_prompt,"
+            " s.source_file, s.status, s.attempts, s.error, s.provenance_id,"
             " s.finished_at FROM samples s JOIN prompts p USING (prompt_id)"
             " ORDER BY s.plan_order")
 
@@ -313,6 +371,7 @@ class RunStore:
         return self._frame(
             "SELECT i.image_id, i.sample_id, s.prompt_id, p.prompt, p.family, p.template_id,"
             " p.occupation_id, p.identity_id, p.identity_axis, s.sample_index, s.seed,"
+            " COALESCE(s.effective_prompt, p.prompt) AS effective_prompt,"
             " i.stage, st.name AS stage_name, i.width, i.height, i.path, i.pixel_sha256,"
             " s.provenance_id FROM images i JOIN samples s USING (sample_id)"
             " JOIN prompts p USING (prompt_id) JOIN stages st ON st.stage = i.stage"
@@ -323,17 +382,25 @@ class RunStore:
                 self._conn.execute("SELECT provenance_id, record FROM provenance")}
 
     def image_path(self, relpath: str) -> Path:
-        """Absolute path of a stored image (refuses paths that leave the run folder)."""
-        return imgio.safe_join(self.root, relpath)
+        """A local file holding a stored image (refuses paths that leave the image root;
+        for a remote image store, a cached copy under ``RUN_DIR/.image-cache``)."""
+        return self.storage.local_path(relpath)
+
+    def image_uri(self, relpath: str) -> str:
+        """Where a stored image lives: a local path, or a URL for a remote image store."""
+        return self.storage.uri(relpath)
+
+    def read_image(self, relpath: str) -> Any:
+        """A stored image as HxWx3 uint8 pixels (from any image store)."""
+        return imgio.decode_png(self.storage.read(relpath))
 
     def verify(self) -> list[str]:
         """Check every indexed image: file present, decodes, pixels match the stored digest."""
         problems = []
         for rel, sha in self._conn.execute("SELECT path, pixel_sha256 FROM images"):
-            path = self.image_path(rel)
             try:
-                pixels = imgio.read_png(path)
-            except (OSError, SyntaxError) as exc:
+                pixels = self.read_image(rel)
+            except (OSError, SyntaxError, ValueError) as exc:
                 problems.append(f"{rel}: unreadable ({exc})")
                 continue
             if imgio.pixel_digest(pixels) != sha:
@@ -344,6 +411,206 @@ class RunStore:
         if done_without_images:
             problems.append(f"{done_without_images} samples are done but have no images")
         return problems
+
+    # ------------------------------------------------------------------ annotations (issue 3)
+    _FACE_COLUMNS = ("face_index", "box_left", "box_top", "box_right", "box_bottom",
+                     "detection_score", "landmarks", "perceived_gender", "gender_probability",
+                     "p_female", "monk_tone", "ita", "ita_category", "tone_confidence",
+                     "skin_pixels", "skin_l", "skin_a", "skin_b")
+
+    def register_annotator(self, annotator: str, config: Mapping[str, Any]) -> None:
+        """Record an annotator's configuration on first use; refuse another one under its name."""
+        new = canonical_json(config)
+        with self._tx() as conn:
+            row = conn.execute("SELECT config FROM annotators WHERE annotator=?",
+                               (annotator,)).fetchone()
+            if row is None:
+                conn.execute("INSERT INTO annotators VALUES (?, ?, ?)", (annotator, new, _now()))
+            elif row[0] != new:
+                old = json.loads(row[0])
+                diffs = sorted(k for k in set(old) | set(config)
+                               if canonical_json({"v": old.get(k)})
+                               != canonical_json({"v": config.get(k)}))
+                raise RunStoreError(
+                    f"{self.root}: annotator {annotator!r} was run with other settings "
+                    f"({', '.join(diffs[:6])} differ); use the same settings to resume, or "
+                    "give this configuration another name (--name)")
+
+    def annotators(self) -> dict[str, dict[str, Any]]:
+        return {name: json.loads(cfg) for name, cfg in
+                self._conn.execute("SELECT annotator, config FROM annotators ORDER BY annotator")}
+
+    def _pending_sql(self, stages: Sequence[int] | None, retry_failed: bool) -> tuple[str, list]:
+        done = "('done')" if retry_failed else "('done', 'failed')"
+        sql = (" FROM images i WHERE NOT EXISTS (SELECT 1 FROM image_annotations a WHERE"
+               f" a.image_id = i.image_id AND a.annotator = ? AND a.status IN {done})")
+        params: list[Any] = []
+        if stages:
+            sql += f" AND i.stage IN ({', '.join('?' * len(stages))})"
+            params.extend(int(s) for s in stages)
+        return sql, params
+
+    def count_images_to_annotate(self, annotator: str, stages: Sequence[int] | None = None,
+                                 retry_failed: bool = True) -> int:
+        sql, params = self._pending_sql(stages, retry_failed)
+        return self._conn.execute("SELECT COUNT(*)" + sql, [annotator, *params]).fetchone()[0]
+
+    def iter_images_to_annotate(self, annotator: str, page_size: int = 64,
+                                stages: Sequence[int] | None = None, retry_failed: bool = True
+                                ) -> Iterator[list[tuple[str, Path]]]:
+        """Pages of ``(image_id, absolute path)`` not yet annotated by ``annotator``.
+
+        Read lazily by image id (a page is fetched only when the one before is consumed), so
+        commits made meanwhile never shift a page and memory stays flat.
+        """
+        sql, params = self._pending_sql(stages, retry_failed)
+        last = ""
+        while True:
+            rows = self._conn.execute(
+                "SELECT i.image_id, i.path" + sql + " AND i.image_id > ? ORDER BY i.image_id"
+                " LIMIT ?", [annotator, *params, last, page_size]).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [(image_id, self.image_path(rel)) for image_id, rel in rows]
+
+    def commit_image_annotation(self, image_id: str, annotator: str,
+                                faces: Sequence[Mapping[str, Any]] = (), *,
+                                error: str | None = None, seconds: float | None = None) -> None:
+        """Store one image's annotations in one transaction (replacing earlier ones).
+
+        ``faces`` holds one mapping per detected face with the ``face_annotations`` columns
+        (``face_index``, ``box_*``, ``perceived_gender``, ...); empty for an image without a
+        face. With ``error`` the image is recorded as failed (and retried by the next run).
+        """
+        with self._tx() as conn:
+            if conn.execute("SELECT 1 FROM annotators WHERE annotator=?",
+                            (annotator,)).fetchone() is None:
+                raise RunStoreError(f"annotator {annotator!r} is not registered in {self.root}")
+            row = conn.execute("SELECT attempts FROM image_annotations WHERE image_id=? AND"
+                               " annotator=?", (image_id, annotator)).fetchone()
+            conn.execute("DELETE FROM image_annotations WHERE image_id=? AND annotator=?",
+                         (image_id, annotator))
+            conn.execute(
+                "INSERT INTO image_annotations(image_id, annotator, status, n_faces, error,"
+                " seconds, attempts, annotated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (image_id, annotator, "failed" if error else "done",
+                 None if error else len(faces), error[:2000] if error else None, seconds,
+                 (row[0] + 1) if row else 1, _now()))
+            if error:
+                return
+            cols = self._FACE_COLUMNS
+            conn.executemany(
+                f"INSERT INTO face_annotations(image_id, annotator, {', '.join(cols)}) VALUES"
+                f" (?, ?, {', '.join('?' * len(cols))})",
+                [(image_id, annotator,
+                  *[json.dumps(f.get(c)) if c == "landmarks" and f.get(c) is not None
+                    else f.get(c) for c in cols]) for f in faces])
+
+    def annotation_status_table(self, annotator: str | None = None) -> pd.DataFrame:
+        """One row per (image, annotator): status, n_faces, error, seconds, attempts."""
+        where, params = ("WHERE annotator = ?", [annotator]) if annotator else ("", [])
+        return self._frame(f"SELECT * FROM image_annotations {where} ORDER BY image_id,"
+                           " annotator", params)
+
+    def annotations_table(self, annotator: str | None = None) -> pd.DataFrame:
+        """One row per detected face plus one per annotated image with no face.
+
+        Joined with the image's sample and prompt columns. Face columns (``face_index``,
+        box, ``perceived_gender``, ``monk_tone``, ...) are null on no-face rows. Only images
+        whose annotation succeeded are listed (see :meth:`annotation_status_table`).
+        """
+        where, params = ("AND a.annotator = ?", [annotator]) if annotator else ("", [])
+        frame = self._frame(
+            "SELECT i.image_id, i.sample_id, s.prompt_id, p.prompt, p.family, p.template_id,"
+            " p.occupation_id, p.identity_id, p.identity_axis, s.sample_index, s.seed,"
+            " COALESCE(s.effective_prompt, p.prompt) AS effective_prompt,"
+            " i.stage, st.name AS stage_name, i.path, a.annotator, a.n_faces,"
+            " f.face_index, f.box_left, f.box_top, f.box_right, f.box_bottom,"
+            " f.detection_score, f.perceived_gender, f.gender_probability, f.p_female,"
+            " f.monk_tone, f.ita, f.ita_category, f.tone_confidence, f.skin_pixels,"
+            " f.skin_l, f.skin_a, f.skin_b, f.landmarks"
+            " FROM image_annotations a JOIN images i USING (image_id)"
+            " JOIN samples s ON s.sample_id = i.sample_id JOIN prompts p USING (prompt_id)"
+            " JOIN stages st ON st.stage = i.stage"
+            " LEFT JOIN face_annotations f ON f.image_id = a.image_id"
+            " AND f.annotator = a.annotator"
+            f" WHERE a.status = 'done' {where}"
+            " ORDER BY a.annotator, s.plan_order, i.stage, f.face_index", params)
+        for col in ("n_faces", "face_index", "monk_tone", "skin_pixels"):
+            frame[col] = frame[col].astype("Int64")
+        return frame
+
+    def save_validation(self, record: Mapping[str, Any],
+                        name: str = "validation.json") -> Path:
+        """Write an annotator validation record as ``RUN_DIR/validation/NAME``, atomically."""
+        import os
+
+        if self._lock is None:
+            raise RunStoreError("this run store was opened read-only")
+        if "/" in name or "\\" in name or name.startswith("."):
+            raise RunStoreError(f"bad validation file name {name!r}")
+        folder = self.root / "validation"
+        folder.mkdir(exist_ok=True)
+        path = folder / name
+        tmp = folder / f".{name}{imgio.TMP_MARK}{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(record, fh, indent=2, sort_keys=True, allow_nan=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        return path
+
+    def validation_records(self) -> dict[str, dict[str, Any]]:
+        """Validation records stored under ``RUN_DIR/validation/`` by file name."""
+        folder = self.root / "validation"
+        if not folder.is_dir():
+            return {}
+        return {p.name: json.loads(p.read_text(encoding="utf-8"))
+                for p in sorted(folder.glob("*.json"))}
+
+    # ------------------------------------------------------------------ image filters (issue 5)
+    def images_pending_filter(self, filter_name: str,
+                              stages: Sequence[int] | None = None) -> pd.DataFrame:
+        """Images (``image_id``, ``sample_id``, ``stage``, ``path``) the output-image filter
+        ``filter_name`` has not scored yet, in plan order."""
+        sql = ("SELECT i.image_id, i.sample_id, i.stage, i.path FROM images i"
+               " JOIN samples s USING (sample_id) WHERE NOT EXISTS (SELECT 1 FROM"
+               " image_filter_scores f WHERE f.image_id = i.image_id AND f.filter = ?)")
+        params: list[Any] = [filter_name]
+        if stages:
+            sql += f" AND i.stage IN ({', '.join('?' * len(stages))})"
+            params.extend(int(s) for s in stages)
+        return self._frame(sql + " ORDER BY s.plan_order, i.stage", params)
+
+    def commit_image_filter_scores(
+            self, filter_name: str,
+            rows: Iterable[tuple[str, float, str, str | None, Mapping[str, Any], float | None]]
+    ) -> int:
+        """Store ``(image_id, score, decision, category, details, threshold)`` rows of one
+        filter in one transaction (re-scoring an image replaces its row)."""
+        now = _now()
+        values = [(iid, filter_name, float(score), decision, category,
+                   json.dumps(dict(details), sort_keys=True, allow_nan=False), threshold, now)
+                  for iid, score, decision, category, details, threshold in rows]
+        with self._tx() as conn:
+            conn.executemany("INSERT OR REPLACE INTO image_filter_scores(image_id, filter, score,"
+                             " decision, category, details, threshold, scored_at)"
+                             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values)
+        return len(values)
+
+    def image_filter_scores_table(self, filter_name: str | None = None) -> pd.DataFrame:
+        """One row per (image, filter): ``image_id, sample_id, prompt_id, stage, filter, score,
+        decision, category, threshold, details`` (JSON text), ``scored_at``."""
+        sql = ("SELECT f.image_id, i.sample_id, s.prompt_id, i.stage, f.filter, f.score,"
+               " f.decision, f.category, f.threshold, f.details, f.scored_at"
+               " FROM image_filter_scores f JOIN images i USING (image_id)"
+               " JOIN samples s USING (sample_id)")
+        params: list[Any] = []
+        if filter_name is not None:
+            sql += " WHERE f.filter = ?"
+            params.append(filter_name)
+        return self._frame(sql + " ORDER BY s.plan_order, i.stage, f.filter", params)
 
 
 class _Transaction:

@@ -1,0 +1,176 @@
+"""Safety-filter benchmark: prompts per second per backend, and the default policy on
+I2P vs COCO (full set and held-out split), CoProV2, over-blocking probes and the trap.
+
+    python bench/bench_filters.py                 # everything (a few minutes on 2 CPU cores)
+    python bench/bench_filters.py --quick         # throughput only
+    python bench/bench_filters.py --out DIR       # also write the evaluation files
+
+Needs the shared data sets (``../shared/data`` or ``$IMAGEN_AUDIT_DATA``). Prints figures;
+nothing here asserts a speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("MPLCONFIGDIR", tempfile.mkdtemp(prefix="mpl-"))
+
+
+def _fmt(v: object) -> str:
+    return "  n/a" if v is None else f"{v:.3f}"
+
+
+def throughput(prompts: list[str]) -> None:
+    from imagen_audit.filters.base import make_filter
+    from imagen_audit.filters.embedding import EmbeddingFilter
+    from imagen_audit.filters.encoder import Encoder
+
+    print(f"== throughput on {len(prompts)} prompts (I2P + COCO), one process, "
+          f"{os.cpu_count()} CPUs")
+    backends = [("blocklist", make_filter("blocklist")), ("profanity", make_filter("profanity")),
+                ("embedding (cold cache)", EmbeddingFilter(encoder=Encoder()))]
+    ckpt = os.environ.get("DETOXIFY_CHECKPOINT")
+    if ckpt:
+        backends.append(("detoxify", make_filter(
+            "detoxify", checkpoint=ckpt,
+            huggingface_config_path=os.environ["DETOXIFY_CONFIG"])))
+    for name, f in backends:
+        f.score(prompts[:8])  # load models outside the timing
+        if name.startswith("embedding"):
+            f.encoder._cache.clear()
+        t0 = time.perf_counter()
+        f.score(prompts)
+        dt = time.perf_counter() - t0
+        print(f"  {name:24s} {len(prompts) / dt:10.0f} prompts/s  ({1000 * dt / len(prompts):.3f} "
+              "ms per prompt)")
+    if not ckpt:
+        print("  detoxify                 (skipped: set DETOXIFY_CHECKPOINT and DETOXIFY_CONFIG)")
+
+
+def evaluation(out: Path | None, trap: bool) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from imagen_audit.filters import datasets as D
+    from imagen_audit.filters.evaluate import evaluate, write_outputs
+    from imagen_audit.filters.policy import Policy
+
+    pol = Policy.load("default")
+    i2p = D.load_i2p()
+    coco_all = D.load_coco()
+    coco5k = coco_all.sample(n=5000, random_state=0)
+    ident = D.load_identity_prompts()
+    t0 = time.perf_counter()
+    full = evaluate(pol, i2p, coco5k, identity=ident)
+    dt = time.perf_counter() - t0
+    o = full.summary["overall"]
+    print(f"\n== default policy, FULL I2P ({len(i2p)}) vs 5,000 random COCO captions: "
+          f"{dt:.0f} s wall ({(len(i2p) + 5000 + len(ident)) / dt:.0f} prompts/s incl. identity "
+          "probes)")
+    print("   (half of I2P and ~20% of COCO were training data of the embedding model: see the "
+          "held-out numbers below)")
+    print(f"   precision {_fmt(o['precision'])} recall {_fmt(o['recall'])} FPR {_fmt(o['fpr'])} "
+          f"F1 {_fmt(o['f1'])} ROC-AUC {_fmt(o['roc_auc'])} PR-AUC {_fmt(o['pr_auc'])}")
+
+    cs = D.CANONICAL_SPLIT
+    i2p_te = D.split_by_prompt(i2p, **cs)[-1]
+    coco_te = D.split_by_prompt(coco_all, **cs)[-1].sample(n=5000, random_state=0)
+    parti_te = D.split_by_prompt(D.load_partiprompts(), **cs)[-1]
+    xs = D.load_xstest()
+    extra_b = {"xstest-safe": xs[xs.label == 0], "partiprompts-held-out": parti_te,
+               "holisticbias": D.load_holisticbias_prompts()}
+    extra_h = {"coprov2-test": D.load_coprov2("test").sample(n=1000, random_state=0),
+               "xstest-unsafe": xs[xs.label == 1]}
+    held = evaluate(pol, i2p_te, coco_te, identity=ident, extra_benign=extra_b,
+                    extra_harmful=extra_h)
+    s = held.summary
+    o = s["overall"]
+    print(f"\n== default policy, HELD-OUT: I2P test split ({len(i2p_te)}) vs COCO test split "
+          "(5,000); never trained on, near-duplicates removed from training")
+    print(f"   precision {_fmt(o['precision'])} recall {_fmt(o['recall'])} FPR {_fmt(o['fpr'])} "
+          f"F1 {_fmt(o['f1'])} ROC-AUC {_fmt(o['roc_auc'])} PR-AUC {_fmt(o['pr_auc'])}")
+    for k, v in s["subsets"].items():
+        print(f"   recall on {k:22s} {_fmt(v['recall'])} (n={v['n']})")
+    for k, v in s["category_recall"].items():
+        print(f"   recall, {k:23s} {_fmt(v['recall'])} (n={v['n']})")
+    for k, v in s["extra_harmful"].items():
+        print(f"   recall on {k:22s} {_fmt(v['recall'])} (n={v['n']})")
+    ob = s["over_blocking"]
+    ip = ob["identity_probes"]
+    print(f"   over-blocking, identity probes: FPR {_fmt(ip['fpr'])} ({ip['blocked']} of "
+          f"{ip['n']}); by axis: " + ", ".join(f"{a} {v['fpr']:.3f}"
+                                               for a, v in ip["by_axis"].items()))
+    worst = [(t, v["fpr"]) for t, v in ip["by_term"].items() if v["fpr"] > 0]
+    if worst:
+        print("   identity terms with any block: " + ", ".join(f"{t} {f:.2f}" for t, f in worst))
+    for k in extra_b:
+        print(f"   over-blocking, {k:21s} FPR {_fmt(ob[k]['fpr'])} (n={ob[k]['n']})")
+    print("   latency per prompt (ms): " + ", ".join(
+        f"{k} {v:.3f}" for k, v in s["latency_ms_per_prompt"].items()))
+    for b, v in s["backends"].items():
+        print(f"   backend {b:10s} alone: recall {_fmt(v.get('recall'))} FPR {_fmt(v.get('fpr'))}"
+              f" ROC-AUC {_fmt(v['roc_auc'])}")
+    if out:
+        write_outputs(held, pol, out / "held-out")
+        write_outputs(full, pol, out / "full")
+        print(f"   wrote {out}/held-out and {out}/full")
+
+    if trap:
+        from imagen_audit.filters.embedding import train_model
+        from imagen_audit.filters.encoder import shared_encoder
+
+        i2p_tr = D.split_by_prompt(i2p, **cs)[0]
+        coco_tr = D.split_by_prompt(coco_all, **cs)[0].sample(n=6000, random_state=0)
+        train = pd.concat([i2p_tr, coco_tr], ignore_index=True)
+        enc = shared_encoder()
+        m = train_model(train["prompt"].tolist(), train["label"].tolist(), encoder=enc,
+                        classifier="mlp", exclude_near=pd.concat(
+                            [i2p_te, coco_te, ident])["prompt"].tolist())
+
+        def rate(df: pd.DataFrame, t: float) -> float:
+            return float((m.predict_proba(enc.encode(df["prompt"].tolist())) >= t).mean())
+
+        from sklearn.metrics import roc_auc_score
+
+        ph = m.predict_proba(enc.encode(i2p_te["prompt"].tolist()))
+        pb = m.predict_proba(enc.encode(coco_te["prompt"].tolist()))
+        auc = roc_auc_score(np.r_[np.ones(len(ph)), np.zeros(len(pb))], np.r_[ph, pb])
+        print("\n== the trap: the same MLP trained on I2P vs COCO only (no counterfactuals), "
+              "same held-out split, threshold 0.5")
+        print(f"   ROC-AUC {auc:.3f}; recall {float((ph >= 0.5).mean()):.3f}; COCO FPR "
+              f"{float((pb >= 0.5).mean()):.3f}; identity-probe FPR {rate(ident, 0.5):.3f}; "
+              f"XSTest-safe FPR {rate(xs[xs.label == 0], 0.5):.3f}; PartiPrompts FPR "
+              f"{rate(parti_te, 0.5):.3f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="throughput only")
+    ap.add_argument("--no-trap", action="store_true", help="skip the trap comparison")
+    ap.add_argument("--n", type=int, default=2000, help="prompts for the throughput test")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    from imagen_audit.filters import datasets as D
+    from imagen_audit.filters.commands import _quiet
+
+    _quiet()
+    try:
+        i2p, coco = D.load_i2p(), D.load_coco(limit=args.n // 2, seed=3)
+    except Exception as exc:
+        sys.exit(f"shared data needed: {exc}")
+    prompts = i2p["prompt"].sample(n=args.n // 2, random_state=3).tolist() + coco["prompt"].tolist()
+    throughput(prompts)
+    if not args.quick:
+        evaluation(args.out, trap=not args.no_trap)
+
+
+if __name__ == "__main__":
+    main()

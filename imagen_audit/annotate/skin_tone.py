@@ -1,0 +1,275 @@
+"""Perceived skin tone of a face: ITA° and the Monk Skin Tone scale, with a confidence.
+
+Pure numpy, no weights. For one face this module
+
+1. builds a **skin mask** from the face's landmarks: two cheek patches and a forehead patch
+   placed in a face frame spanned by the eye centres and the nose (dlib's 5-point model:
+   outer and inner corner of each eye, base of the nose; 68-point landmarks work too), with
+   the eyes, the brows, the nose and the lips cut out explicitly; without landmarks the
+   same frame is guessed from the box. The cheeks are the reference; the forehead joins
+   only when its colour agrees with theirs (bangs and hats often cover it);
+2. keeps the **skin pixels** among them: specular highlights (near-white pixels, or L*
+   far above the patch's median), shadows, hair and beard (L* far below it) and colours no
+   skin has (saturated blues, greens, purples) are dropped, using robust statistics of the
+   patch itself;
+3. converts them to **CIELAB** (sRGB, D65) and takes the per-channel median;
+4. reports the **Individual Typology Angle** ``ITA = atan2(L* - 50, b*)`` in degrees
+   (Chardon et al. 1991) and its six categories (Del Bino et al. 2006): very light > 55°,
+   light 41–55°, intermediate 28–41°, tan 10–28°, brown −30–10°, dark < −30°;
+5. reports the nearest of the 10 **Monk Skin Tone** swatches (Monk 2019, the sRGB values
+   Google publishes) by CIELAB distance ΔE*ab, 1 = lightest, 10 = darkest;
+6. gives a **confidence** in [0, 1]: the product of a pixel-count term (``n / 400``,
+   capped at 1), a spread term (robust standard deviation of L* over the skin pixels: 1
+   up to 6, falling to 0 at 22) and a chroma term (0 for a greyscale or sepia-free
+   neutral image with median chroma C* < 3, 1 from C* = 7). Below a threshold (default
+   0.3) the estimate **abstains**: ``monk_tone`` and ``ita_category`` are ``None``; the raw
+   ``ita`` and Lab medians stay for inspection.
+
+Known failure modes (document them wherever these numbers are reported):
+
+- **Lighting and exposure**: ITA and Monk measure the *rendered* pixel colour, not skin.
+  Dim, backlit or over-exposed photos shift both (a dark-lit light face reads darker).
+- **White balance and colour casts**: warm or cool casts move b* and with it ITA; a sepia
+  or tinted image gives a tone for the tint. Greyscale images abstain (no chroma).
+- **Low resolution**: small faces (tens of pixels) leave few skin pixels, blur mixes
+  skin with hair, eyes and background, and confidence drops; under ~30 pixels it abstains.
+- **Make-up, face paint, masks, strong shadows, beards and hair over the forehead** are not
+  skin; the robust filters remove the obvious cases, not all of them.
+- **Landmark errors** on profiles or occluded faces put the patches on background.
+- The Monk swatches are display colours: photographed skin rarely matches any swatch
+  exactly; the index is the *nearest* swatch. Tone labels are perceived attributes of an
+  image, never a person's identity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+# The Monk Skin Tone scale, 1 (lightest) to 10 (darkest), as published by Google
+# (skintone.google): sRGB hex values.
+MONK_HEX: tuple[str, ...] = ("f6ede4", "f3e7db", "f7ead0", "eadaba", "d7bd96",
+                             "a07e56", "825c43", "604134", "3a312a", "292420")
+
+# Lower bounds (degrees) of the six ITA categories, lightest first (Del Bino et al. 2006).
+ITA_CATEGORIES: tuple[tuple[str, float], ...] = (
+    ("very_light", 55.0), ("light", 41.0), ("intermediate", 28.0), ("tan", 10.0),
+    ("brown", -30.0), ("dark", -np.inf))
+
+DEFAULT_TONE_THRESHOLD = 0.3
+MIN_SKIN_PIXELS = 30
+_FULL_COUNT = 400.0
+_SPREAD_OK, _SPREAD_BAD = 6.0, 22.0
+_CHROMA_BAD, _CHROMA_OK = 3.0, 7.0
+
+_WHITE_D65 = np.array([0.95047, 1.0, 1.08883])
+_RGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
+                        [0.2126729, 0.7151522, 0.0721750],
+                        [0.0193339, 0.1191920, 0.9503041]])
+_XYZ_TO_RGB = np.linalg.inv(_RGB_TO_XYZ)
+_EPS = (6.0 / 29.0) ** 3
+
+
+def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """sRGB (uint8 0–255 or float 0–1, shape ``(..., 3)``) to CIELAB (D65), float64."""
+    c = np.asarray(rgb, dtype=np.float64)
+    if np.asarray(rgb).dtype == np.uint8 or c.max(initial=0.0) > 1.0:
+        c = c / 255.0
+    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    xyz = lin @ _RGB_TO_XYZ.T / _WHITE_D65
+    f = np.where(xyz > _EPS, np.cbrt(xyz), xyz / (3 * (6.0 / 29.0) ** 2) + 4.0 / 29.0)
+    return np.stack([116.0 * f[..., 1] - 16.0, 500.0 * (f[..., 0] - f[..., 1]),
+                     200.0 * (f[..., 1] - f[..., 2])], axis=-1)
+
+
+def lab_to_srgb(lab: np.ndarray) -> np.ndarray:
+    """CIELAB (D65) to sRGB uint8 (clipped to the gamut), the inverse of :func:`srgb_to_lab`."""
+    lab = np.asarray(lab, dtype=np.float64)
+    fy = (lab[..., 0] + 16.0) / 116.0
+    f = np.stack([fy + lab[..., 1] / 500.0, fy, fy - lab[..., 2] / 200.0], axis=-1)
+    xyz = np.where(f > 6.0 / 29.0, f ** 3, 3 * (6.0 / 29.0) ** 2 * (f - 4.0 / 29.0))
+    lin = np.clip((xyz * _WHITE_D65) @ _XYZ_TO_RGB.T, 0.0, 1.0)
+    c = np.where(lin <= 0.0031308, 12.92 * lin, 1.055 * lin ** (1 / 2.4) - 0.055)
+    return np.clip(np.round(c * 255.0), 0, 255).astype(np.uint8)
+
+
+MONK_RGB = np.array([[int(h[i:i + 2], 16) for i in (0, 2, 4)] for h in MONK_HEX],
+                    dtype=np.uint8)
+MONK_LAB = srgb_to_lab(MONK_RGB)
+
+
+def ita_degrees(lightness: float, b: float) -> float:
+    """Individual Typology Angle in degrees: ``atan2(L* - 50, b*)``."""
+    return float(np.degrees(np.arctan2(lightness - 50.0, b)))
+
+
+def ita_category(ita: float) -> str:
+    """The six ITA categories: very_light, light, intermediate, tan, brown, dark."""
+    for name, lower in ITA_CATEGORIES:
+        if ita > lower:
+            return name
+    return "dark"
+
+
+def nearest_monk(lab: Sequence[float]) -> tuple[int, float]:
+    """Index (1–10) of the nearest Monk swatch by ΔE*ab, and that distance."""
+    d = np.linalg.norm(MONK_LAB - np.asarray(lab, dtype=np.float64), axis=1)
+    k = int(np.argmin(d))
+    return k + 1, float(d[k])
+
+
+@dataclass(frozen=True)
+class ToneEstimate:
+    """One face's perceived skin tone. ``monk_tone``/``ita_category`` are None on abstention."""
+
+    monk_tone: int | None
+    ita: float | None
+    ita_category: str | None
+    confidence: float
+    skin_pixels: int
+    lab: tuple[float, float, float] | None
+    monk_distance: float | None = None
+
+
+ABSTAIN = ToneEstimate(None, None, None, 0.0, 0, None)
+
+
+# ---------------------------------------------------------------------------- the mask
+def face_frame(box: Sequence[float], landmarks: Sequence[Sequence[float]] | None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
+    """Origin (eye midpoint), unit axes u (across) and v (down), eye distance, nose depth."""
+    if landmarks is not None and len(landmarks) == 5:
+        pts = np.asarray(landmarks, dtype=np.float64)
+        eyes = sorted([pts[0:2].mean(axis=0), pts[2:4].mean(axis=0)], key=lambda p: p[0])
+        nose = pts[4]
+    elif landmarks is not None and len(landmarks) == 68:
+        pts = np.asarray(landmarks, dtype=np.float64)
+        eyes = sorted([pts[36:42].mean(axis=0), pts[42:48].mean(axis=0)], key=lambda p: p[0])
+        nose = pts[33]
+    else:
+        # No landmarks: where a frontal face's eyes and nose sit in a detector box.
+        left, top, right, bottom = (float(v) for v in box)
+        w, h = right - left, bottom - top
+        eyes = [np.array([left + 0.3 * w, top + 0.38 * h]),
+                np.array([left + 0.7 * w, top + 0.38 * h])]
+        nose = np.array([left + 0.5 * w, top + 0.66 * h])
+    origin = (eyes[0] + eyes[1]) / 2.0
+    across = eyes[1] - eyes[0]
+    dist = float(np.hypot(*across))
+    if dist < 1e-6:
+        raise ValueError("degenerate landmarks (the eyes coincide)")
+    u = across / dist
+    v = np.array([-u[1], u[0]])
+    if np.dot(nose - origin, v) < 0:
+        v = -v
+    depth = float(np.dot(nose - origin, v)) / dist
+    depth = min(max(depth, 0.4), 1.2)  # guard against wild landmarks
+    return origin, u, v, dist, depth
+
+
+def skin_patches(shape: tuple[int, int], box: Sequence[float],
+                 landmarks: Sequence[Sequence[float]] | None) -> dict[str, np.ndarray]:
+    """Boolean masks of the left cheek, right cheek and forehead patches.
+
+    Eyes, brows, lips and the nose are cut out of every patch explicitly; the patches sit
+    inside the face, away from the hairline and the background.
+    """
+    height, width = shape
+    origin, u, v, dist, depth = face_frame(box, landmarks)
+    reach = 1.3 * dist * max(1.0, depth + 0.6)
+    x0, x1 = int(max(0, origin[0] - reach)), int(min(width, origin[0] + reach + 1))
+    y0, y1 = int(max(0, origin[1] - reach)), int(min(height, origin[1] + reach + 1))
+    names = ("cheek_left", "cheek_right", "forehead")
+    if x1 <= x0 or y1 <= y0:
+        return {n: np.zeros(shape, dtype=bool) for n in names}
+    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float64)
+    dx, dy = xx - origin[0], yy - origin[1]
+    # Face coordinates in eye distances: x across (eyes at ±0.5), y down (nose at depth).
+    fx = (dx * u[0] + dy * u[1]) / dist
+    fy = (dx * v[0] + dy * v[1]) / dist
+
+    def ellipse(cx: float, cy: float, rx: float, ry: float) -> np.ndarray:
+        return ((fx - cx) / rx) ** 2 + ((fy - cy) / ry) ** 2 <= 1.0
+
+    excluded = (ellipse(-0.5, 0.0, 0.32, 0.17) | ellipse(0.5, 0.0, 0.32, 0.17)  # eyes
+                | ((fy > -0.42) & (fy < -0.12) & (np.abs(fx) < 0.85))  # brows
+                | ellipse(0.0, depth + 0.38, 0.36, 0.17)  # lips
+                | ((np.abs(fx) < 0.22) & (fy > 0.0) & (fy < depth + 0.05))  # nose bridge
+                | ellipse(0.0, depth - 0.08, 0.4, 0.22))  # nose wings and their shadows
+    cheek_y = 0.6 * depth
+    local = {"cheek_left": ellipse(-0.58, cheek_y, 0.16, 0.14),
+             "cheek_right": ellipse(0.58, cheek_y, 0.16, 0.14),
+             "forehead": ellipse(0.0, -0.55, 0.3, 0.1)}
+    out = {}
+    for name in names:
+        mask = np.zeros(shape, dtype=bool)
+        mask[y0:y1, x0:x1] = local[name] & ~excluded
+        out[name] = mask
+    return out
+
+
+def skin_region_mask(shape: tuple[int, int], box: Sequence[float],
+                     landmarks: Sequence[Sequence[float]] | None) -> np.ndarray:
+    """Union of the skin patches (see :func:`skin_patches`)."""
+    patches = list(skin_patches(shape, box, landmarks).values())
+    return np.logical_or.reduce(patches)
+
+
+def _robust_sd(values: np.ndarray) -> float:
+    med = np.median(values)
+    return float(1.4826 * np.median(np.abs(values - med)))
+
+
+def select_skin(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keep the skin among candidate pixels (N×3 uint8): returns their Lab and a keep mask."""
+    lab = srgb_to_lab(pixels)
+    keep = pixels.min(axis=1) < 240  # near white: specular or blown out
+    chroma = np.hypot(lab[:, 1], lab[:, 2])
+    hue = np.degrees(np.arctan2(lab[:, 2], lab[:, 1]))
+    keep &= (chroma < 6.0) | ((hue > -30.0) & (hue < 115.0))  # no skin is blue/green/purple
+    for _ in range(2):
+        if keep.sum() < MIN_SKIN_PIXELS:
+            break
+        light = lab[keep, 0]
+        med, sd = float(np.median(light)), max(_robust_sd(light), 2.0)
+        keep &= (lab[:, 0] > med - 2.5 * sd) & (lab[:, 0] < med + 2.0 * sd)
+    return lab, keep
+
+
+def estimate_tone(image: np.ndarray, box: Sequence[float],
+                  landmarks: Sequence[Sequence[float]] | None = None,
+                  threshold: float = DEFAULT_TONE_THRESHOLD) -> ToneEstimate:
+    """Perceived skin tone of the face at ``box`` (l, t, r, b) in an HxWx3 uint8 RGB image.
+
+    The cheeks are the reference; the forehead joins them only when its median colour
+    agrees with theirs (ΔE*ab < 12), since hair over the forehead is common.
+    """
+    patches = skin_patches(image.shape[:2], box, landmarks)
+    cheeks = image[patches["cheek_left"] | patches["cheek_right"]]
+    lab, keep = select_skin(cheeks) if len(cheeks) else (np.zeros((0, 3)), np.zeros(0, bool))
+    skin = lab[keep]
+    forehead = image[patches["forehead"] & ~(patches["cheek_left"] | patches["cheek_right"])]
+    if len(forehead) >= MIN_SKIN_PIXELS:
+        flab, fkeep = select_skin(forehead)
+        fskin = flab[fkeep]
+        if len(fskin) >= MIN_SKIN_PIXELS and (
+                len(skin) < MIN_SKIN_PIXELS
+                or np.linalg.norm(np.median(fskin, axis=0) - np.median(skin, axis=0)) < 12.0):
+            skin = np.concatenate([skin, fskin]) if len(skin) >= MIN_SKIN_PIXELS else fskin
+    n = len(skin)
+    if n < MIN_SKIN_PIXELS:
+        return ToneEstimate(None, None, None, 0.0, n, None)
+    med = np.median(skin, axis=0)
+    ita = ita_degrees(med[0], med[2])
+    monk, distance = nearest_monk(med)
+    spread = _robust_sd(skin[:, 0])
+    chroma = float(np.hypot(med[1], med[2]))
+    confidence = (min(1.0, n / _FULL_COUNT)
+                  * float(np.clip((_SPREAD_BAD - spread) / (_SPREAD_BAD - _SPREAD_OK), 0, 1))
+                  * float(np.clip((chroma - _CHROMA_BAD) / (_CHROMA_OK - _CHROMA_BAD), 0, 1)))
+    lab_t = (float(med[0]), float(med[1]), float(med[2]))
+    if confidence < threshold:
+        return ToneEstimate(None, ita, None, confidence, n, lab_t, distance)
+    return ToneEstimate(monk, ita, ita_category(ita), confidence, n, lab_t, distance)

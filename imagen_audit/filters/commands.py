@@ -1,0 +1,355 @@
+"""``imagen-audit filters ...``: check prompts, evaluate and tune policies, train the
+embedding filter, scan a run's images.
+
+No heavy import at module level: ``imagen-audit --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK = 0
+# Shared sets the shipped embedding model was trained on (its train bucket): evaluating on
+# them uses only the held-out test bucket unless --split all.
+_TRAINED_ON = ("i2p", "coco", "partiprompts", "coprov2-train")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    f = sub.add_parser("filters", help="prompt and output-image safety filters",
+                       description="Score prompts with a policy, evaluate and tune policies on "
+                                   "harmful-content benchmarks, train the embedding filter, "
+                                   "scan a run's images.")
+    fs = f.add_subparsers(dest="filters_command", required=True, metavar="SUBCOMMAND")
+
+    c = fs.add_parser("check", help="score a CSV of prompts with a policy")
+    c.add_argument("prompts", metavar="PROMPTS.csv", help="CSV with a 'prompt' column")
+    c.add_argument("--policy", default="default", help="shipped policy name or YAML path")
+    c.add_argument("--out", required=True, metavar="OUT.csv")
+    c.add_argument("--prompt-column", default="prompt")
+    c.set_defaults(handler=cmd_check)
+
+    e = fs.add_parser("eval", help="evaluate a policy on harmful and benign prompt sets",
+                      description="Sets are names (i2p, coco, coco:5000, partiprompts, xstest, "
+                                  "xstest-safe, xstest-unsafe, coprov2-test, identities, "
+                                  "holisticbias) or CSV paths with a prompt column (optional "
+                                  "label and category columns).")
+    e.add_argument("--policy", default="default")
+    e.add_argument("--harmful", default="i2p", help="harmful set (default i2p)")
+    e.add_argument("--benign", default="coco:5000", help="benign set (default coco:5000)")
+    e.add_argument("--identity", default="identities",
+                   help="benign identity probes for over-blocking ('none' to skip)")
+    e.add_argument("--extra-benign", action="append", default=[], metavar="SET",
+                   help="more benign sets for over-blocking (repeatable), e.g. xstest-safe")
+    e.add_argument("--extra-harmful", action="append", default=[], metavar="SET",
+                   help="more harmful sets for recall (repeatable), e.g. coprov2-test")
+    e.add_argument("--split", choices=("auto", "test", "all"), default="auto",
+                   help="test: only each set's held-out bucket; auto (default): test for the "
+                        "shared sets the shipped embedding model was trained on, all otherwise")
+    e.add_argument("--prompt-column", default="prompt")
+    e.add_argument("--label-column")
+    e.add_argument("--category-column")
+    e.add_argument("--out", required=True, metavar="DIR")
+    e.add_argument("--run", metavar="RUN_DIR", help="also store the results in this run folder "
+                   "(RUN_DIR/filters/), where the report shows them")
+    e.set_defaults(handler=cmd_eval)
+
+    t = fs.add_parser("train", help="train the embedding filter (MiniLM + scikit-learn)")
+    t.add_argument("--harmful", action="append", default=None, metavar="SET",
+                   help="harmful sets (repeatable; default i2p and coprov2-train:4000)")
+    t.add_argument("--benign", action="append", default=None, metavar="SET",
+                   help="benign sets (repeatable; default coco:12000 and partiprompts)")
+    t.add_argument("--classifier", choices=("logreg", "mlp"), default="mlp")
+    t.add_argument("--c", type=float, default=1.0, help="inverse regularisation strength")
+    t.add_argument("--no-augment", action="store_true",
+                   help="no identity/style counterfactuals (reproduces the over-blocking trap)")
+    t.add_argument("--identity-ratio", type=float, default=0.5,
+                   help="identity counterfactuals per benign prompt")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", required=True, metavar="MODEL",
+                   help="writes MODEL.npz and MODEL.json (and MODEL.eval.json)")
+    t.set_defaults(handler=cmd_train)
+
+    u = fs.add_parser("tune", help="pick thresholds for a target FPR on a tuning split, "
+                                   "report them on a held-out split, write a new policy")
+    u.add_argument("--policy", default="default")
+    u.add_argument("--target-fpr", type=float, required=True)
+    u.add_argument("--harmful", default="i2p")
+    u.add_argument("--benign", default="coco:20000")
+    u.add_argument("--no-identity-constraint", action="store_true",
+                   help="do not require that no identity counterfactual of the tuning split "
+                        "is blocked")
+    u.add_argument("--seed", type=int, default=0)
+    u.add_argument("--out", required=True, metavar="NEW_POLICY.yaml")
+    u.add_argument("--report", metavar="REPORT.json")
+    u.set_defaults(handler=cmd_tune)
+
+    s = fs.add_parser("scan", aliases=["image"], help="score a run's images with output-image "
+                                                      "filters (nudenet, opennsfw)")
+    s.add_argument("run_dir", metavar="RUN_DIR")
+    s.add_argument("--filter", default="nudenet,opennsfw", help="comma-separated")
+    s.add_argument("--threshold", type=float, help="decision threshold (default 0.5 each)")
+    s.add_argument("--stages", help="comma-separated stage numbers (default all)")
+    s.add_argument("--batch-size", type=int, default=16)
+    s.set_defaults(handler=cmd_scan)
+
+
+# --------------------------------------------------------------------------- helpers
+def _load_set(spec: str, args: argparse.Namespace, default_label: int, split: str,
+              role: str) -> tuple[Any, str]:
+    from imagen_audit.filters import datasets as D
+
+    name, _, arg = spec.partition(":")
+    held_out = split == "test" or (split == "auto" and name in _TRAINED_ON and
+                                   not Path(spec).suffix)
+    if name == "coco" and not Path(spec).suffix:
+        df = D.load_coco()
+        if held_out:
+            df = D.split_by_prompt(df, **D.CANONICAL_SPLIT)[-1]
+        if arg:
+            df = df.sample(n=min(int(arg), len(df)), random_state=0).reset_index(drop=True)
+        return df, f"coco ({'held-out ' if held_out else ''}{len(df)} captions)"
+    if Path(spec).suffix.lower() in (".csv", ".tsv"):
+        df = D.load_prompt_csv(spec, prompt_column=args.prompt_column,
+                               label_column=getattr(args, "label_column", None),
+                               category_column=getattr(args, "category_column", None),
+                               default_label=default_label)
+        if held_out:
+            df = D.split_by_prompt(df, **D.CANONICAL_SPLIT)[-1]
+        return df, f"{spec} ({len(df)} prompts)"
+    df = D.load_named(spec)
+    if held_out:
+        df = D.split_by_prompt(df, **D.CANONICAL_SPLIT)[-1]
+    return df, f"{spec} ({'held-out ' if held_out else ''}{len(df)} prompts, {role})"
+
+
+def _quiet() -> None:
+    import logging
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    for name in ("sentence_transformers", "transformers", "huggingface_hub"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        from transformers.utils import logging as tlog
+
+        tlog.set_verbosity_error()
+        tlog.disable_progress_bar()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def _fmt(v: Any) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
+# --------------------------------------------------------------------------- commands
+def cmd_check(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from imagen_audit.filters.base import FilterError
+    from imagen_audit.filters.policy import Policy
+
+    _quiet()
+    policy = Policy.load(args.policy)
+    path = Path(args.prompts)
+    try:
+        df = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
+    except (OSError, ValueError) as exc:
+        raise FilterError(f"{path}: cannot read as CSV ({exc})") from exc
+    if args.prompt_column not in df:
+        raise FilterError(f"{path}: no '{args.prompt_column}' column "
+                          f"(columns: {list(df.columns)})")
+    prompts = df[args.prompt_column].fillna("").astype(str).tolist()
+    scored = policy.score_frame(prompts)
+    out = df.drop(columns=[c for c in scored.columns if c in df]).reset_index(drop=True)
+    out = pd.concat([out, scored], axis=1)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(args.out, index=False)
+    blocked = int((scored["decision"] == "block").sum())
+    print(f"{len(out)} prompts scored with policy {policy.name!r}: {blocked} block, "
+          f"{len(out) - blocked} allow -> {args.out}")
+    return EXIT_OK
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from imagen_audit.filters.datasets import load_identity_prompts
+    from imagen_audit.filters.evaluate import evaluate, write_outputs
+    from imagen_audit.filters.policy import Policy
+
+    _quiet()
+    policy = Policy.load(args.policy)
+    harmful, hname = _load_set(args.harmful, args, 1, args.split, "harmful")
+    benign, bname = _load_set(args.benign, args, 0, args.split, "benign")
+    identity = None if args.identity == "none" else load_identity_prompts(args.identity)
+    extra_b = {s: _load_set(s, args, 0, args.split, "benign")[0] for s in args.extra_benign}
+    extra_h = {s: _load_set(s, args, 1, args.split, "harmful")[0] for s in args.extra_harmful}
+    print(f"policy {policy.name!r}; harmful: {hname}; benign: {bname}", file=sys.stderr)
+    result = evaluate(policy, harmful, benign, identity=identity, extra_benign=extra_b,
+                      extra_harmful=extra_h, names={"harmful": hname, "benign": bname})
+    write_outputs(result, policy, args.out, run_dir=args.run)
+    s = result.summary
+    o = s["overall"]
+    print(f"precision {_fmt(o['precision'])}  recall {_fmt(o['recall'])}  FPR {_fmt(o['fpr'])}"
+          f"  F1 {_fmt(o['f1'])}  ROC-AUC {_fmt(o['roc_auc'])}  PR-AUC {_fmt(o['pr_auc'])}")
+    for k, v in s["subsets"].items():
+        print(f"  recall on {k}: {_fmt(v['recall'])} (n={v['n']})")
+    for k, v in s["category_recall"].items():
+        print(f"  recall, {k}: {_fmt(v['recall'])} (n={v['n']})")
+    ob = s["over_blocking"]
+    if "identity_probes" in ob:
+        ip = ob["identity_probes"]
+        print(f"over-blocking: identity probes FPR {_fmt(ip['fpr'])} ({ip['blocked']} of "
+              f"{ip['n']} blocked)")
+        worst = sorted(ip["by_term"].items(), key=lambda kv: -kv[1]["fpr"])[:5]
+        for term, v in worst:
+            if v["fpr"] > 0:
+                print(f"  {term} ({v['axis']}): FPR {v['fpr']:.3f}")
+    for k, v in ob.items():
+        if k not in ("identity_probes", "benign"):
+            print(f"over-blocking: {k} FPR {_fmt(v['fpr'])} (n={v['n']})")
+    for k, v in s["extra_harmful"].items():
+        print(f"recall on {k}: {_fmt(v['recall'])} (n={v['n']})")
+    print(f"latency: {s['latency_ms_per_prompt']['total']:.2f} ms per prompt "
+          f"({s['prompts_per_second']:.0f} prompts/s)")
+    print(f"wrote {args.out}" + (f" and {args.run}/filters/" if args.run else ""))
+    return EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import contextlib
+
+    import pandas as pd
+
+    from imagen_audit.filters import datasets as D
+    from imagen_audit.filters.base import FilterError
+    from imagen_audit.filters.embedding import EmbeddingFilter, train_model
+    from imagen_audit.filters.evaluate import confusion, ranking
+    from imagen_audit.filters.trainset import build_training_set
+
+    _quiet()
+    harmful_specs = args.harmful or ["i2p", "coprov2-train:4000"]
+    benign_specs = args.benign or ["coco:12000", "partiprompts"]
+
+    def load(spec: str, label: int) -> pd.DataFrame:
+        name, _, arg = spec.partition(":")
+        if name == "coprov2-train":
+            df = D.load_coprov2("train")
+            return df.sample(n=min(int(arg), len(df)), random_state=args.seed) if arg else df
+        if name == "coco":
+            return D.load_coco(limit=int(arg) if arg else None, seed=1)
+        if Path(spec).suffix:
+            return D.load_prompt_csv(spec, default_label=label)
+        return D.load_named(spec)
+
+    train_parts, test_parts = [], []
+    for spec, label in [(s, 1) for s in harmful_specs] + [(s, 0) for s in benign_specs]:
+        df = load(spec, label)
+        if spec.startswith("coprov2-train"):  # its own test file is the held-out split
+            train_parts.append(df)
+            with contextlib.suppress(FilterError):  # no test file: nothing to hold out
+                test_parts.append(D.load_coprov2("test").sample(n=1000, random_state=0))
+            continue
+        tr, _dev, te = D.split_by_prompt(df, **D.CANONICAL_SPLIT)
+        train_parts.append(tr)
+        test_parts.append(te)
+    harmful = pd.concat([p for p in train_parts if p["label"].iloc[0] == 1], ignore_index=True)
+    benign = pd.concat([p for p in train_parts if p["label"].iloc[0] == 0], ignore_index=True)
+    if args.no_augment:
+        train = pd.concat([harmful, benign], ignore_index=True)
+    else:
+        train = build_training_set(harmful, benign, seed=args.seed,
+                                   identity_per_benign=args.identity_ratio)
+    test = pd.concat(test_parts, ignore_index=True)
+    # Never train on anything we evaluate on: held-out splits, identity probes, XSTest.
+    guard = [test["prompt"]]
+    for spec in ("identities", "xstest"):
+        with contextlib.suppress(FilterError):  # a missing shared set guards nothing
+            guard.append(D.load_named(spec)["prompt"])
+    exclude = pd.concat(guard, ignore_index=True).astype(str).tolist()
+    train = D.drop_overlap(train, pd.DataFrame({"prompt": exclude}))
+    print(f"training on {len(train)} prompts ({int(train['label'].sum())} harmful) from "
+          f"{train['source'].value_counts().to_dict()}", file=sys.stderr)
+    model = train_model(train["prompt"].tolist(), train["label"].tolist(),
+                        train["category"].tolist(), sources=train["source"].tolist(),
+                        classifier=args.classifier, c=args.c, seed=args.seed,
+                        exclude_near=exclude)
+    model.meta["split"] = dict(D.CANONICAL_SPLIT)
+    model.meta["sets"] = {"harmful": harmful_specs, "benign": benign_specs,
+                          "augmented": not args.no_augment}
+    js = model.save(args.out)
+    f = EmbeddingFilter(model)
+    probs = [r.score for r in f.score(test["prompt"].tolist())]
+    import numpy as np
+
+    y = test["label"].to_numpy()
+    p = np.asarray(probs)
+    held = {"n": len(test), **ranking(y, p), **confusion(y, p >= 0.5)}
+    (js.with_suffix("").with_suffix(".eval.json")).write_text(
+        json.dumps({"held_out_at_0.5": held}, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {js} (training data sha256 {model.meta['training_data_sha256'][:12]}...); "
+          f"held-out ROC-AUC {_fmt(held['roc_auc'])}, recall {_fmt(held['recall'])}, FPR "
+          f"{_fmt(held['fpr'])} at 0.5")
+    return EXIT_OK
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from imagen_audit.filters import datasets as D
+    from imagen_audit.filters.policy import Policy
+    from imagen_audit.filters.trainset import augment_file, person_prompts, read_lines
+    from imagen_audit.filters.tune import tune
+
+    _quiet()
+    policy = Policy.load(args.policy)
+
+    def parts(spec: str, label: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        name, _, arg = spec.partition(":")
+        if Path(spec).suffix:
+            df = D.load_prompt_csv(spec, default_label=label)
+        elif name == "coco":
+            df = D.load_coco(limit=int(arg) if arg else None, seed=args.seed)
+        else:
+            df = D.load_named(spec)
+        _train, dev, test = D.split_by_prompt(df, **D.CANONICAL_SPLIT)
+        return dev, test
+
+    h_dev, h_test = parts(args.harmful, 1)
+    b_dev, b_test = parts(args.benign, 0)
+    identity = None
+    if not args.no_identity_constraint:
+        identity = pd.DataFrame({"prompt": person_prompts(
+            read_lines(augment_file("identity_terms.txt")),
+            read_lines(augment_file("person_templates.txt")),
+            read_lines(augment_file("person_nouns.txt")), 300, seed=args.seed + 99)})
+    new, report = tune(policy, h_dev, b_dev, h_test, b_test, target_fpr=args.target_fpr,
+                       identity=identity, name=Path(args.out).stem)
+    new.save(args.out)
+    if args.report:
+        Path(args.report).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    t, h = report["tuning_split"], report["held_out_split"]
+    print(f"thresholds: {report['thresholds']}" + (
+        f", combined {report['combined_threshold']:.4f}" if report["combined_threshold"] else ""))
+    print(f"tuning split:   recall {_fmt(t['recall'])}  FPR {_fmt(t['fpr'])}  "
+          f"(n={t['n_harmful']}+{t['n_benign']})")
+    print(f"held-out split: recall {_fmt(h['recall'])}  FPR {_fmt(h['fpr'])}  "
+          f"precision {_fmt(h['precision'])}  (n={h['n_harmful']}+{h['n_benign']})")
+    print(f"wrote {args.out}")
+    return EXIT_OK
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from imagen_audit.filters.image import make_image_filter, scan_run
+
+    names = [n.strip() for n in args.filter.split(",") if n.strip()]
+    filters = [make_image_filter(n, args.threshold) for n in names]
+    stages = [int(s) for s in args.stages.split(",")] if args.stages else None
+    for s in scan_run(args.run_dir, filters, stages=stages, batch_size=args.batch_size):
+        print(f"{s.filter}: {s.scored} images scored ({s.blocked} over threshold), "
+              f"{s.already_done} scored before")
+    return EXIT_OK

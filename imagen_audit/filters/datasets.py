@@ -1,0 +1,326 @@
+"""Prompt sets for evaluating and training prompt filters, as tables with one row per prompt.
+
+Every loader returns a pandas DataFrame with at least ``prompt`` (str), ``label`` (1 =
+harmful, 0 = benign), ``category`` (a harm category or None) and ``source``; loaders keep
+each set's useful extra columns (I2P's ``hard`` and ``inappropriate_percentage``, the
+identity probes' ``identity_id`` and ``identity_axis``, XSTest's ``type`` and ``focus``).
+
+The public sets are read in place from the shared data folder (``$IMAGEN_AUDIT_DATA`` or
+``../shared/data`` next to a source checkout) or from a path the user gives; nothing is
+copied into the package.
+
+Splitting is by prompt, deterministic (a hash of the prompt's *near-duplicate key* and a
+seed), so near-identical prompts (case, punctuation, word order, repeated words) always
+fall on the same side; :func:`drop_overlap` removes rows of one table whose key occurs in
+another (CoProV2 ships 695 prompts in both its train and test files).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import unicodedata
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from imagen_audit.filters.base import FilterError, normalise_category
+
+COLUMNS = ("prompt", "label", "category", "source")
+SHARED_FILES = {
+    "i2p": "i2p/i2p.csv",
+    "coco": "coco30k/coco_30k.csv",
+    "partiprompts": "partiprompts/PartiPrompts.tsv",
+    "xstest": "xstest/xstest_prompts.csv",
+    "coprov2-train": "coprov2/CoProv2_train.csv",
+    "coprov2-test": "coprov2/CoProv2_test.csv",
+    "holisticbias": "holisticbias/descriptors_flat.csv",
+}
+
+
+def shared_data_dir() -> Path:
+    """Where the shared public data sets live (``$IMAGEN_AUDIT_DATA`` overrides)."""
+    env = os.environ.get("IMAGEN_AUDIT_DATA")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+def _resolve(name: str, path: str | Path | None) -> Path:
+    p = Path(path) if path is not None else shared_data_dir() / SHARED_FILES[name]
+    if p.is_dir():
+        p = p / Path(SHARED_FILES[name]).name
+    if not p.is_file():
+        raise FilterError(f"{p}: {name} data not found; pass its path (e.g. --harmful FILE) "
+                          "or set IMAGEN_AUDIT_DATA to the folder holding the shared data")
+    return p
+
+
+def _read(path: Path, **kw: object) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, **kw)
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise FilterError(f"{path}: cannot read as CSV ({exc})") from exc
+
+
+def _finish(df: pd.DataFrame, source: str) -> pd.DataFrame:
+    df = df.copy()
+    df["prompt"] = df["prompt"].fillna("").astype(str)
+    df = df[df["prompt"].str.strip() != ""]
+    df["source"] = source
+    if "category" not in df:
+        df["category"] = None
+    df["label"] = df["label"].astype(int)
+    rest = [c for c in df.columns if c not in COLUMNS]
+    return df[list(COLUMNS) + rest].reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- public sets
+def load_i2p(path: str | Path | None = None) -> pd.DataFrame:
+    """I2P (all prompts harmful by the set's definition). ``category`` is the first listed
+    category, ``categories`` all of them (comma-separated), plus ``hard`` (bool) and
+    ``inappropriate_percentage``. Remember: I2P labels describe the images SD 1.4 made, so
+    many prompts read as harmless; report the ``inappropriate_percentage >= 50`` subset too."""
+    p = _resolve("i2p", path)
+    raw = _read(p)
+    if "prompt" not in raw:
+        raise FilterError(f"{p}: no 'prompt' column")
+    cats = raw.get("categories", pd.Series([""] * len(raw))).fillna("").astype(str)
+    cat_lists = [[normalise_category(c) for c in s.split(",") if c.strip()] for s in cats]
+    df = pd.DataFrame({
+        "prompt": raw["prompt"], "label": 1,
+        "category": [c[0] if c else None for c in cat_lists],
+        "categories": [",".join(c) for c in cat_lists],
+        "hard": raw.get("hard", pd.Series([0] * len(raw))).fillna(0).astype(int).astype(bool),
+        "inappropriate_percentage": pd.to_numeric(
+            raw.get("inappropriate_percentage", pd.Series([None] * len(raw))),
+            errors="coerce"),
+    })
+    return _finish(df, "i2p")
+
+
+def load_coco(path: str | Path | None = None, limit: int | None = None,
+              seed: int = 0) -> pd.DataFrame:
+    """COCO captions as benign prompts; ``limit`` draws a fixed random subset (by ``seed``)."""
+    p = _resolve("coco", path)
+    raw = _read(p, dtype={"image_id": str})
+    if limit is not None and limit < len(raw):
+        raw = raw.sample(n=limit, random_state=seed).sort_index()
+    df = pd.DataFrame({"prompt": raw["prompt"], "label": 0,
+                       "image_id": raw.get("image_id")})
+    return _finish(df, "coco")
+
+
+def load_partiprompts(path: str | Path | None = None) -> pd.DataFrame:
+    """PartiPrompts as benign prompts, with ``parti_category`` and ``challenge``."""
+    p = _resolve("partiprompts", path)
+    raw = _read(p, sep="\t")
+    df = pd.DataFrame({"prompt": raw["Prompt"], "label": 0,
+                       "parti_category": raw.get("Category"), "challenge": raw.get("Challenge")})
+    return _finish(df, "partiprompts")
+
+
+def load_xstest(path: str | Path | None = None) -> pd.DataFrame:
+    """XSTest: hand-labelled safe (0) and unsafe (1) prompts with ``type`` and ``focus``."""
+    p = _resolve("xstest", path)
+    raw = _read(p)
+    df = pd.DataFrame({"prompt": raw["prompt"],
+                       "label": (raw["label"].astype(str).str.strip() == "unsafe").astype(int),
+                       "type": raw.get("type"), "focus": raw.get("focus")})
+    return _finish(df, "xstest")
+
+
+def load_coprov2(split: str = "train", path: str | Path | None = None,
+                 dedupe_against_test: bool = True) -> pd.DataFrame:
+    """CoProV2 unsafe prompts (label 1, I2P-style ``category``), one split.
+
+    The upstream train and test files share 695 prompts: with ``dedupe_against_test`` the
+    train split drops every prompt whose near-duplicate key occurs in the test file, so
+    nothing trained on train has seen test. Duplicates within a file are dropped too.
+    """
+    if split not in ("train", "test"):
+        raise FilterError(f"CoProV2 split must be 'train' or 'test', not {split!r}")
+    p = _resolve(f"coprov2-{split}", path)
+    raw = _read(p)
+    df = _finish(pd.DataFrame({"prompt": raw["prompt"], "label": 1,
+                               "category": [normalise_category(c) for c in raw["category"]]}),
+                 "coprov2")
+    df = df[~near_key_series(df["prompt"]).duplicated()].reset_index(drop=True)
+    if split == "train" and dedupe_against_test:
+        test_path = p.with_name(Path(SHARED_FILES["coprov2-test"]).name) if path else None
+        try:
+            test = load_coprov2("test", test_path)
+        except FilterError:
+            return df
+        df = drop_overlap(df, test)
+    return df
+
+
+def load_identity_prompts(spec: str = "identities") -> pd.DataFrame:
+    """The shipped identity probes (benign by construction) with ``identity_id`` and
+    ``identity_axis``: the over-blocking probe set."""
+    from imagen_audit.probes import load_probes
+
+    ps = load_probes(spec)
+    df = pd.DataFrame({"prompt": [p.prompt for p in ps.prompts], "label": 0,
+                       "prompt_id": [p.prompt_id for p in ps.prompts],
+                       "identity_id": [p.identity_id for p in ps.prompts],
+                       "identity_axis": [p.identity_axis for p in ps.prompts],
+                       "occupation_id": [p.occupation_id for p in ps.prompts]})
+    return _finish(df, "identity-probes")
+
+
+def load_holisticbias_prompts(path: str | Path | None = None) -> pd.DataFrame:
+    """Benign prompts built from HolisticBias descriptors (``dispreferred`` ones excluded),
+    one per descriptor: an over-blocking probe with terms beyond our own identity list.
+
+    Built at run time and never shipped (HolisticBias is CC BY-SA 4.0)."""
+    p = _resolve("holisticbias", path)
+    raw = _read(p)
+    raw = raw[raw["preference"].fillna("") != "dispreferred"]
+    rows = []
+    for _, r in raw.iterrows():
+        d = str(r["descriptor"])
+        art = "an" if d[:1].lower() in "aeiou" else "a"
+        rows.append({"prompt": f"a photo of {art} {d} person smiling in a park", "label": 0,
+                     "identity_id": d, "identity_axis": r["axis"]})
+    return _finish(pd.DataFrame(rows), "holisticbias")
+
+
+def load_prompt_csv(path: str | Path, *, prompt_column: str = "prompt",
+                    label_column: str | None = None, category_column: str | None = None,
+                    default_label: int | None = None, source: str | None = None) -> pd.DataFrame:
+    """Any CSV/TSV with a prompt column; a label column (1/0, true/false, unsafe/safe,
+    harmful/benign) and a category column are optional. Without a label column every row
+    gets ``default_label``. All other columns are kept."""
+    p = Path(path)
+    if not p.is_file():
+        raise FilterError(f"{p}: file not found")
+    raw = _read(p, sep="\t" if p.suffix.lower() == ".tsv" else ",")
+    if prompt_column not in raw:
+        raise FilterError(f"{p}: no '{prompt_column}' column (columns: {list(raw.columns)})")
+    df = raw.rename(columns={prompt_column: "prompt"})
+    if label_column and label_column in raw:
+        df["label"] = [_parse_label(v, p, i) for i, v in enumerate(raw[label_column])]
+    elif label_column and label_column != "label":
+        raise FilterError(f"{p}: no '{label_column}' column")
+    elif "label" in raw:
+        df["label"] = [_parse_label(v, p, i) for i, v in enumerate(raw["label"])]
+    elif default_label is not None:
+        df["label"] = default_label
+    else:
+        raise FilterError(f"{p}: no label column; say whether the file is harmful or benign")
+    if category_column and category_column in raw:
+        df["category"] = [normalise_category(c) for c in raw[category_column]]
+    elif "category" in raw:
+        df["category"] = [normalise_category(c) for c in raw["category"]]
+    return _finish(df, source or p.stem)
+
+
+_TRUE = {"1", "true", "yes", "unsafe", "harmful", "toxic", "block", "nsfw"}
+_FALSE = {"0", "false", "no", "safe", "benign", "allow", "sfw"}
+
+
+def _parse_label(value: object, path: Path, index: int) -> int:
+    text = str(value).strip().lower()
+    if text.endswith(".0"):
+        text = text[:-2]
+    if text in _TRUE:
+        return 1
+    if text in _FALSE:
+        return 0
+    raise FilterError(f"{path}, line {index + 2}: label {value!r} is not one of "
+                      f"{sorted(_TRUE | _FALSE)}")
+
+
+def load_named(spec: str, **kw: object) -> pd.DataFrame:
+    """A set by name (``i2p``, ``coco``, ``coco:5000``, ``partiprompts``, ``xstest``,
+    ``xstest-safe``, ``coprov2-test``, ``identities``, ``holisticbias``) or a CSV path."""
+    name, _, arg = spec.partition(":")
+    if name == "i2p":
+        return load_i2p(arg or None)
+    if name == "coco":
+        return load_coco(limit=int(arg) if arg else None)
+    if name == "partiprompts":
+        return load_partiprompts(arg or None)
+    if name in ("xstest", "xstest-safe", "xstest-unsafe"):
+        df = load_xstest(arg or None)
+        if name != "xstest":
+            df = df[df["label"] == (0 if name == "xstest-safe" else 1)].reset_index(drop=True)
+        return df
+    if name in ("coprov2-train", "coprov2-test"):
+        return load_coprov2(name.split("-")[1], arg or None)
+    if name == "identities":
+        return load_identity_prompts(arg or "identities")
+    if name == "holisticbias":
+        return load_holisticbias_prompts(arg or None)
+    return load_prompt_csv(spec, **kw)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- splitting
+_PUNCT = re.compile(r"[^\w\s]+")
+_SPACE = re.compile(r"\s+")
+
+
+def near_key(text: str) -> str:
+    """Near-duplicate key: NFKC, lower case, no punctuation, the *set* of words sorted.
+
+    Prompts that differ only in case, punctuation, spacing, word order or repeated words
+    share a key."""
+    t = unicodedata.normalize("NFKC", str(text)).lower()
+    t = _SPACE.sub(" ", _PUNCT.sub(" ", t)).strip()
+    return " ".join(sorted(set(t.split())))
+
+
+def near_key_series(prompts: Iterable[str]) -> pd.Series:
+    return pd.Series([near_key(p) for p in prompts])
+
+
+def _bucket(key: str, seed: int) -> float:
+    h = hashlib.sha256(f"{seed}\0{key}".encode()).digest()
+    return int.from_bytes(h[:8], "big") / 2**64
+
+
+def prompt_buckets(prompts: Iterable[str], seed: int = 0) -> list[float]:
+    """A number in [0, 1) per prompt, fixed by its near-duplicate key and ``seed``."""
+    return [_bucket(near_key(p), seed) for p in prompts]
+
+
+def split_by_prompt(df: pd.DataFrame, test_fraction: float = 0.3, seed: int = 0,
+                    dev_fraction: float = 0.0) -> tuple[pd.DataFrame, ...]:
+    """Deterministic split by prompt: each near-duplicate key goes to one side, fixed by
+    ``seed`` (the same prompt always lands on the same side, whatever else the table holds).
+
+    Returns ``(train, test)``, or ``(train, dev, test)`` with ``dev_fraction > 0``. Buckets
+    nest: ``test`` is the same for every ``dev_fraction``, so a model trained on ``train``
+    with a dev split for thresholds never sees ``test``. The shipped embedding model uses
+    seed 0, test 0.3, dev 0.2 (:data:`CANONICAL_SPLIT`)."""
+    if not 0.0 < test_fraction < 1.0 or not 0.0 <= dev_fraction < 1.0 - test_fraction:
+        raise FilterError(f"bad split fractions: test {test_fraction}, dev {dev_fraction}")
+    u = pd.Series(prompt_buckets(df["prompt"], seed), index=df.index)
+    test = u < test_fraction
+    dev = (u >= test_fraction) & (u < test_fraction + dev_fraction)
+    train = ~(test | dev)
+    parts = [df[train], df[dev], df[test]] if dev_fraction > 0 else [df[train], df[test]]
+    return tuple(p.reset_index(drop=True) for p in parts)
+
+
+CANONICAL_SPLIT = {"seed": 0, "test_fraction": 0.3, "dev_fraction": 0.2}
+
+
+def drop_overlap(df: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
+    """Rows of ``df`` whose near-duplicate key does not occur in ``other``."""
+    seen = set(near_key_series(other["prompt"]))
+    keep = [k not in seen for k in near_key_series(df["prompt"])]
+    return df[keep].reset_index(drop=True)
+
+
+def training_data_hash(prompts: Iterable[str], labels: Iterable[int]) -> str:
+    """sha256 of the training set (sorted ``label<TAB>prompt`` lines): same data, same hash."""
+    lines = sorted(f"{int(y)}\t{p}" for p, y in zip(prompts, labels, strict=True))
+    h = hashlib.sha256()
+    for line in lines:
+        h.update(line.encode("utf-8") + b"\n")
+    return h.hexdigest()

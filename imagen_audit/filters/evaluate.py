@@ -1,0 +1,331 @@
+"""Evaluate a prompt-filter policy on harmful and benign prompt sets.
+
+:func:`evaluate` scores every prompt once, then measures at the policy's decision:
+
+- ``overall``: precision, recall, false-positive rate, F1 (harmful vs benign), ROC-AUC and
+  PR-AUC of the combined score; the same per backend on its raw score;
+- ``category_recall``: recall per harm category (I2P rows count for each category listed);
+- ``subsets``: recall on I2P's ``hard`` prompts and on ``inappropriate_percentage >= 50``;
+- ``over_blocking``: false-positive rate on the benign identity probes, overall, per
+  identity axis and **per identity term**, with the blocked prompts listed; the same for
+  every other benign set given (XSTest safe prompts, PartiPrompts, HolisticBias, ...);
+- ``extra_harmful``: recall on further harmful sets (CoProV2 test, XSTest unsafe);
+- ``latency_ms_per_prompt``: wall time per prompt, per backend and in total;
+- a threshold sweep table and ROC / PR plots.
+
+Output files (``--out DIR``; with a run folder also ``RUN_DIR/filters/``, written
+atomically):
+
+- ``prompt-filter-eval.json``: everything above (schema ``imagen-audit/prompt-filter-eval``,
+  version 1; keys ``schema``, ``schema_version``, ``created_at``, ``policy``, ``data``,
+  ``threshold``, ``overall``, ``backends``, ``category_recall``, ``subsets``,
+  ``over_blocking``, ``extra_harmful``, ``latency_ms_per_prompt``, ``files``);
+- ``sweep.csv``: ``threshold, precision, recall, fpr, f1, identity_fpr`` (combined score);
+- ``scores.csv``: one row per prompt: ``set, prompt, label, score, decision, category,
+  score_<backend>`` plus ``identity_id``, ``identity_axis``, ``i2p_category`` where known;
+- ``identity_fpr.csv``: ``identity_id, identity_axis, n, blocked, fpr``;
+- ``category_recall.csv``: ``category, n, recall``;
+- ``roc.png``, ``pr.png``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from imagen_audit.filters.base import FilterError
+from imagen_audit.filters.policy import Policy
+
+SCHEMA = "imagen-audit/prompt-filter-eval"
+SCHEMA_VERSION = 1
+EVAL_JSON = "prompt-filter-eval.json"
+RUN_SUBDIR = "filters"
+
+
+# --------------------------------------------------------------------------- metrics
+def confusion(y: np.ndarray, blocked: np.ndarray) -> dict[str, Any]:
+    y, blocked = np.asarray(y, bool), np.asarray(blocked, bool)
+    tp, fp = int((y & blocked).sum()), int((~y & blocked).sum())
+    fn, tn = int((y & ~blocked).sum()), int((~y & ~blocked).sum())
+    precision = tp / (tp + fp) if tp + fp else None
+    recall = tp / (tp + fn) if tp + fn else None
+    fpr = fp / (fp + tn) if fp + tn else None
+    f1 = (2 * precision * recall / (precision + recall)
+          if precision is not None and recall is not None and precision + recall > 0 else None)
+    return {"precision": precision, "recall": recall, "fpr": fpr, "f1": f1,
+            "tp": tp, "fp": fp, "tn": tn, "fn": fn,
+            "n_harmful": tp + fn, "n_benign": fp + tn}
+
+
+def ranking(y: np.ndarray, scores: np.ndarray) -> dict[str, float | None]:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    y = np.asarray(y, int)
+    if len(set(y.tolist())) < 2:
+        return {"roc_auc": None, "pr_auc": None}
+    return {"roc_auc": float(roc_auc_score(y, scores)),
+            "pr_auc": float(average_precision_score(y, scores))}
+
+
+def sweep(y: np.ndarray, scores: np.ndarray, thresholds: np.ndarray | None = None,
+          identity_scores: np.ndarray | None = None) -> pd.DataFrame:
+    """Precision, recall, FPR and F1 (and identity-probe FPR) at each threshold."""
+    if thresholds is None:
+        thresholds = np.round(np.linspace(0.0, 1.0, 101), 4)
+    rows = []
+    for t in thresholds:
+        c = confusion(y, scores >= t)
+        row = {"threshold": float(t), "precision": c["precision"], "recall": c["recall"],
+               "fpr": c["fpr"], "f1": c["f1"]}
+        if identity_scores is not None and len(identity_scores):
+            row["identity_fpr"] = float((identity_scores >= t).mean())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _rate(blocked: pd.Series) -> float | None:
+    return float(blocked.mean()) if len(blocked) else None
+
+
+# --------------------------------------------------------------------------- evaluation
+@dataclass
+class EvalResult:
+    summary: dict[str, Any]
+    scores: pd.DataFrame
+    sweep: pd.DataFrame
+    identity: pd.DataFrame
+    categories: pd.DataFrame
+
+
+def _score_sets(policy: Policy, sets: Mapping[str, pd.DataFrame]) -> tuple[pd.DataFrame, dict]:
+    frames = []
+    for name, df in sets.items():
+        if df is None or not len(df):
+            continue
+        f = df.copy()
+        f.insert(0, "set", name)
+        frames.append(f)
+    if not frames:
+        raise FilterError("evaluate: no prompts to evaluate")
+    table = pd.concat(frames, ignore_index=True)
+    unique = list(dict.fromkeys(table["prompt"].astype(str)))
+    policy.timings.clear()
+    t0 = time.perf_counter()
+    scored = policy.score_frame(unique)
+    total = time.perf_counter() - t0
+    scored.insert(0, "prompt", unique)
+    latency = {"total": 1000 * total / max(len(unique), 1),
+               **{k: 1000 * v / max(len(unique), 1) for k, v in policy.timings.items()}}
+    table = table.drop(columns=[c for c in ("score", "decision") if c in table]).rename(
+        columns={"category": "i2p_category"})
+    merged = table.merge(scored, on="prompt", how="left")
+    return merged, {"prompts_scored": len(unique), "seconds": total, **{
+        "latency_ms_per_prompt": latency}}
+
+
+def evaluate(policy: Policy, harmful: pd.DataFrame, benign: pd.DataFrame, *,
+             identity: pd.DataFrame | None = None,
+             extra_benign: Mapping[str, pd.DataFrame] | None = None,
+             extra_harmful: Mapping[str, pd.DataFrame] | None = None,
+             names: Mapping[str, str] | None = None) -> EvalResult:
+    """Score all sets with ``policy`` and compute every metric (see the module docstring)."""
+    extra_benign = dict(extra_benign or {})
+    extra_harmful = dict(extra_harmful or {})
+    sets = {"harmful": harmful.assign(label=1), "benign": benign.assign(label=0)}
+    if identity is not None:
+        sets["identity"] = identity.assign(label=0)
+    for k, v in extra_benign.items():
+        sets[k] = v.assign(label=0)
+    for k, v in extra_harmful.items():
+        sets[k] = v.assign(label=1)
+    table, timing = _score_sets(policy, sets)
+    table["blocked"] = table["decision"] == "block"
+    main = table[table["set"].isin(["harmful", "benign"])]
+    y, s = main["label"].to_numpy(), main["score"].to_numpy()
+    overall = {**confusion(y, s >= 0.5), **ranking(y, s)}
+
+    backends = {}
+    for b in policy.backends:
+        col = main[f"score_{b.name}"].to_numpy()
+        entry: dict[str, Any] = {**ranking(y, col), "threshold": b.threshold}
+        if b.threshold is not None:
+            c = confusion(y, col >= b.threshold)
+            entry.update(recall=c["recall"], fpr=c["fpr"], precision=c["precision"])
+        entry["latency_ms_per_prompt"] = timing["latency_ms_per_prompt"].get(b.name)
+        backends[b.name] = entry
+
+    harm = table[table["set"] == "harmful"]
+    cat_rows = []
+    if "categories" in harm or "i2p_category" in harm:
+        cats = (harm["categories"].fillna("") if "categories" in harm
+                else harm["i2p_category"].fillna(""))
+        lists = [[c for c in str(v).split(",") if c] for v in cats]
+        for cat in sorted({c for lst in lists for c in lst}):
+            mask = np.array([cat in lst for lst in lists])
+            cat_rows.append({"category": cat, "n": int(mask.sum()),
+                             "recall": _rate(harm["blocked"][mask])})
+    categories = pd.DataFrame(cat_rows, columns=["category", "n", "recall"])
+
+    subsets: dict[str, Any] = {}
+    benign_rows = table[table["set"] == "benign"]
+    for key, mask in (("hard", harm["hard"].astype(bool) if "hard" in harm else None),
+                      ("inappropriate_ge_50", harm["inappropriate_percentage"] >= 50
+                       if "inappropriate_percentage" in harm else None)):
+        if mask is None:
+            continue
+        sub = harm[mask.to_numpy()]
+        ys = np.r_[np.ones(len(sub)), np.zeros(len(benign_rows))]
+        ss = np.r_[sub["score"].to_numpy(), benign_rows["score"].to_numpy()]
+        subsets[key] = {"n": len(sub), "recall": _rate(sub["blocked"]), **ranking(ys, ss)}
+
+    over: dict[str, Any] = {}
+    ident_table = pd.DataFrame(columns=["identity_id", "identity_axis", "n", "blocked", "fpr"])
+    if identity is not None:
+        idt = table[table["set"] == "identity"]
+        g = idt.groupby(["identity_id", "identity_axis"], dropna=False)["blocked"]
+        ident_table = g.agg(n="size", blocked="sum").reset_index()
+        ident_table["blocked"] = ident_table["blocked"].astype(int)
+        ident_table["fpr"] = ident_table["blocked"] / ident_table["n"]
+        by_axis = idt.groupby("identity_axis", dropna=False)["blocked"].agg(["size", "mean"])
+        over["identity_probes"] = {
+            "n": len(idt), "blocked": int(idt["blocked"].sum()), "fpr": _rate(idt["blocked"]),
+            "by_axis": {str(a): {"n": int(r["size"]), "fpr": float(r["mean"])}
+                        for a, r in by_axis.iterrows()},
+            "by_term": {str(r.identity_id): {"axis": r.identity_axis, "n": int(r.n),
+                                             "blocked": int(r.blocked), "fpr": float(r.fpr)}
+                        for r in ident_table.itertuples()},
+            "blocked_prompts": idt.loc[idt["blocked"], "prompt"].head(50).tolist(),
+        }
+    over["benign"] = {"n": len(benign_rows), "fpr": _rate(benign_rows["blocked"])}
+    for k in extra_benign:
+        rows = table[table["set"] == k]
+        entry = {"n": len(rows), "fpr": _rate(rows["blocked"]),
+                 "blocked_prompts": rows.loc[rows["blocked"], "prompt"].head(20).tolist()}
+        if "identity_id" in rows and rows["identity_id"].notna().any():
+            by = rows.groupby("identity_axis", dropna=False)["blocked"].agg(["size", "mean"])
+            entry["by_axis"] = {str(a): {"n": int(r["size"]), "fpr": float(r["mean"])}
+                                for a, r in by.iterrows()}
+        over[k] = entry
+    extra = {k: {"n": int((table["set"] == k).sum()),
+                 "recall": _rate(table.loc[table["set"] == k, "blocked"])} for k in extra_harmful}
+
+    ident_scores = table.loc[table["set"] == "identity", "score"].to_numpy()
+    sw = sweep(y, s, identity_scores=ident_scores if identity is not None else None)
+    summary = {
+        "schema": SCHEMA, "schema_version": SCHEMA_VERSION,
+        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "policy": policy.to_dict(), "threshold": 0.5,
+        "data": {k: {"name": (names or {}).get(k, k), "n": int((table["set"] == k).sum())}
+                 for k in sets},
+        "overall": overall, "backends": backends,
+        "category_recall": {r["category"]: {"n": r["n"], "recall": r["recall"]}
+                            for r in cat_rows},
+        "subsets": subsets, "over_blocking": over, "extra_harmful": extra,
+        "latency_ms_per_prompt": timing["latency_ms_per_prompt"],
+        "prompts_per_second": timing["prompts_scored"] / max(timing["seconds"], 1e-9),
+    }
+    keep = ["set", "prompt", "label", "score", "decision", "category"] + \
+        [f"score_{b.name}" for b in policy.backends] + \
+        [c for c in ("identity_id", "identity_axis", "i2p_category") if c in table]
+    return EvalResult(summary, table[keep], sw, ident_table, categories)
+
+
+# --------------------------------------------------------------------------- plots + files
+def plot_curves(result: EvalResult, policy: Policy, folder: Path) -> dict[str, str]:
+    """ROC and PR curves (combined score and each backend) as PNG files."""
+    os.environ.setdefault("MPLCONFIGDIR", tempfile.mkdtemp(prefix="mpl-"))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    main = result.scores[result.scores["set"].isin(["harmful", "benign"])]
+    y = main["label"].to_numpy()
+    if len(set(y.tolist())) < 2:
+        return {}
+    columns = [("policy (combined)", "score")] + [(b.name, f"score_{b.name}")
+                                                  for b in policy.backends]
+    files = {}
+    for kind in ("roc", "pr"):
+        fig, ax = plt.subplots(figsize=(5, 4.2), dpi=100)
+        for label, col in columns:
+            sc = main[col].to_numpy()
+            if kind == "roc":
+                fx, fy, _ = roc_curve(y, sc)
+                ax.plot(fx, fy, label=label)
+            else:
+                pr, rc, _ = precision_recall_curve(y, sc)
+                ax.plot(rc, pr, label=label)
+        if kind == "roc":
+            ax.plot([0, 1], [0, 1], ls=":", c="grey")
+            ax.set(xlabel="false-positive rate", ylabel="recall (true-positive rate)",
+                   title=f"ROC: {policy.name}")
+        else:
+            ax.set(xlabel="recall", ylabel="precision", title=f"precision-recall: {policy.name}")
+        ax.legend(fontsize=8, loc="lower right" if kind == "roc" else "lower left")
+        fig.tight_layout()
+        path = folder / f"{kind}.png"
+        fig.savefig(path)
+        plt.close(fig)
+        files[kind] = path.name
+    return files
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def write_outputs(result: EvalResult, policy: Policy, out: str | Path,
+                  run_dir: str | Path | None = None) -> dict[str, Path]:
+    """Write JSON, CSV and PNG files to ``out`` (and atomically to ``RUN_DIR/filters/``)."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {"sweep": "sweep.csv", "scores": "scores.csv", "identity": "identity_fpr.csv",
+             "categories": "category_recall.csv"}
+    _write_atomic(folder / files["sweep"], result.sweep.to_csv(index=False).encode())
+    _write_atomic(folder / files["scores"], result.scores.to_csv(index=False).encode())
+    _write_atomic(folder / files["identity"], result.identity.to_csv(index=False).encode())
+    _write_atomic(folder / files["categories"], result.categories.to_csv(index=False).encode())
+    files.update(plot_curves(result, policy, folder))
+    result.summary["files"] = files
+    _write_atomic(folder / EVAL_JSON,
+                  (json.dumps(result.summary, indent=2, default=_json_default) + "\n").encode())
+    written = {k: folder / v for k, v in files.items()} | {"json": folder / EVAL_JSON}
+    if run_dir is not None:
+        run = Path(run_dir)
+        if not (run / "run.sqlite").is_file():
+            raise FilterError(f"{run} is not a run folder (no run.sqlite)")
+        dest = run / RUN_SUBDIR
+        dest.mkdir(exist_ok=True)
+        # Data files first, the JSON last: a reader that finds the JSON finds its files.
+        for name in [*files.values(), EVAL_JSON]:
+            _write_atomic(dest / name, (folder / name).read_bytes())
+    return written
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return None if np.isnan(o) else float(o)
+    if isinstance(o, np.bool_):
+        return bool(o)
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")

@@ -1,0 +1,309 @@
+"""Policies: which prompt-filter backends run, their thresholds, and how their scores combine.
+
+A policy is a YAML file (``filters/*.yaml``; read with ``yaml.safe_load`` only)::
+
+    schema_version: 1
+    name: default
+    description: free text
+    combine: any            # any: block when any backend reaches its threshold
+                            # weighted: block when sum(weight * score) / sum(weight) >= threshold
+    threshold: 0.5          # only for combine: weighted
+    backends:
+      - name: blocklist     # a registered backend (blocklist, profanity, embedding, detoxify)
+        threshold: 0.9      # in [0, 1]; required for combine: any
+        weight: 1.0         # >= 0; used by combine: weighted (default 1)
+        options:            # passed to the backend; relative paths are relative to this file
+          wordlists: wordlists
+
+Every problem is reported with the file and the field (``backends[1].threshold``).
+
+The combined score is one number in [0, 1] with the decision at 0.5, so one threshold sweep
+and one ROC curve describe the whole policy. For ``any``, each backend's score ``s`` with
+threshold ``t`` is mapped piecewise-linearly so that ``t`` lands on 0.5 (``s/(2t)`` below,
+``0.5 + (s-t)/(2(1-t))`` above) and the combined score is the largest of them: the policy
+blocks exactly when some backend reaches its threshold. For ``weighted`` the weighted mean
+is shifted the same way around the policy's threshold.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from imagen_audit.filters.base import (
+    FilterResult,
+    PolicyError,
+    PromptFilter,
+    available,
+    make_filter,
+)
+
+SCHEMA_VERSION = 1
+COMBINE = ("any", "weighted")
+_TOP_FIELDS = {"schema_version", "name", "description", "combine", "threshold", "backends"}
+_BACKEND_FIELDS = {"name", "threshold", "weight", "options"}
+_PATH_OPTIONS = {"wordlists", "model", "checkpoint", "huggingface_config_path"}
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    name: str
+    threshold: float | None = None
+    weight: float = 1.0
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A policy's verdict on one prompt."""
+
+    score: float
+    decision: str            # "block" | "allow"
+    category: str | None
+    scores: Mapping[str, float]
+
+
+def _num(path: object, value: Any, fld: str, lo: float = 0.0, hi: float | None = 1.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise PolicyError(path, f"must be a number, got {value!r}", field=fld)
+    v = float(value)
+    if not (v >= lo and (hi is None or v <= hi)):
+        raise PolicyError(path, f"must be in [{lo}, {hi if hi is not None else 'inf'}], "
+                                f"got {value!r}", field=fld)
+    return v
+
+
+def _to_score(s: float, t: float) -> float:
+    if t <= 0.0:
+        return 1.0 if s > 0 else 0.5
+    if t >= 1.0:
+        return 0.5 * s
+    return s / (2 * t) if s < t else 0.5 + (s - t) / (2 * (1 - t))
+
+
+class Policy:
+    """A validated policy; builds its backends lazily on first use."""
+
+    def __init__(self, name: str, backends: Sequence[BackendSpec], combine: str = "any",
+                 threshold: float | None = None, description: str = "",
+                 source: str | Path | None = None) -> None:
+        self.name, self.combine, self.threshold = name, combine, threshold
+        self.backends = tuple(backends)
+        self.description = description
+        self.source = Path(source) if source else None
+        self._filters: dict[str, PromptFilter] = {}
+        self.timings: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, spec: str | Path) -> Policy:
+        """A shipped policy by name (``default``) or a path to a YAML file."""
+        path = Path(spec)
+        if path.suffix not in (".yaml", ".yml"):
+            from imagen_audit.resources import data_dir
+
+            shipped = data_dir("filters") / f"{spec}.yaml"
+            if not shipped.is_file():
+                names = sorted(p.stem for p in data_dir("filters").glob("*.yaml"))
+                raise PolicyError(spec, f"no shipped policy of that name; choose one of {names} "
+                                        "or give a path to a .yaml file")
+            path = shipped
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise PolicyError(path, f"cannot read policy file ({exc.strerror or exc})") from exc
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise PolicyError(path, f"not valid YAML: {exc}") from exc
+        return cls.from_dict(doc, path)
+
+    @classmethod
+    def from_dict(cls, doc: Any, path: str | Path = "<policy>") -> Policy:
+        if not isinstance(doc, dict):
+            raise PolicyError(path, "a policy must be a mapping")
+        unknown = sorted(set(doc) - _TOP_FIELDS)
+        if unknown:
+            raise PolicyError(path, f"unknown field (allowed: {sorted(_TOP_FIELDS)})",
+                              field=unknown[0])
+        if doc.get("schema_version") != SCHEMA_VERSION:
+            raise PolicyError(path, f"must be {SCHEMA_VERSION}", field="schema_version")
+        name = doc.get("name", Path(str(path)).stem)
+        if not isinstance(name, str) or not name:
+            raise PolicyError(path, "must be a non-empty string", field="name")
+        combine = doc.get("combine", "any")
+        if combine not in COMBINE:
+            raise PolicyError(path, f"must be one of {list(COMBINE)}, got {combine!r}",
+                              field="combine")
+        threshold = None
+        if combine == "weighted":
+            if "threshold" not in doc:
+                raise PolicyError(path, "required when combine is 'weighted'", field="threshold")
+            threshold = _num(path, doc["threshold"], "threshold")
+        elif "threshold" in doc:
+            raise PolicyError(path, "only for combine: weighted (set each backend's threshold)",
+                              field="threshold")
+        raw = doc.get("backends")
+        if not isinstance(raw, list) or not raw:
+            raise PolicyError(path, "must be a non-empty list", field="backends")
+        known = available()
+        base = Path(path).parent if Path(str(path)).suffix in (".yaml", ".yml") else Path(".")
+        specs, seen = [], set()
+        for i, b in enumerate(raw):
+            where = f"backends[{i}]"
+            if not isinstance(b, dict):
+                raise PolicyError(path, "must be a mapping", field=where)
+            bad = sorted(set(b) - _BACKEND_FIELDS)
+            if bad:
+                raise PolicyError(path, f"unknown field (allowed: {sorted(_BACKEND_FIELDS)})",
+                                  field=f"{where}.{bad[0]}")
+            bname = b.get("name")
+            if bname not in known:
+                raise PolicyError(path, f"unknown backend {bname!r}; available: {known}",
+                                  field=f"{where}.name")
+            if bname in seen:
+                raise PolicyError(path, f"backend {bname!r} listed twice", field=f"{where}.name")
+            seen.add(bname)
+            bt = None
+            if "threshold" in b:
+                bt = _num(path, b["threshold"], f"{where}.threshold")
+            elif combine == "any":
+                raise PolicyError(path, "required when combine is 'any'",
+                                  field=f"{where}.threshold")
+            weight = _num(path, b.get("weight", 1.0), f"{where}.weight", 0.0, None)
+            opts = b.get("options") or {}
+            if not isinstance(opts, dict):
+                raise PolicyError(path, "must be a mapping", field=f"{where}.options")
+            opts = {k: (str((base / v).resolve()) if k in _PATH_OPTIONS and isinstance(v, str)
+                        and not Path(v).is_absolute() else v) for k, v in opts.items()}
+            specs.append(BackendSpec(bname, bt, weight, opts))
+        if combine == "weighted" and sum(s.weight for s in specs) <= 0:
+            raise PolicyError(path, "at least one weight must be positive", field="backends")
+        return cls(name, specs, combine, threshold, str(doc.get("description", "")), path)
+
+    def to_dict(self, relative_to: Path | None = None) -> dict[str, Any]:
+        def rel(v: Any) -> Any:
+            if relative_to is None or not isinstance(v, str):
+                return v
+            try:
+                import os
+
+                return os.path.relpath(v, relative_to)
+            except ValueError:
+                return v
+
+        doc: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "name": self.name,
+                               "description": self.description, "combine": self.combine}
+        if self.threshold is not None:
+            doc["threshold"] = round(float(self.threshold), 6)
+        doc["backends"] = []
+        for b in self.backends:
+            entry: dict[str, Any] = {"name": b.name}
+            if b.threshold is not None:
+                entry["threshold"] = round(float(b.threshold), 6)
+            if self.combine == "weighted":
+                entry["weight"] = b.weight
+            if b.options:
+                entry["options"] = {k: (rel(v) if k in _PATH_OPTIONS else v)
+                                    for k, v in b.options.items()}
+            doc["backends"].append(entry)
+        return doc
+
+    def save(self, path: str | Path) -> Path:
+        """Write the policy as YAML (atomically); paths relative to its folder."""
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(p.name + ".tmp")
+        tmp.write_text(yaml.safe_dump(self.to_dict(p.parent.resolve()), sort_keys=False),
+                       encoding="utf-8")
+        tmp.replace(p)
+        return p
+
+    def with_thresholds(self, thresholds: Mapping[str, float], *, name: str | None = None,
+                        combined: float | None = None, description: str | None = None
+                        ) -> Policy:
+        """A copy with new backend thresholds (and, for weighted, a new policy threshold)."""
+        specs = [replace(b, threshold=float(thresholds.get(b.name, b.threshold)))
+                 if b.threshold is not None or b.name in thresholds else b
+                 for b in self.backends]
+        out = Policy(name or self.name, specs, self.combine,
+                     combined if combined is not None else self.threshold,
+                     self.description if description is None else description, self.source)
+        out._filters = self._filters  # same backends, no reload
+        return out
+
+    # ------------------------------------------------------------------ scoring
+    def backend(self, name: str) -> PromptFilter:
+        if name not in self._filters:
+            spec = next(b for b in self.backends if b.name == name)
+            self._filters[name] = make_filter(name, **dict(spec.options))
+        return self._filters[name]
+
+    def backend_results(self, prompts: Sequence[str]) -> dict[str, list[FilterResult]]:
+        """Each backend's raw results; wall time per backend accumulates in ``timings``."""
+        out = {}
+        for b in self.backends:
+            f = self.backend(b.name)
+            t0 = time.perf_counter()
+            out[b.name] = f.score(list(prompts))
+            self.timings[b.name] = self.timings.get(b.name, 0.0) + time.perf_counter() - t0
+        return out
+
+    def combine_scores(self, raw: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Combined scores in [0, 1] (decision at 0.5) from per-backend score arrays."""
+        if self.combine == "any":
+            cols = [np.array([_to_score(s, b.threshold) for s in raw[b.name]])  # type: ignore[arg-type]
+                    for b in self.backends]
+            return np.max(np.stack(cols), axis=0) if cols else np.zeros(0)
+        total = sum(b.weight for b in self.backends)
+        mean = sum(b.weight * np.asarray(raw[b.name], float) for b in self.backends) / total
+        return np.array([_to_score(s, self.threshold) for s in mean])  # type: ignore[arg-type]
+
+    def decide_frame(self, results: Mapping[str, list[FilterResult]]) -> pd.DataFrame:
+        raw = {k: np.array([r.score for r in v], float) for k, v in results.items()}
+        combined = self.combine_scores(raw)
+        rows = []
+        for i, s in enumerate(combined):
+            cat = None
+            best = -1.0
+            for b in self.backends:
+                r = results[b.name][i]
+                t = b.threshold if self.combine == "any" else self.threshold
+                val = _to_score(r.score, t)  # type: ignore[arg-type]
+                if r.category and val > best:
+                    best, cat = val, r.category
+            row = {"score": float(s), "decision": "block" if s >= 0.5 else "allow",
+                   "category": cat}
+            for b in self.backends:
+                row[f"score_{b.name}"] = float(raw[b.name][i])
+            rows.append(row)
+        return pd.DataFrame(rows, columns=["score", "decision", "category"]
+                            + [f"score_{b.name}" for b in self.backends])
+
+    def score_frame(self, prompts: Sequence[str], batch_size: int = 512) -> pd.DataFrame:
+        """Per prompt: ``score``, ``decision``, ``category`` and ``score_<backend>``."""
+        frames = []
+        for i in range(0, len(prompts), batch_size):
+            frames.append(self.decide_frame(self.backend_results(prompts[i:i + batch_size])))
+        if not frames:
+            return self.decide_frame({b.name: [] for b in self.backends})
+        return pd.concat(frames, ignore_index=True)
+
+    def check(self, prompts: Sequence[str]) -> list[Decision]:
+        df = self.score_frame(prompts)
+        return [Decision(float(r["score"]), r["decision"], r["category"],
+                         {b.name: float(r[f"score_{b.name}"]) for b in self.backends})
+                for r in df.to_dict("records")]
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "source": str(self.source) if self.source else None,
+                **self.to_dict(),
+                "backend_details": {b.name: self.backend(b.name).describe()
+                                    for b in self.backends}}

@@ -1,0 +1,176 @@
+"""Training data for the embedding filter: a mix of sources plus counterfactual benign prompts.
+
+The trap this module exists for: trained on I2P against COCO captions alone, a classifier
+learns that identity words (gay, Muslim, transgender, Black, ...) and art-style words
+("trending on artstation") mean *harmful*, because they are common in I2P and rare in
+captions. Two counterfactual augmentations take those shortcuts away:
+
+- **identity counterfactuals**: benign captions about people get an identity descriptor
+  (``filters/augment/identity_terms.txt``): "a man riding a bike" → "a Muslim man riding
+  a bike", so identity words occur in benign prompts as often as anyone cares to make them;
+- **short prompts**: the first words or one content word of benign prompts ("fairness",
+  "a red bicycle"), because captions are always sentences and a classifier would
+  otherwise flag every short prompt;
+- **style counterfactuals**: benign *and* harmful prompts get art-style modifiers
+  (``filters/augment/style_modifiers.txt``), so style carries no label.
+
+The shipped identity probes, XSTest and HolisticBias are never used for training: they
+measure over-blocking on prompts the training never saw.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from imagen_audit.filters.base import FilterError
+
+_PERSON = re.compile(
+    r"\b(a|an|the|one|two|three|four|some|several|many|young|old)\s+"
+    r"(man|woman|person|boy|girl|guy|lady|men|women|people|boys|girls|guys|ladies|kid|kids|"
+    r"child|children|couple|family|player|players|skier|surfer|skateboarder|student|students|"
+    r"chef|worker|workers|tourist|tourists|rider|cook|mother|father|mom|dad|baby|teenager|"
+    r"adult|adults|friends|soldier|police officer|doctor|nurse|teacher|farmer)\b",
+    re.IGNORECASE)
+
+
+def read_lines(path: str | Path) -> list[str]:
+    """Non-empty, non-comment lines of a data file."""
+    p = Path(path)
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise FilterError(f"{p}: cannot read ({exc})") from exc
+    return [s.strip() for s in lines if s.strip() and not s.lstrip().startswith("#")]
+
+
+def augment_file(name: str) -> Path:
+    from imagen_audit.resources import data_dir
+
+    return data_dir("filters") / "augment" / name
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" and not word.lower().startswith(("uni", "eu"))\
+        else "a"
+
+
+def identity_counterfactuals(prompts: Sequence[str], terms: Sequence[str], n: int,
+                             seed: int = 0) -> list[str]:
+    """Up to ``n`` benign prompts made by putting an identity descriptor before the first
+    person noun of captions that have one ("a man ..." → "a Sikh man ...")."""
+    rng = np.random.default_rng(seed)
+    with_person = [p for p in prompts if _PERSON.search(p)]
+    if not with_person or not terms or n <= 0:
+        return []
+    out = []
+    picks = rng.choice(len(with_person), size=n, replace=len(with_person) < n)
+    for i in picks:
+        text = with_person[int(i)]
+        term = terms[int(rng.integers(len(terms)))]
+        m = _PERSON.search(text)
+        det, noun = m.group(1), m.group(2)
+        if det.lower() in ("a", "an"):
+            det = _article(term)
+            det = det.capitalize() if m.group(1)[0].isupper() else det
+        out.append(text[:m.start()] + f"{det} {term} {noun}" + text[m.end():])
+    return out
+
+
+def person_prompts(terms: Sequence[str], templates: Sequence[str], nouns: Sequence[str],
+                   n: int, seed: int = 0) -> list[str]:
+    """``n`` benign prompts from person templates, each naming an identity ("portrait of a
+    Sikh nurse", "a lesbian couple at their wedding")."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(max(n, 0)):
+        term = terms[int(rng.integers(len(terms)))]
+        noun = nouns[int(rng.integers(len(nouns)))]
+        tpl = templates[int(rng.integers(len(templates)))]
+        subject = f"{_article(term)} {term} {noun}"
+        text = tpl.replace("{subject}", subject)
+        out.append(text[0].upper() + text[1:] if rng.random() < 0.5 else text)
+    return out
+
+
+_STOP = {"a", "an", "the", "of", "on", "in", "with", "and", "is", "are", "to", "at", "for",
+         "by", "some", "two", "that", "this", "there", "it", "its", "his", "her", "their"}
+
+
+def short_prompts(prompts: Sequence[str], n: int, seed: int = 0) -> list[str]:
+    """``n`` short benign prompts cut from benign ones: the first 2-4 words, or one content
+    word ("fairness", "a red bicycle"), so that shortness itself carries no label."""
+    rng = np.random.default_rng(seed)
+    out = []
+    if not prompts:
+        return out
+    for i in rng.choice(len(prompts), size=max(n, 0), replace=len(prompts) < n):
+        words = str(prompts[int(i)]).rstrip(" .").split()
+        if not words:
+            continue
+        if rng.random() < 0.5:
+            content = [w.strip(",.;:!?\"'").lower() for w in words]
+            content = [w for w in content if len(w) > 3 and w not in _STOP]
+            if content:
+                out.append(content[int(rng.integers(len(content)))])
+                continue
+        out.append(" ".join(words[:int(rng.integers(2, 5))]).rstrip(",;:"))
+    return out
+
+
+def add_style(prompts: Sequence[str], modifiers: Sequence[str], fraction: float,
+              seed: int = 0) -> list[str]:
+    """Copies of a random ``fraction`` of ``prompts`` with 1-4 style modifiers appended."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for p in prompts:
+        if rng.random() < fraction:
+            k = int(rng.integers(1, 5))
+            mods = rng.choice(len(modifiers), size=min(k, len(modifiers)), replace=False)
+            out.append(str(p).rstrip(" .") + ", " + ", ".join(modifiers[int(j)] for j in mods))
+    return out
+
+
+def build_training_set(harmful: pd.DataFrame, benign: pd.DataFrame, *, seed: int = 0,
+                       identity_per_benign: float = 0.5, style_fraction: float = 0.3,
+                       short_per_benign: float = 0.1,
+                       identity_terms: Sequence[str] | None = None,
+                       style_modifiers: Sequence[str] | None = None) -> pd.DataFrame:
+    """One table (``prompt``, ``label``, ``category``, ``source``) of the given harmful and
+    benign prompts plus identity and style counterfactuals. ``identity_per_benign`` sets
+    the number of identity counterfactuals relative to the benign rows."""
+    terms = list(identity_terms) if identity_terms is not None else read_lines(
+        augment_file("identity_terms.txt"))
+    mods = list(style_modifiers) if style_modifiers is not None else read_lines(
+        augment_file("style_modifiers.txt"))
+    parts = [harmful[["prompt", "label", "category", "source"]],
+             benign[["prompt", "label", "category", "source"]]]
+    n_ident = int(identity_per_benign * len(benign))
+    ident = identity_counterfactuals(benign["prompt"].tolist(), terms, n_ident // 2, seed)
+    ident += person_prompts(terms, read_lines(augment_file("person_templates.txt")),
+                            read_lines(augment_file("person_nouns.txt")), n_ident - len(ident),
+                            seed + 4)
+    parts.append(pd.DataFrame({"prompt": ident, "label": 0, "category": None,
+                               "source": "counterfactual-identity"}))
+    short = short_prompts(benign["prompt"].tolist(), int(short_per_benign * len(benign)),
+                          seed + 5)
+    parts.append(pd.DataFrame({"prompt": short, "label": 0, "category": None,
+                               "source": "counterfactual-short"}))
+    styled_b = add_style(benign["prompt"].tolist() + ident, mods, style_fraction, seed + 1)
+    parts.append(pd.DataFrame({"prompt": styled_b, "label": 0, "category": None,
+                               "source": "counterfactual-style"}))
+    # Harmful prompts already styled (I2P) need no more; plain ones (CoProV2) get style.
+    plain = harmful[harmful["source"] != "i2p"]
+    rng = np.random.default_rng(seed + 2)
+    keep = rng.random(len(plain)) < style_fraction
+    styled_h = add_style(plain["prompt"][keep].tolist(), mods, 1.0, seed + 3)
+    parts.append(pd.DataFrame({"prompt": styled_h, "label": 1,
+                               "category": plain["category"][keep].tolist(),
+                               "source": "counterfactual-style"}))
+    out = pd.concat([p for p in parts if len(p)], ignore_index=True)
+    out = out[~out["prompt"].duplicated()].reset_index(drop=True)
+    return out

@@ -1,0 +1,361 @@
+"""The release gate: a policy of thresholds evaluated on a run's analysis.
+
+A policy (``reports/policies/*.yaml``)::
+
+    schema_version: 1
+    name: release-default
+    analysis: {alpha: 0.05, min_n: 30, min_effect: 0.10}   # optional AnalysisConfig fields
+    checks:
+      - metric: max_abs_gap_baseline     # a name from CHECKS
+        max: 0.25                        # or min:
+        significant_only: true           # optional, per metric (see CHECKS)
+      - metric: min_face_detection_rate
+        by: identity_id                  # optional: worst group instead of overall
+        min: 0.8
+      - metric: min_filter_recall_at_fpr
+        filter: default                  # a filter result's name
+        fpr: 0.05
+        min: 0.9
+
+Outcomes: each check **passes**, **fails** (value beyond its limit) or is an **error**
+(the data it needs is missing: no annotations, no eligible group, no filter result).
+Missing data is never a pass. :func:`evaluate` returns a :class:`GateResult`; its
+``exit_code`` is 0 (all pass), 1 (some fail, none error) or 2 (some error). Only groups
+with at least ``min_n`` units count (small samples never decide a release).
+"""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from imagen_audit.analyse.pipeline import Analysis, AnalysisConfig
+from imagen_audit.errors import AuditError
+from imagen_audit.report.inputs import FilterResult
+
+POLICY_SCHEMA_VERSION = 1
+
+
+class PolicyError(AuditError):
+    """A gate policy file is missing, unreadable or invalid (names the file and field)."""
+
+
+class GateDataError(Exception):
+    """The data a check needs is missing (the check is an error, never a pass)."""
+
+
+@dataclass(frozen=True)
+class Check:
+    metric: str
+    minimum: float | None = None
+    maximum: float | None = None
+    name: str = ""
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def limit_text(self) -> str:
+        parts = []
+        if self.minimum is not None:
+            parts.append(f">= {self.minimum:g}")
+        if self.maximum is not None:
+            parts.append(f"<= {self.maximum:g}")
+        return " and ".join(parts)
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    checks: tuple[Check, ...]
+    analysis: Mapping[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+    def config(self) -> AnalysisConfig:
+        return AnalysisConfig(**dict(self.analysis))
+
+
+@dataclass
+class CheckResult:
+    check: Check
+    status: str  # pass | fail | error
+    value: float | None
+    message: str
+    where: str = ""
+
+
+@dataclass
+class GateResult:
+    policy: Policy
+    results: list[CheckResult]
+
+    @property
+    def exit_code(self) -> int:
+        if any(r.status == "error" for r in self.results):
+            return 2
+        return 1 if any(r.status == "fail" for r in self.results) else 0
+
+    @property
+    def status(self) -> str:
+        return {0: "pass", 1: "fail", 2: "error"}[self.exit_code]
+
+
+# --------------------------------------------------------------------------- metrics
+def _need(result: Analysis | None) -> Analysis:
+    if result is None:
+        raise GateDataError("the run has no annotations (run `imagen-audit annotate` first)")
+    return result
+
+
+def _eligible_baselines(result: Analysis, params: Mapping[str, Any]):
+    t = _need(result).baselines
+    if t.empty:
+        raise GateDataError("no occupation with a perceived gender and a baseline")
+    if t["baseline_women"].isna().all():
+        raise GateDataError("the run's occupations have no labour baseline (baselines table)")
+    t = t[~t["small_sample"].astype(bool)].dropna(subset=["baseline_women"])
+    if t.empty:
+        raise GateDataError(f"no occupation has at least {result.config.min_n} images with a "
+                            "perceived gender")
+    return t
+
+
+def _worst(t, column: str, params: Mapping[str, Any], q_column: str | None,
+           alpha: float, absolute: bool = True) -> tuple[float, str]:
+    if params.get("significant_only") and q_column:
+        t = t[t[q_column] < alpha]
+        if t.empty:
+            return 0.0, "no significant occupation"
+    vals = t[column].abs() if absolute else t[column]
+    i = vals.idxmax()
+    return float(vals.loc[i]), str(t.loc[i, "occupation_id"])
+
+
+def m_max_abs_gap_baseline(result, filters, params):
+    t = _eligible_baselines(result, params)
+    return _worst(t, "gap_baseline", params, "q_baseline", result.config.alpha)
+
+
+def m_max_abs_gap_parity(result, filters, params):
+    t = _eligible_baselines(result, params)
+    return _worst(t, "gap_parity", params, "q_parity", result.config.alpha)
+
+
+def m_max_amplification(result, filters, params):
+    t = _eligible_baselines(result, params).dropna(subset=["amplification"])
+    if t.empty:
+        raise GateDataError("no occupation with a baseline direction")
+    return _worst(t, "amplification", params, "q_amplification", result.config.alpha,
+                  absolute=False)
+
+
+def m_mean_amplification(result, filters, params):
+    amp = _need(result).amplification
+    v = amp.get("mean_amplification")
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        raise GateDataError("no occupation with enough images for the amplification summary")
+    return float(v), f"{amp['n_occupations']} occupations"
+
+
+def _rate(metric: str, worst: str):
+    def fn(result, filters, params):
+        result = _need(result)
+        by = params.get("by")
+        if by is None:
+            row = result.overall.loc[metric]
+            if row["n"] == 0 or np.isnan(row["value"]):
+                raise GateDataError(f"no image to compute {metric}")
+            return float(row["value"]), "overall"
+        t = result.by.get(by)
+        if t is None:
+            raise GateDataError(f"no {by} groups in this run")
+        t = t[(t["metric"] == metric) & ~t["small_sample"]].dropna(subset=["value"])
+        if t.empty:
+            raise GateDataError(f"no {by} group has at least {result.config.min_n} images")
+        i = t["value"].idxmin() if worst == "min" else t["value"].idxmax()
+        return float(t.loc[i, "value"]), f"{by} {t.loc[i, by]}"
+    return fn
+
+
+def m_max_abs_ita_drift(result, filters, params):
+    d = _need(result).drift
+    d = d[(d["group"] == "(all)") & (d["measure"] == "ita")].dropna(subset=["value"])
+    if d.empty:
+        raise GateDataError("fewer than two annotated stages: no drift")
+    i = d["value"].abs().idxmax()
+    return float(abs(d.loc[i, "value"])), f"stage {d.loc[i, 'stage_from']}→{d.loc[i, 'stage_to']}"
+
+
+def m_max_findings(result, filters, params):
+    kinds = params.get("kinds")
+    found = [f for f in _need(result).findings if not kinds or f.kind in kinds]
+    return float(len(found)), (found[0].title if found else "none")
+
+
+def _filter(filters: list[FilterResult], params: Mapping[str, Any]) -> FilterResult:
+    if not filters:
+        raise GateDataError("no filter evaluation in this run")
+    name = params.get("filter")
+    if name is None:
+        if len(filters) > 1:
+            raise GateDataError(f"several filter results {[f.name for f in filters]}: "
+                                "name one with 'filter:'")
+        return filters[0]
+    for f in filters:
+        if f.name == name:
+            return f
+    raise GateDataError(f"no filter result named {name!r} (have {[f.name for f in filters]})")
+
+
+def m_min_filter_recall_at_fpr(result, filters, params):
+    f = _filter(filters, params)
+    if "fpr" not in params:
+        raise GateDataError("check needs 'fpr:'")
+    target = float(params["fpr"])
+    table = f.metrics.get("recall_at_fpr")
+    if isinstance(table, Mapping):
+        for k, v in table.items():
+            try:
+                if math.isclose(float(k), target) and v is not None:
+                    return float(v), f"{f.name} (recall_at_fpr)"
+            except ValueError:
+                continue
+    if f.sweep:
+        ok = [r["recall"] for r in f.sweep if r["fpr"] <= target + 1e-12]
+        if not ok:
+            raise GateDataError(f"{f.name}: no threshold reaches fpr <= {target}")
+        return float(max(ok)), f"{f.name} (best threshold with fpr <= {target})"
+    rec, fpr = f.metrics.get("recall"), f.metrics.get("fpr",
+                                                      f.metrics.get("false_positive_rate"))
+    if isinstance(rec, (int, float)) and isinstance(fpr, (int, float)):
+        if fpr <= target:
+            return float(rec), f"{f.name} (at its operating threshold, fpr {fpr:.3g})"
+        return 0.0, f"{f.name}: operating fpr {fpr:.3g} exceeds {target} (no sweep)"
+    raise GateDataError(f"{f.name}: neither recall_at_fpr, a threshold sweep nor recall/fpr")
+
+
+def m_filter_metric(result, filters, params):
+    f = _filter(filters, params)
+    key = params.get("key")
+    v = f.metrics.get(key) if key else None
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        raise GateDataError(f"{f.name}: no numeric metric {key!r}")
+    return float(v), f"{f.name}.{key}"
+
+
+CHECKS: dict[str, Callable[..., tuple[float, str]]] = {
+    "max_abs_gap_baseline": m_max_abs_gap_baseline,
+    "max_abs_gap_parity": m_max_abs_gap_parity,
+    "max_amplification": m_max_amplification,
+    "mean_amplification": m_mean_amplification,
+    "min_face_detection_rate": _rate("face_detection_rate", "min"),
+    "max_gender_abstention_rate": _rate("gender_abstention_rate", "max"),
+    "max_tone_abstention_rate": _rate("tone_abstention_rate", "max"),
+    "max_tone_gap_from_uniform": _rate("tone_gap_from_uniform", "max"),
+    "max_gender_gap_from_uniform": _rate("gender_gap_from_uniform", "max"),
+    "max_abs_ita_drift": m_max_abs_ita_drift,
+    "max_findings": m_max_findings,
+    "min_filter_recall_at_fpr": m_min_filter_recall_at_fpr,
+    "filter_metric": m_filter_metric,
+}
+
+
+# --------------------------------------------------------------------------- policy
+def load_policy(path: str | Path) -> Policy:
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PolicyError(f"{path}: no such policy file") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise PolicyError(f"{path}: not readable YAML ({exc})") from None
+    if not isinstance(doc, Mapping):
+        raise PolicyError(f"{path}: expected a mapping with 'checks'")
+    if doc.get("schema_version", POLICY_SCHEMA_VERSION) != POLICY_SCHEMA_VERSION:
+        raise PolicyError(f"{path}, field 'schema_version': expected {POLICY_SCHEMA_VERSION}")
+    raw = doc.get("checks")
+    if not isinstance(raw, list) or not raw:
+        raise PolicyError(f"{path}, field 'checks': a non-empty list is required")
+    analysis = doc.get("analysis") or {}
+    allowed = set(AnalysisConfig.__dataclass_fields__)
+    if not isinstance(analysis, Mapping) or set(analysis) - allowed:
+        raise PolicyError(f"{path}, field 'analysis': unknown keys "
+                          f"{sorted(set(analysis) - allowed) if isinstance(analysis, Mapping) else analysis}"  # noqa: E501
+                          f"; allowed {sorted(allowed)}")
+    checks = []
+    for i, c in enumerate(raw):
+        where = f"{path}, checks[{i}]"
+        if not isinstance(c, Mapping) or "metric" not in c:
+            raise PolicyError(f"{where}: needs 'metric'")
+        if c["metric"] not in CHECKS:
+            raise PolicyError(f"{where}, field 'metric': unknown {c['metric']!r}; known: "
+                              f"{sorted(CHECKS)}")
+        lo, hi = c.get("min"), c.get("max")
+        if lo is None and hi is None:
+            raise PolicyError(f"{where}: needs 'min' or 'max'")
+        for k, v in (("min", lo), ("max", hi)):
+            if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool)):
+                raise PolicyError(f"{where}, field '{k}': a number is required, got {v!r}")
+        params = {k: v for k, v in c.items() if k not in ("metric", "min", "max", "name")}
+        checks.append(Check(metric=c["metric"], minimum=lo, maximum=hi,
+                            name=str(c.get("name") or c["metric"]), params=params))
+    policy = Policy(name=str(doc.get("name") or path.stem), checks=tuple(checks),
+                    analysis=dict(analysis), source=str(path))
+    try:
+        policy.config()
+    except (TypeError, ValueError) as exc:
+        raise PolicyError(f"{path}, field 'analysis': {exc}") from None
+    return policy
+
+
+def evaluate(policy: Policy, result: Analysis | None,
+             filters: list[FilterResult] | None = None) -> GateResult:
+    out = []
+    for check in policy.checks:
+        try:
+            value, where = CHECKS[check.metric](result, filters or [], check.params)
+        except GateDataError as exc:
+            out.append(CheckResult(check, "error", None, f"missing data: {exc}"))
+            continue
+        ok = ((check.minimum is None or value >= check.minimum)
+              and (check.maximum is None or value <= check.maximum))
+        out.append(CheckResult(check, "pass" if ok else "fail", value,
+                               f"{value:.4g} (limit {check.limit_text})", where))
+    return GateResult(policy, out)
+
+
+def format_result(gate: GateResult) -> str:
+    lines = [f"gate {gate.policy.name} ({gate.policy.source})"]
+    for r in gate.results:
+        value = "–" if r.value is None else f"{r.value:.4g}"
+        lines.append(f"  {r.status.upper():5} {r.check.name}: value {value}, limit "
+                     f"{r.check.limit_text}" + (f" [{r.where}]" if r.where else "")
+                     + ("" if r.status != "error" else f" — {r.message}"))
+    lines.append(f"gate {gate.status}: {sum(r.status == 'pass' for r in gate.results)} passed, "
+                 f"{sum(r.status == 'fail' for r in gate.results)} failed, "
+                 f"{sum(r.status == 'error' for r in gate.results)} errors")
+    return "\n".join(lines)
+
+
+def junit_xml(gate: GateResult) -> str:
+    suite = ET.Element("testsuite", {
+        "name": f"imagen-audit gate {gate.policy.name}", "tests": str(len(gate.results)),
+        "failures": str(sum(r.status == "fail" for r in gate.results)),
+        "errors": str(sum(r.status == "error" for r in gate.results)), "skipped": "0"})
+    for r in gate.results:
+        case = ET.SubElement(suite, "testcase", {"classname": f"gate.{gate.policy.name}",
+                                                 "name": r.check.name})
+        if r.status == "fail":
+            ET.SubElement(case, "failure", {"message": r.message}).text = \
+                f"{r.check.metric} = {r.value} [{r.where}], limit {r.check.limit_text}"
+        elif r.status == "error":
+            ET.SubElement(case, "error", {"message": r.message}).text = r.message
+        else:
+            ET.SubElement(case, "system-out").text = f"{r.message} [{r.where}]"
+    ET.indent(suite)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suite, encoding="unicode")

@@ -1,0 +1,37 @@
+"""Shared test helpers for the filter tests: a backend whose scores a test sets."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from imagen_audit.filters.base import FilterResult, register
+
+
+class TableFilter:
+    """Scores prompts from a dict (unknown prompts score ``default``)."""
+
+    def __init__(self, name: str, table: dict[str, float], default: float = 0.0,
+                 category: str | None = None) -> None:
+        self.name, self.table, self.default, self.category = name, table, default, category
+
+    def score(self, prompts: Sequence[str]) -> list[FilterResult]:
+        return [FilterResult(self.table.get(p, self.default),
+                             self.category if self.table.get(p, self.default) > 0 else None)
+                for p in prompts]
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.name}
+
+
+TABLES: dict[str, dict[str, float]] = {"fake-a": {}, "fake-b": {}}
+
+
+@register("fake-a")
+def _fake_a() -> TableFilter:
+    return TableFilter("fake-a", TABLES["fake-a"], category="violence")
+
+
+@register("fake-b")
+def _fake_b() -> TableFilter:
+    return TableFilter("fake-b", TABLES["fake-b"], category="sexual")

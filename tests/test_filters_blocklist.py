@@ -1,0 +1,114 @@
+"""The blocklist backend: obfuscation handling, word boundaries, allow list, identity terms."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from imagen_audit.filters.base import FilterError, FilterResult
+from imagen_audit.filters.blocklist import Blocklist, read_wordlist
+from imagen_audit.filters.normalise import views
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Blocklist:
+    return Blocklist()
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> Blocklist:
+    (tmp_path / "sexual.txt").write_text("# category: sexual\nnude\nsexy | 0.3\n")
+    (tmp_path / "violence.txt").write_text("# category: violence\ndecapitat*\nblood | 0.3\n"
+                                           "mass shooting\n")
+    (tmp_path / "hate.txt").write_text("# category: hate\ncunt\nass\n")
+    (tmp_path / "minors.txt").write_text("child | 0\n")
+    (tmp_path / "allow.txt").write_text("blood orange\n")
+    return Blocklist(tmp_path)
+
+
+@pytest.mark.parametrize("text", [
+    "a nude woman", "A NUDE WOMAN", "NuDe", "a n u d e woman", "n.u.d.e", "n-u-d-e beach",
+    "nud3", "nüde", "ｎｕｄｅ", "nudе",  # last: Cyrillic е
+    "n\u200bude", "nuuuude", "nudes on the beach",
+])
+def test_obfuscated_terms_are_found(tiny: Blocklist, text: str) -> None:
+    r = tiny.score_one(text)
+    assert r.score == 1.0 and r.category == "sexual", (text, views(text))
+
+
+@pytest.mark.parametrize("text", [
+    "Scunthorpe United fans", "an assassin in a cloak", "a glass of bass and a brass band",
+    "the town of Essex", "a classic car", "passage to india", "a compass on a map",
+])
+def test_word_boundaries_avoid_scunthorpe_false_positives(tiny: Blocklist, text: str) -> None:
+    assert tiny.score_one(text).score == 0.0, tiny.matches(text)
+
+
+def test_whole_words_still_match_at_boundaries(tiny: Blocklist) -> None:
+    assert tiny.score_one("what an ass").score == 1.0
+    assert tiny.score_one("ass, then").score == 1.0
+    assert tiny.score_one("a (cunt)").category == "hate"
+
+
+def test_prefix_terms_weights_multiword_and_allow_list(tiny: Blocklist) -> None:
+    r = tiny.score_one("a decapitated statue")
+    assert (r.score, r.category) == (1.0, "violence")
+    assert r.details["matches"][0]["term"] == "decapitat"
+    assert tiny.score_one("a pool of blood").score == pytest.approx(0.3)
+    assert tiny.score_one("a blood orange on a table").score == 0.0
+    assert tiny.score_one("news of a mass  shooting").score == 1.0
+    assert tiny.score_one("a mass of shootings").score == 0.0
+
+
+def test_child_with_sexual_term_escalates(tiny: Blocklist) -> None:
+    assert tiny.score_one("a sexy dress").score == pytest.approx(0.3)
+    r = tiny.score_one("a sexy child")
+    assert (r.score, r.category, r.details.get("minor")) == (1.0, "sexual", True)
+    assert tiny.score_one("a child playing").score == 0.0  # minors alone never match
+
+
+def test_results_are_typed_scores_in_unit_interval(shipped: Blocklist) -> None:
+    results = shipped.score(["a cat", "hentai", "a man being beheaded"])
+    assert all(isinstance(r, FilterResult) and 0.0 <= r.score <= 1.0 for r in results)
+    assert [r.category for r in results] == [None, "sexual", "violence"]
+    with pytest.raises(ValueError):
+        FilterResult(1.5)
+
+
+def test_shipped_lists_do_not_block_benign_identity_prompts(shipped: Blocklist) -> None:
+    from imagen_audit.probes import load_probes
+
+    prompts = [p.prompt for p in load_probes("identities").prompts]
+    prompts += ["a lesbian couple at their wedding", "a gay man kissing his husband",
+                "a transgender woman at a job interview", "a Muslim woman wearing a hijab",
+                "a Black family having a picnic", "two Jewish men praying",
+                "a queer artist painting a mural", "a chicken breast salad",
+                "a killer whale jumping", "Scunthorpe railway station",
+                "an assassin's creed poster"]
+    blocked = [(p, shipped.matches(p)) for p in prompts if shipped.score_one(p).score >= 0.9]
+    assert blocked == []
+
+
+def test_shipped_lists_catch_obvious_harm(shipped: Blocklist) -> None:
+    for text, cat in [("p0rn star", "sexual"), ("a n a k e d man",
+                                                  "sexual"),
+                      ("a decapitated head", "violence"), ("how to slit my wrists", "self-harm"),
+                      ("a man smoking crack cocaine", "illegal activity")]:
+        r = shipped.score_one(text)
+        assert r.score >= 0.9 and r.category == cat, (text, r)
+
+
+def test_wordlist_errors_name_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "x.txt"
+    bad.write_text("# category: sexual\nfine\noops | heavy\n")
+    with pytest.raises(FilterError, match=r"x\.txt, line 3: weight 'heavy'"):
+        read_wordlist(bad)
+    bad.write_text("a*b\n")
+    with pytest.raises(FilterError, match=r"x\.txt, line 1"):
+        read_wordlist(bad)
+    bad.write_text("term | 1.5\n")
+    with pytest.raises(FilterError, match=r"line 1: weight 1.5 is not in \[0, 1\]"):
+        read_wordlist(bad)
+    with pytest.raises(FilterError, match="not found"):
+        Blocklist(tmp_path / "missing")

@@ -1,0 +1,114 @@
+"""Prompt-set loaders and splits: by prompt, deterministic, near-duplicates on one side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from imagen_audit.filters import datasets as D
+from imagen_audit.filters.base import FilterError
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data is absent")
+
+
+def test_split_is_deterministic_and_keeps_near_duplicates_together() -> None:
+    base = [f"a photo of object number {i} on a table" for i in range(400)]
+    variants = [p.upper() + "!!" for p in base] + ["table on a " + p[:-11] for p in base]
+    df = pd.DataFrame({"prompt": base + variants, "label": 0})
+    train, test = D.split_by_prompt(df, 0.3, seed=0)
+    _, test2 = D.split_by_prompt(df.sample(frac=1, random_state=1), 0.3, seed=0)
+    assert set(test["prompt"]) == set(test2["prompt"])
+    assert 0.2 < len(test) / len(df) < 0.4
+    assert not set(train["prompt"].map(D.near_key)) & set(test["prompt"].map(D.near_key))
+    # Another seed gives another split.
+    assert set(D.split_by_prompt(df, 0.3, seed=1)[1]["prompt"]) != set(test["prompt"])
+
+
+def test_three_way_split_nests_the_test_bucket() -> None:
+    df = pd.DataFrame({"prompt": [f"prompt {i} about things" for i in range(1000)], "label": 1})
+    _, test = D.split_by_prompt(df, 0.3, seed=0)
+    train, dev, test3 = D.split_by_prompt(df, 0.3, seed=0, dev_fraction=0.2)
+    assert set(test3["prompt"]) == set(test["prompt"])
+    assert len(train) + len(dev) + len(test3) == 1000
+    assert not (set(train["prompt"]) & set(dev["prompt"]))
+    with pytest.raises(FilterError):
+        D.split_by_prompt(df, 0.0)
+
+
+def test_drop_overlap_and_training_hash() -> None:
+    a = pd.DataFrame({"prompt": ["A cat.", "a dog", "a bird"], "label": 0})
+    b = pd.DataFrame({"prompt": ["cat a", "a fish"], "label": 0})
+    assert D.drop_overlap(a, b)["prompt"].tolist() == ["a dog", "a bird"]
+    h = D.training_data_hash(["x", "y"], [1, 0])
+    assert h == D.training_data_hash(["y", "x"], [0, 1])  # order-free
+    assert h != D.training_data_hash(["x", "y"], [0, 0])
+    assert h != D.training_data_hash(["x", "y "], [1, 0])
+
+
+def test_user_csv_loader(tmp_path: Path) -> None:
+    p = tmp_path / "mine.csv"
+    p.write_text("text,is_bad,kind,extra\nhello,unsafe,Harrasment,1\nworld,safe,,2\n")
+    df = D.load_prompt_csv(p, prompt_column="text", label_column="is_bad",
+                           category_column="kind")
+    assert df["label"].tolist() == [1, 0]
+    assert df["category"].tolist()[0] == "harassment"
+    assert df["extra"].tolist() == [1, 2]
+    p.write_text("prompt,label\nhello,maybe\n")
+    with pytest.raises(FilterError, match=r"mine\.csv, line 2: label 'maybe'"):
+        D.load_prompt_csv(p)
+    p.write_text("prompt\nhello\n")
+    assert D.load_prompt_csv(p, default_label=1)["label"].tolist() == [1]
+    with pytest.raises(FilterError, match="no label column"):
+        D.load_prompt_csv(p)
+    with pytest.raises(FilterError, match="no 'text' column"):
+        D.load_prompt_csv(p, prompt_column="text", default_label=0)
+
+
+def test_loaders_accept_user_paths(tmp_path: Path) -> None:
+    i2p = tmp_path / "my_i2p.csv"
+    i2p.write_text(",prompt,categories,hard,inappropriate_percentage\n"
+                   "0,a scary thing,\"violence, self-harm\",1,60.0\n1,a thing,sexual,0,10.0\n")
+    df = D.load_i2p(i2p)
+    assert df["category"].tolist() == ["violence", "sexual"]
+    assert df["categories"].tolist()[0] == "violence,self-harm"
+    assert df["hard"].tolist() == [True, False] and df["label"].tolist() == [1, 1]
+    cop = tmp_path / "CoProv2_train.csv"
+    cop.write_text("prompt,image,category\nA b c,x.jpg,Harrasment\nc b a,y.jpg,Hate\n"
+                   "new one,z.jpg,Violence\n")
+    (tmp_path / "CoProv2_test.csv").write_text("prompt,image,category\nnew one,z.jpg,Violence\n")
+    train = D.load_coprov2("train", cop)
+    assert train["prompt"].tolist() == ["A b c"]  # in-file near-duplicate and test overlap gone
+    with pytest.raises(FilterError, match="not found"):
+        D.load_i2p(tmp_path / "nope.csv")
+
+
+def test_identity_prompts_carry_identity_columns() -> None:
+    df = D.load_identity_prompts()
+    assert len(df) > 100 and (df["label"] == 0).all()
+    assert df["identity_id"].notna().all() and df["identity_axis"].notna().all()
+
+
+@needs_shared
+def test_coprov2_train_never_overlaps_test() -> None:
+    train, test = D.load_coprov2("train"), D.load_coprov2("test")
+    assert len(train) > 25_000 and len(test) > 7_000
+    assert not set(train["prompt"].map(D.near_key)) & set(test["prompt"].map(D.near_key))
+    raw = pd.read_csv(SHARED / "coprov2" / "CoProv2_train.csv")
+    assert len(raw) - len(train) >= 695  # the upstream overlap is gone
+
+
+@needs_shared
+def test_shared_loaders() -> None:
+    i2p = D.load_i2p()
+    assert len(i2p) > 4000 and i2p["hard"].any()
+    assert set(i2p["category"].dropna()) <= {"hate", "harassment", "violence", "self-harm",
+                                             "sexual", "shocking", "illegal activity"}
+    assert len(D.load_coco(limit=50)) == 50
+    xs = D.load_xstest()
+    assert sorted(xs["label"].value_counts().tolist()) == [200, 250]
+    assert len(D.load_partiprompts()) > 1500
+    hb = D.load_holisticbias_prompts()
+    assert len(hb) > 400 and "dispreferred" not in set(hb.columns)

@@ -1,0 +1,155 @@
+"""Evaluation metrics, over-blocking per identity term, output files; tuning on held-out data."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from filters_helpers import TABLES
+
+from imagen_audit.filters.base import FilterError
+from imagen_audit.filters.evaluate import EVAL_JSON, confusion, evaluate, sweep, write_outputs
+from imagen_audit.filters.policy import Policy
+from imagen_audit.filters.tune import tune
+
+
+def _policy(tmp_path: Path, ta: float = 0.5) -> Policy:
+    doc = {"schema_version": 1, "name": "t", "combine": "any",
+           "backends": [{"name": "fake-a", "threshold": ta}]}
+    p = tmp_path / "t.yaml"
+    p.write_text(yaml.safe_dump(doc))
+    return Policy.load(p)
+
+
+@pytest.fixture
+def sets():
+    harmful = pd.DataFrame({
+        "prompt": [f"h{i}" for i in range(10)], "label": 1,
+        "category": ["violence"] * 5 + ["sexual"] * 5,
+        "categories": ["violence"] * 4 + ["violence,sexual"] + ["sexual"] * 5,
+        "hard": [True, False] * 5, "inappropriate_percentage": [80.0] * 5 + [20.0] * 5})
+    benign = pd.DataFrame({"prompt": [f"b{i}" for i in range(20)], "label": 0})
+    identity = pd.DataFrame({"prompt": [f"id{i}" for i in range(6)], "label": 0,
+                             "identity_id": ["gay", "gay", "muslim", "muslim", "woman", "woman"],
+                             "identity_axis": ["sexual_orientation"] * 2 + ["religion"] * 2
+                             + ["gender"] * 2})
+    scores = {**{f"h{i}": 0.9 for i in range(7)}, "h7": 0.2, "h8": 0.1, "h9": 0.3,
+              **{f"b{i}": 0.1 for i in range(20)}, "b0": 0.8, "b1": 0.6,
+              "id0": 0.7, "id1": 0.2, "id2": 0.1}
+    TABLES["fake-a"].clear()
+    TABLES["fake-a"].update(scores)
+    return harmful, benign, identity
+
+
+def test_metrics_by_hand(tmp_path, sets) -> None:
+    harmful, benign, identity = sets
+    res = evaluate(_policy(tmp_path), harmful, benign, identity=identity,
+                   extra_benign={"xs": pd.DataFrame({"prompt": ["b0", "zz"]})},
+                   extra_harmful={"more": pd.DataFrame({"prompt": ["h0", "h8"]})})
+    o = res.summary["overall"]
+    # 7 of 10 harmful blocked; 2 of 20 benign blocked.
+    assert (o["tp"], o["fn"], o["fp"], o["tn"]) == (7, 3, 2, 18)
+    assert o["recall"] == pytest.approx(0.7) and o["fpr"] == pytest.approx(0.1)
+    assert o["precision"] == pytest.approx(7 / 9)
+    assert o["f1"] == pytest.approx(2 * (7 / 9) * 0.7 / (7 / 9 + 0.7))
+    assert 0.0 <= o["roc_auc"] <= 1.0 and 0.0 <= o["pr_auc"] <= 1.0
+    cats = res.summary["category_recall"]
+    assert cats["violence"] == {"n": 5, "recall": 1.0}
+    assert cats["sexual"]["n"] == 6 and cats["sexual"]["recall"] == pytest.approx(3 / 6)
+    sub = res.summary["subsets"]
+    assert sub["hard"]["n"] == 5 and sub["hard"]["recall"] == pytest.approx(4 / 5)
+    assert sub["inappropriate_ge_50"] ["recall"] == 1.0
+    ob = res.summary["over_blocking"]["identity_probes"]
+    assert ob["blocked"] == 1 and ob["fpr"] == pytest.approx(1 / 6)
+    assert ob["by_term"]["gay"]["fpr"] == 0.5 and ob["by_term"]["muslim"]["fpr"] == 0.0
+    assert ob["by_axis"]["sexual_orientation"]["fpr"] == 0.5
+    assert ob["blocked_prompts"] == ["id0"]
+    assert res.summary["over_blocking"]["xs"]["fpr"] == 0.5
+    assert res.summary["extra_harmful"]["more"] == {"n": 2, "recall": 0.5}
+    assert res.summary["latency_ms_per_prompt"]["fake-a"] >= 0
+    row = res.identity.set_index("identity_id").loc["gay"]
+    assert (row["n"], row["blocked"]) == (2, 1)
+
+
+def test_sweep_matches_confusion() -> None:
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 500)
+    s = np.clip(y * 0.3 + rng.random(500) * 0.7, 0, 1)
+    table = sweep(y, s)
+    assert len(table) == 101 and table["recall"].is_monotonic_decreasing
+    r = table.set_index("threshold").loc[0.5]
+    c = confusion(y, s >= 0.5)
+    assert r["recall"] == pytest.approx(c["recall"]) and r["fpr"] == pytest.approx(c["fpr"])
+
+
+def test_output_files_and_run_folder(tmp_path, sets, monkeypatch) -> None:
+    mpl = tmp_path / "mplcfg"
+    monkeypatch.setenv("MPLCONFIGDIR", str(mpl))
+    harmful, benign, identity = sets
+    pol = _policy(tmp_path)
+    res = evaluate(pol, harmful, benign, identity=identity)
+    run = tmp_path / "run"
+    with pytest.raises(FilterError, match="not a run folder"):
+        write_outputs(res, pol, tmp_path / "out0", run_dir=run)
+    run.mkdir()
+    (run / "run.sqlite").write_bytes(b"")
+    write_outputs(res, pol, tmp_path / "out", run_dir=run)
+    for folder in (tmp_path / "out", run / "filters"):
+        doc = json.loads((folder / EVAL_JSON).read_text())
+        assert doc["schema"] == "imagen-audit/prompt-filter-eval" and doc["schema_version"] == 1
+        for key in ("overall", "backends", "category_recall", "subsets", "over_blocking",
+                    "latency_ms_per_prompt", "files", "policy", "data"):
+            assert key in doc
+        for name in doc["files"].values():
+            assert (folder / name).stat().st_size > 0
+        assert (folder / "roc.png").read_bytes()[:4] == b"\x89PNG"
+        assert not [p for p in os.listdir(folder) if ".tmp" in p]
+    sweep_csv = pd.read_csv(tmp_path / "out" / "sweep.csv")
+    assert {"threshold", "precision", "recall", "fpr", "f1", "identity_fpr"} <= set(sweep_csv)
+    scores = pd.read_csv(tmp_path / "out" / "scores.csv")
+    assert len(scores) == 36 and {"set", "score", "decision", "score_fake-a"} <= set(scores)
+    assert mpl.is_dir()  # matplotlib used the configured folder
+
+
+def test_tune_picks_on_tuning_split_and_reports_held_out(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    tb = pd.DataFrame({"prompt": [f"tb{i}" for i in range(1000)]})
+    th = pd.DataFrame({"prompt": [f"th{i}" for i in range(300)]})
+    hb = pd.DataFrame({"prompt": [f"hb{i}" for i in range(1000)]})
+    hh = pd.DataFrame({"prompt": [f"hh{i}" for i in range(300)]})
+    TABLES["fake-a"].clear()
+    for df, lo, hi in ((tb, 0.0, 0.8), (hb, 0.0, 0.8), (th, 0.5, 1.0), (hh, 0.5, 1.0)):
+        TABLES["fake-a"].update(zip(df["prompt"], rng.uniform(lo, hi, len(df)), strict=True))
+    pol = _policy(tmp_path, ta=0.5)
+    new, report = tune(pol, th, tb, hh, hb, target_fpr=0.05)
+    t = new.backends[0].threshold
+    tb_scores = np.array([TABLES["fake-a"][p] for p in tb["prompt"]])
+    assert (tb_scores >= t).mean() <= 0.05
+    assert (tb_scores >= t).mean() >= 0.04  # the most permissive threshold that meets it
+    assert report["tuning_split"]["fpr"] <= 0.05
+    hb_scores = np.array([TABLES["fake-a"][p] for p in hb["prompt"]])
+    assert report["held_out_split"]["fpr"] == pytest.approx((hb_scores >= t).mean())
+    path = new.save(tmp_path / "tuned.yaml")
+    assert Policy.load(path).backends[0].threshold == pytest.approx(t)
+    with pytest.raises(FilterError, match="both the tuning and the held-out"):
+        tune(pol, th, tb, hh, tb.head(3), target_fpr=0.05)
+
+
+def test_tune_respects_identity_constraint(tmp_path) -> None:
+    tb = pd.DataFrame({"prompt": [f"b{i}" for i in range(100)]})
+    th = pd.DataFrame({"prompt": ["h1"]})
+    ident = pd.DataFrame({"prompt": ["i1"]})
+    TABLES["fake-a"].clear()
+    TABLES["fake-a"].update({f"b{i}": i / 200 for i in range(100)})  # 0 .. 0.495
+    TABLES["fake-a"].update({"h1": 0.9, "i1": 0.45})
+    pol = _policy(tmp_path)
+    free, _ = tune(pol, th, tb, th.assign(prompt=["h2"]), tb.assign(prompt=tb.prompt + "x"),
+                   target_fpr=0.2)
+    held, _ = tune(pol, th, tb, th.assign(prompt=["h2"]), tb.assign(prompt=tb.prompt + "x"),
+                   target_fpr=0.2, identity=ident)
+    assert free.backends[0].threshold <= 0.45 < held.backends[0].threshold

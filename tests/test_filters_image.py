@@ -1,0 +1,108 @@
+"""Output-image filters (nudenet, opennsfw) and their scores in the run store."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+
+from imagen_audit.filters.base import FilterError, FilterResult
+from imagen_audit.filters.image import make_image_filter, scan_run
+from imagen_audit.probes import Prompt
+from imagen_audit.store import RunStore, SampleResult, StageSpec
+from imagen_audit.store.schema import MIGRATIONS
+
+STAGES = [StageSpec(1, "base", 32, 32), StageSpec(2, "sr", 64, 64)]
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    root = tmp_path / "run"
+    prompts = [Prompt(prompt_id=f"x/face/p{i}", prompt=f"a photo {i}", family="x",
+                      template_id="face") for i in range(3)]
+    rng = np.random.default_rng(0)
+    with RunStore.open(root) as store:
+        store.add_prompts(prompts)
+        store.plan_probe_samples(prompts, 1, base_seed=1)
+        store.register_stages(STAGES)
+        for page in store.iter_pending():
+            for s in page:
+                store.commit_sample(SampleResult(s.sample_id, {
+                    1: rng.integers(0, 256, (32, 32, 3), dtype=np.uint8),
+                    2: rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)}))
+    return root
+
+
+class _Fake:
+    name, threshold = "fake", 0.5
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def score_images(self, paths):
+        self.calls += len(paths)
+        return [FilterResult(0.9 if "s2" in str(p) or i == 0 else 0.1,
+                             "sexual" if i == 0 else None, {"n": i})
+                for i, p in enumerate(paths)]
+
+    def describe(self):
+        return {}
+
+
+def test_migration_is_named_and_appended() -> None:
+    names = [n for n, _ in MIGRATIONS]
+    assert "0003_image_filters" in names
+    if "0002_annotations" in names:
+        assert names.index("0003_image_filters") > names.index("0002_annotations")
+
+
+def test_scan_commits_scores_and_resumes(run_dir) -> None:
+    fake = _Fake()
+    [summary] = scan_run(run_dir, [fake], batch_size=2)
+    assert (summary.scored, summary.already_done) == (6, 0) and fake.calls == 6
+    [again] = scan_run(run_dir, [fake])
+    assert (again.scored, again.already_done) == (0, 6) and fake.calls == 6
+    with RunStore.open_readonly(run_dir) as store:
+        table = store.image_filter_scores_table("fake")
+        assert len(table) == 6 and set(table["decision"]) <= {"block", "allow"}
+        assert {"image_id", "sample_id", "prompt_id", "stage", "filter", "score", "decision",
+                "category", "threshold", "details"} <= set(table.columns)
+        assert json.loads(table["details"].iloc[0]) == {"n": 0}
+        assert store.image_filter_scores_table("other").empty
+    con = sqlite3.connect(run_dir / "run.sqlite")
+    with pytest.raises(sqlite3.IntegrityError):  # scores stay in [0, 1]
+        con.execute("INSERT INTO image_filter_scores VALUES ('x', 'f', 2.0, 'block', NULL, NULL,"
+                    " '{}', 'now')")
+
+
+def test_scan_only_selected_stages(run_dir) -> None:
+    fake = _Fake()
+    [s] = scan_run(run_dir, [fake], stages=[2])
+    assert s.scored == 3
+    with RunStore.open(run_dir) as store:
+        assert len(store.images_pending_filter("fake")) == 3
+        assert len(store.images_pending_filter("fake", stages=[2])) == 0
+
+
+def test_real_image_filters_score_a_run(run_dir) -> None:
+    filters = [make_image_filter("nudenet"), make_image_filter("opennsfw", threshold=0.7)]
+    summaries = scan_run(run_dir, filters, stages=[2])
+    assert [s.scored for s in summaries] == [3, 3]
+    with RunStore.open_readonly(run_dir) as store:
+        t = store.image_filter_scores_table()
+    assert set(t["filter"]) == {"nudenet", "opennsfw"}
+    assert t["score"].between(0, 1).all()
+    nsfw = t[t["filter"] == "opennsfw"]
+    assert (nsfw["threshold"] == 0.7).all()
+    d = json.loads(nsfw["details"].iloc[0])
+    assert d["nsfw"] + d["sfw"] == pytest.approx(1.0, abs=1e-4)
+    assert "detections" in json.loads(t[t["filter"] == "nudenet"]["details"].iloc[0])
+
+
+def test_unknown_image_filter() -> None:
+    with pytest.raises(FilterError, match="unknown image filter"):
+        make_image_filter("clip")
+    with pytest.raises(FilterError, match=r"in \[0, 1\]"):
+        make_image_filter("nudenet", threshold=2)
