@@ -1,14 +1,19 @@
-"""Benchmark the default annotator (dlib-hog faces + skin tone + dlib-onnx gender).
+"""Benchmark the annotator presets (``fast`` and ``accurate``) for speed and accuracy.
 
 Prints images per second at 512 and 1024 px with 1 worker and with one worker per core,
-files read from disk (PNG) as in a run, with peak memory; then the validation table on
-../shared/data/fairface-sample when it is present. Goal: ≥ 20 images/s at 512 px on a
-2-core CPU. Usage: python bench/bench_annotate.py [--images 200]
+files read from disk (PNG) as in a run, with peak memory, for each preset; then, when
+../shared/data/fairface-sample is present, the validation table of each preset (face-found
+rate, coverage, accuracy, ECE per race label, confusion matrices, reliability table, ITA
+AUC per pair of groups) with its time per image. Images the presets' trained parts were
+fitted on are scored out-of-fold (5-fold cross-validated figures), see validate.py.
+Goal: ``fast`` ≥ 20 images/s at 512 px on a 2-core CPU.
+Usage: python bench/bench_annotate.py [--images 200] [--presets fast,accurate] [--no-speed]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import tempfile
 import time
@@ -50,8 +55,8 @@ def peak_mb() -> tuple[float, float]:
     return me, kids
 
 
-def bench(paths: list[Path], workers: int, batch_size: int) -> tuple[float, int]:
-    spec = AnnotatorSpec()
+def bench(spec: AnnotatorSpec, paths: list[Path], workers: int, batch_size: int
+          ) -> tuple[float, int]:
     start = time.perf_counter()
     faces = sum(a.n_faces for _, a in iter_annotations(
         ((p.name, p) for p in paths), spec, batch_size=batch_size, workers=workers))
@@ -62,33 +67,42 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--presets", default="fast,accurate")
+    parser.add_argument("--no-speed", action="store_true")
     args = parser.parse_args()
     cores = default_workers()
-    print(f"default annotator {AnnotatorSpec().key}, {cores} cores, {args.images} images "
-          f"per size, batch {args.batch_size}")
-    with tempfile.TemporaryDirectory() as tmp:
-        for size in (512, 1024):
-            paths = make_images(Path(tmp), size, args.images)
-            for workers in sorted({1, cores}):
-                seconds, faces = bench(paths, workers, args.batch_size)
-                me, kids = peak_mb()
-                print(f"{size:>5} px  workers={workers}: {len(paths) / seconds:6.1f} images/s "
-                      f"({1000 * seconds / len(paths):5.1f} ms/image, {faces} faces); peak RSS "
-                      f"parent {me:.0f} MB, largest worker {kids:.0f} MB")
+    presets = [p for p in args.presets.split(",") if p]
+    load = os.getloadavg()
+    print(f"{cores} cores, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; "
+          f"{args.images} images per size, batch {args.batch_size}")
+    if not args.no_speed:
+        with tempfile.TemporaryDirectory() as tmp:
+            for size in (512, 1024):
+                paths = make_images(Path(tmp), size, args.images)
+                for preset in presets:
+                    spec = AnnotatorSpec.from_preset(preset)
+                    for workers in sorted({1, cores}):
+                        seconds, faces = bench(spec, paths, workers, args.batch_size)
+                        me, kids = peak_mb()
+                        print(f"{preset:>9} {size:>5} px  workers={workers}: "
+                              f"{len(paths) / seconds:6.1f} images/s "
+                              f"({1000 * seconds / len(paths):6.1f} ms/image, {faces} faces); "
+                              f"peak RSS parent {me:.0f} MB, largest worker {kids:.0f} MB")
     labels = SHARED / "fairface-sample" / "labels.csv"
-    if labels.is_file():
-        from imagen_audit.annotate.validate import format_table, validate_annotators
+    if not labels.is_file():
+        print(f"\n{labels} not found: validation tables skipped")
+        return
+    from imagen_audit.annotate.validate import format_table, validate_annotators
 
+    for preset in presets:
         start = time.perf_counter()
-        record = validate_annotators(labels, workers=cores)
-        print(f"\nfairface-sample ({record['n_files']} images, {time.perf_counter() - start:.1f}"
-              f" s), gender threshold {record['gender_threshold']}:")
+        record = validate_annotators(labels, spec=AnnotatorSpec.from_preset(preset),
+                                     workers=cores)
+        seconds = time.perf_counter() - start
+        print(f"\nfairface-sample, preset {preset} ({record['n_files']} images in "
+              f"{seconds:.1f} s with {cores} workers, "
+              f"{1000 * seconds * cores / record['n_files']:.0f} ms per image per core):")
         print(format_table(record))
-        g = record["gender"]["overall"]
-        print("confusion (rows true female/male; columns female/male/unknown/no_face):",
-              g["confusion"])
-    else:
-        print(f"\n{labels} not found: validation table skipped")
 
 
 if __name__ == "__main__":

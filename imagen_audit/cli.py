@@ -356,7 +356,8 @@ COMMANDS = {"generate": _cmd_generate, "export": _cmd_export, "status": _cmd_sta
 # not import torch or other heavy libraries at import time: ``--help`` stays fast.
 COMMAND_MODULES: tuple[str, ...] = ("imagen_audit.report.commands",
                                      "imagen_audit.annotate.commands",
-                                     "imagen_audit.filters.commands")
+                                     "imagen_audit.filters.commands",
+                                     "imagen_audit.compare.commands")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

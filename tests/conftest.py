@@ -6,7 +6,9 @@ The tiny cascade is built from configs, saved with ``save_pretrained`` and loade
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -17,6 +19,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 _SESSION_TMP = Path(tempfile.mkdtemp(prefix="imagen-audit-tests-"))
+atexit.register(shutil.rmtree, _SESSION_TMP, ignore_errors=True)
 os.environ.setdefault("IMAGEN_AUDIT_CACHE", str(_SESSION_TMP / "cache"))
 os.environ.setdefault("MPLCONFIGDIR", str(_SESSION_TMP / "mpl"))
 os.environ.setdefault("DEEPFACE_HOME", str(_SESSION_TMP / "deepface"))

@@ -113,10 +113,10 @@ def test_unreadable_image_recorded_and_retried(folder_run):
 
 def test_cli_annotate_and_export(folder_run, tmp_path, capsys):
     assert main(["annotate", str(folder_run), "--workers", "1", "--no-progress",
-                 "--gender-threshold", "0.8", "--name", "strict"]) == 0
+                 "--preset", "fast", "--gender-threshold", "0.8", "--name", "strict"]) == 0
     assert "4 images annotated" in capsys.readouterr().out
     assert main(["annotate", str(folder_run), "--workers", "1", "--no-progress",
-                 "--gender-threshold", "0.8", "--name", "strict"]) == 0
+                 "--preset", "fast", "--gender-threshold", "0.8", "--name", "strict"]) == 0
     assert "nothing to annotate" in capsys.readouterr().out
     assert main(["export", str(folder_run), "--out", str(tmp_path / "x.csv")]) == 0
     csv = pd.read_csv(tmp_path / "x.csv")

@@ -46,7 +46,8 @@ def test_validate_small_folder_with_tone_labels(tmp_path):
 
     generate_run(run, model=f"folder:{src}", probes=None, progress=False)
     rc = main(["validate-annotators", "--labels", str(tmp_path / "labels.csv"), "--out",
-               str(tmp_path / "val"), "--run", str(run), "--workers", "1", "--no-progress"])
+               str(tmp_path / "val"), "--run", str(run), "--workers", "1", "--no-progress",
+               "--preset", "fast"])
     assert rc == 0
     record = json.loads((tmp_path / "val" / "validation.json").read_text())
     assert record == json.loads((run / "validation" / "validation.json").read_text())

@@ -112,3 +112,18 @@ def test_shared_loaders() -> None:
     assert len(D.load_partiprompts()) > 1500
     hb = D.load_holisticbias_prompts()
     assert len(hb) > 400 and "dispreferred" not in set(hb.columns)
+
+
+@needs_shared
+def test_eval_uses_held_out_bucket_of_sets_the_model_trained_on() -> None:
+    import argparse
+
+    from imagen_audit.filters.commands import _load_set
+
+    args = argparse.Namespace(prompt_column="prompt")
+    df, name = _load_set("coco:300", args, 0, "auto", "benign")
+    assert len(df) == 300 and "held-out" in name
+    buckets = D.prompt_buckets(df["prompt"], D.CANONICAL_SPLIT["seed"])
+    assert max(buckets) < D.CANONICAL_SPLIT["test_fraction"]
+    everything, _ = _load_set("xstest", args, 0, "auto", "benign")
+    assert len(everything) == 450  # never trained on: all of it

@@ -87,9 +87,7 @@ def test_sweep_matches_confusion() -> None:
     assert r["recall"] == pytest.approx(c["recall"]) and r["fpr"] == pytest.approx(c["fpr"])
 
 
-def test_output_files_and_run_folder(tmp_path, sets, monkeypatch) -> None:
-    mpl = tmp_path / "mplcfg"
-    monkeypatch.setenv("MPLCONFIGDIR", str(mpl))
+def test_output_files_and_run_folder(tmp_path, sets) -> None:
     harmful, benign, identity = sets
     pol = _policy(tmp_path)
     res = evaluate(pol, harmful, benign, identity=identity)
@@ -113,7 +111,6 @@ def test_output_files_and_run_folder(tmp_path, sets, monkeypatch) -> None:
     assert {"threshold", "precision", "recall", "fpr", "f1", "identity_fpr"} <= set(sweep_csv)
     scores = pd.read_csv(tmp_path / "out" / "scores.csv")
     assert len(scores) == 36 and {"set", "score", "decision", "score_fake-a"} <= set(scores)
-    assert mpl.is_dir()  # matplotlib used the configured folder
 
 
 def test_tune_picks_on_tuning_split_and_reports_held_out(tmp_path) -> None:
@@ -153,3 +150,22 @@ def test_tune_respects_identity_constraint(tmp_path) -> None:
     held, _ = tune(pol, th, tb, th.assign(prompt=["h2"]), tb.assign(prompt=tb.prompt + "x"),
                    target_fpr=0.2, identity=ident)
     assert free.backends[0].threshold <= 0.45 < held.backends[0].threshold
+
+
+def test_plots_respect_mplconfigdir(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    code = ("import os, pandas as pd; from pathlib import Path; "
+            "from imagen_audit.filters.evaluate import plot_curves, EvalResult; "
+            "import matplotlib; "
+            "s = pd.DataFrame({'set': ['harmful', 'benign'], 'label': [1, 0], 'score': [.9, .1]});"
+            "P = type('P', (), {'backends': (), 'name': 'p'}); "
+            "print(plot_curves(EvalResult({}, s, None, None, None), P, Path(os.getcwd()))); "
+            "print(matplotlib.get_configdir())")
+    env = {**os.environ, "MPLCONFIGDIR": str(tmp_path / "mplcfg")}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                       env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[-1] == str(tmp_path / "mplcfg")
+    assert (tmp_path / "roc.png").is_file() and (tmp_path / "pr.png").is_file()

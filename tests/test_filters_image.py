@@ -106,3 +106,13 @@ def test_unknown_image_filter() -> None:
         make_image_filter("clip")
     with pytest.raises(FilterError, match=r"in \[0, 1\]"):
         make_image_filter("nudenet", threshold=2)
+
+
+def test_scan_command(run_dir, capsys) -> None:
+    from imagen_audit.cli import main
+
+    assert main(["filters", "scan", str(run_dir), "--filter", "opennsfw", "--stages", "1"]) == 0
+    assert "opennsfw: 3 images scored" in capsys.readouterr().out
+    assert main(["filters", "image", str(run_dir), "--filter", "opennsfw", "--stages", "1"]) == 0
+    assert "opennsfw: 0 images scored" in capsys.readouterr().out
+    assert main(["filters", "scan", str(run_dir), "--filter", "nope"]) == 2

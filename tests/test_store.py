@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from imagen_audit import files as files_module
 from imagen_audit.errors import AuditError, RunLockedError, RunStoreError
 from imagen_audit.probes import Occupation, Prompt, sample_seed
 from imagen_audit.store import RunStore, SampleResult, StageSpec
@@ -706,14 +707,14 @@ def test_write_png_atomic_leaves_no_final_file_when_rename_fails(tmp_path, monke
     def boom(src, dst):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(imgio.os, "replace", boom)
+    monkeypatch.setattr(files_module.os, "replace", boom)
     with pytest.raises(OSError, match="No space"):
         imgio.write_png_atomic(path, pixels)
     assert not path.exists()
     # An existing image is left untouched by a failed rewrite.
     monkeypatch.undo()
     imgio.write_png_atomic(path, pixels)
-    monkeypatch.setattr(imgio.os, "replace", boom)
+    monkeypatch.setattr(files_module.os, "replace", boom)
     with pytest.raises(OSError):
         imgio.write_png_atomic(path, np.full((4, 4, 3), 255, dtype=np.uint8))
     monkeypatch.undo()
@@ -730,7 +731,7 @@ def test_commit_with_failing_rename_leaves_sample_pending(planned, monkeypatch):
     def boom(src, dst):
         raise OSError("disk gone")
 
-    monkeypatch.setattr(imgio.os, "replace", boom)
+    monkeypatch.setattr(files_module.os, "replace", boom)
     with pytest.raises(OSError, match="disk gone"):
         planned.commit_sample(_result(sample.sample_id, np.random.default_rng(0)))
     monkeypatch.undo()

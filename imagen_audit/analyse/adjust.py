@@ -26,6 +26,10 @@ Only :func:`load_validation` knows the file layout. Two are accepted:
 - a square one: ``{"gender": {"labels": [...], "overall": {"confusion": [[..]]},
   "by_group": {...}}}``.
 
+``validate-annotators`` also writes ``gender.by_tone_band`` (blocks per band of the
+annotator's own Monk estimate); they are read as groups too, so units are corrected with
+their tone band's matrix.
+
 Rows are the true (human) labels, columns the predicted ones. Predicted columns that are
 not a true label (``unknown``, ``no_face``) are abstentions: the rates are
 ``P(pred j | true i)`` over *all* predictions, and only the decided columns enter the
@@ -123,6 +127,8 @@ def load_validation(source: str | Path | Mapping[str, Any]) -> dict[str, Confusi
         groups = spec.get("by_group", spec.get("groups")) or {}
         if not isinstance(groups, Mapping):
             raise ValidationFileError(f"{where}, field 'groups': expected an object")
+        if isinstance(spec.get("by_tone_band"), Mapping):  # validate-annotators: per band
+            groups = {**groups, **spec["by_tone_band"]}
         for group, gspec in groups.items():
             if not isinstance(gspec, Mapping) or "confusion" not in gspec:
                 raise ValidationFileError(f"{where}, group '{group}': missing 'confusion'")

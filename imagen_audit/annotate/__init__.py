@@ -5,7 +5,8 @@ are *perceived* attributes of images, estimated by classifiers with known error 
 never the identity of any person. Modules: ``base`` (protocols, registry, the annotator),
 ``faces`` (detectors), ``skin_tone`` (ITA, Monk), ``gender/`` (one module per backend),
 ``runner`` (annotate a run store, resumably), ``validate`` (against labelled faces),
-``commands`` (CLI).
+``train`` (the gender head and calibration, cross-validated), ``commands`` (CLI),
+``models/`` (the trained head as JSON).
 """
 
 from imagen_audit.annotate.base import (

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from typing import Any
 
 from imagen_audit.annotate.base import (
     DEFAULT_DETECT_SIZE,
-    DEFAULT_GENDER_THRESHOLD,
+    DEFAULT_PRESET,
+    PRESETS,
     AnnotatorSpec,
 )
 from imagen_audit.annotate.skin_tone import DEFAULT_TONE_THRESHOLD
@@ -16,17 +18,30 @@ EXIT_OK, EXIT_PARTIAL = 0, 3
 
 
 def _add_annotator_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--detector", default="dlib-hog", help="face detector (dlib-hog)")
-    p.add_argument("--gender", default="dlib-onnx",
-                   help="perceived-gender backend: dlib-onnx (default, offline), deepface, clip")
-    p.add_argument("--gender-threshold", type=float, default=DEFAULT_GENDER_THRESHOLD,
-                   help="below this probability the label is 'unknown' (0.5-1)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULT_PRESET,
+                   help="accurate (default: detector cascade + calibrated gender ensemble) "
+                        "or fast (dlib HOG + calibrated ONNX gender, >= 20 images/s); the "
+                        "options below override the preset's")
+    p.add_argument("--detector", help="face detector: dlib-hog, dlib-cascade, dlib-cnn")
+    p.add_argument("--gender", help="perceived-gender backend: dlib-ensemble, dlib-onnx "
+                                    "(offline), deepface, clip")
+    p.add_argument("--gender-threshold", type=float,
+                   help="below this probability the label is 'unknown' (0.5-1; default: "
+                        "the preset's)")
     p.add_argument("--tone-threshold", type=float, default=DEFAULT_TONE_THRESHOLD,
                    help="below this confidence the skin tone abstains (0-1)")
+    p.add_argument("--white-balance", default="none",
+                   choices=("none", "grey-world", "exposure", "exposure+grey-world"),
+                   help="skin tone: correct the illuminant (grey-world on the pixels outside "
+                        "the face) and/or the exposure first; opt-in, see the README for "
+                        "the measured effect")
+    p.add_argument("--tone-landmarks", type=int, choices=(5, 68), default=5,
+                   help="skin tone: face frame from 68-point landmarks (opt-in; the model's "
+                        "training data, iBUG 300-W, excludes commercial use)")
     p.add_argument("--detect-size", type=int, default=DEFAULT_DETECT_SIZE,
                    help="images are resized to this longer side before detection")
     p.add_argument("--upsample", type=int, default=0, choices=(0, 1, 2),
-                   help="dlib-hog: upsample to find smaller faces (slower)")
+                   help="dlib-hog, dlib-cascade: upsample to find smaller faces (slower)")
     p.add_argument("--clip-model", help="clip: a hub id in the local cache or a folder")
     p.add_argument("--clip-labels", help="clip: 'female=a photo of a woman|...;male=...'")
     p.add_argument("--allow-download", action="store_true",
@@ -39,7 +54,13 @@ def _add_annotator_options(p: argparse.ArgumentParser) -> None:
 
 
 def spec_from_args(args: argparse.Namespace) -> AnnotatorSpec:
-    gender_options: dict[str, Any] = {}
+    preset = dict(PRESETS[args.preset])
+    gender = args.gender or preset["gender"]
+    detector = args.detector or preset["detector"]
+    gender_options: dict[str, Any] = (dict(preset["gender_options"])
+                                      if gender == preset["gender"] else {})
+    detector_options: dict[str, Any] = (dict(preset["detector_options"])
+                                        if detector == preset["detector"] else {})
     if args.gender == "clip":
         from imagen_audit.annotate.gender.clip import DEFAULT_MODEL, parse_labels
 
@@ -49,12 +70,22 @@ def spec_from_args(args: argparse.Namespace) -> AnnotatorSpec:
         gender_options["local_files_only"] = not args.allow_download
     if args.gender == "deepface" and args.gender_weights:
         gender_options["weights"] = args.gender_weights
-    detector_options = {"upsample": args.upsample} if args.upsample else {}
-    return AnnotatorSpec(detector=args.detector, gender=args.gender,
-                         gender_threshold=args.gender_threshold,
+    if args.upsample:
+        detector_options["upsample"] = args.upsample
+    threshold = (args.gender_threshold if args.gender_threshold is not None
+                 else preset["gender_threshold"])
+    tone_options: dict[str, Any] = {}
+    if args.white_balance != "none":
+        tone_options["white_balance"] = args.white_balance
+    if args.tone_landmarks != 5:
+        tone_options["landmarks"] = args.tone_landmarks
+    spec = AnnotatorSpec(detector=detector, gender=gender, gender_threshold=threshold,
                          tone_threshold=args.tone_threshold, detect_size=args.detect_size,
                          detector_options=detector_options, gender_options=gender_options,
-                         name=args.name)
+                         name=args.name, tone_options=tone_options)
+    # Still the preset (same parts and options)? Then say so; else it is a custom annotator.
+    same = all(getattr(spec, k) == v for k, v in preset.items() if k != "gender_threshold")
+    return replace(spec, preset=args.preset) if same else spec
 
 
 def _cmd_annotate(args: argparse.Namespace) -> int:
@@ -87,7 +118,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     record = validate_annotators(args.labels, images=args.images, spec=spec_from_args(args),
                                  out=args.out, run=args.run, group=args.group,
                                  batch_size=args.batch_size, workers=args.workers,
-                                 progress=not args.no_progress)
+                                 progress=not args.no_progress, face_choice=args.face)
     print(format_table(record))
     if args.out:
         print(f"wrote {args.out}/validation.json and {args.out}/predictions.csv")
@@ -120,13 +151,20 @@ def register(sub: Any) -> None:
 
     v = sub.add_parser(
         "validate-annotators", help="compare annotations with human labels on labelled faces",
-        description="Annotate a labelled folder of face images and report face-found rate, "
-                    "accuracy, confusion matrix and Cohen's kappa for perceived gender and "
-                    "MAE in Monk steps for tone, overall and per group.")
+        description="Annotate a labelled folder of face images and report, overall and per "
+                    "group: face-found rate, coverage, accuracy, confusion matrix, Cohen's "
+                    "kappa and calibration (reliability table, ECE) for perceived gender; "
+                    "MAE in Monk steps for tone labels, else the ITA distribution per group "
+                    "and its AUC per pair of groups. Images the annotator's trained parts "
+                    "were fitted on are scored out-of-fold (cross-validated).")
     v.add_argument("--labels", required=True, metavar="LABELS.csv",
                    help="columns: file, perceived_gender and/or monk_tone, optional group")
     v.add_argument("--images", metavar="DIR", help="image folder (default: the CSV's folder)")
     v.add_argument("--group", help="group column (default race_label or group if present)")
+    v.add_argument("--face", choices=("central", "largest"), default="central",
+                   help="which face of a labelled image the label is about: the one nearest "
+                        "the centre (default; labelled crops are centred on their subject) "
+                        "or the largest")
     v.add_argument("--out", metavar="DIR", help="write validation.json and predictions.csv")
     v.add_argument("--run", metavar="RUN_DIR",
                    help="also store validation.json under RUN_DIR/validation/")

@@ -239,11 +239,10 @@ def bh_by_family(p: np.ndarray, family: np.ndarray, alpha: float = 0.05) -> np.n
     m = np.repeat(sizes, sizes)
     rank = np.arange(len(fam_s)) - np.repeat(starts, sizes) + 1
     adj = p_s * m / rank
-    # Reverse cumulative minimum within each family: offsets keep families apart.
-    seg = np.repeat(np.arange(len(starts)), sizes)
-    big = float(adj.max()) + 1.0
-    shifted = adj + big * seg
-    out = np.minimum.accumulate(shifted[::-1])[::-1] - big * seg
+    out = np.empty_like(adj)
+    for start, size in zip(starts, sizes, strict=True):  # reverse cumulative minimum
+        seg = adj[start:start + size]
+        out[start:start + size] = np.minimum.accumulate(seg[::-1])[::-1]
     q_s = np.minimum(out, 1.0)
     res = np.empty_like(q_s)
     res[order] = q_s

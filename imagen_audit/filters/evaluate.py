@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from imagen_audit.files import atomic_path, write_atomic
 from imagen_audit.filters.base import FilterError
 from imagen_audit.filters.policy import Policy
 
@@ -276,19 +277,11 @@ def plot_curves(result: EvalResult, policy: Policy, folder: Path) -> dict[str, s
         ax.legend(fontsize=8, loc="lower right" if kind == "roc" else "lower left")
         fig.tight_layout()
         path = folder / f"{kind}.png"
-        fig.savefig(path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png")
         plt.close(fig)
         files[kind] = path.name
     return files
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def write_outputs(result: EvalResult, policy: Policy, out: str | Path,
@@ -298,13 +291,13 @@ def write_outputs(result: EvalResult, policy: Policy, out: str | Path,
     folder.mkdir(parents=True, exist_ok=True)
     files = {"sweep": "sweep.csv", "scores": "scores.csv", "identity": "identity_fpr.csv",
              "categories": "category_recall.csv"}
-    _write_atomic(folder / files["sweep"], result.sweep.to_csv(index=False).encode())
-    _write_atomic(folder / files["scores"], result.scores.to_csv(index=False).encode())
-    _write_atomic(folder / files["identity"], result.identity.to_csv(index=False).encode())
-    _write_atomic(folder / files["categories"], result.categories.to_csv(index=False).encode())
+    write_atomic(folder / files["sweep"], result.sweep.to_csv(index=False).encode())
+    write_atomic(folder / files["scores"], result.scores.to_csv(index=False).encode())
+    write_atomic(folder / files["identity"], result.identity.to_csv(index=False).encode())
+    write_atomic(folder / files["categories"], result.categories.to_csv(index=False).encode())
     files.update(plot_curves(result, policy, folder))
     result.summary["files"] = files
-    _write_atomic(folder / EVAL_JSON,
+    write_atomic(folder / EVAL_JSON,
                   (json.dumps(result.summary, indent=2, default=_json_default) + "\n").encode())
     written = {k: folder / v for k, v in files.items()} | {"json": folder / EVAL_JSON}
     if run_dir is not None:
@@ -315,7 +308,7 @@ def write_outputs(result: EvalResult, policy: Policy, out: str | Path,
         dest.mkdir(exist_ok=True)
         # Data files first, the JSON last: a reader that finds the JSON finds its files.
         for name in [*files.values(), EVAL_JSON]:
-            _write_atomic(dest / name, (folder / name).read_bytes())
+            write_atomic(dest / name, (folder / name).read_bytes())
     return written
 
 

@@ -22,7 +22,8 @@ and one ROC curve describe the whole policy. For ``any``, each backend's score `
 threshold ``t`` is mapped piecewise-linearly so that ``t`` lands on 0.5 (``s/(2t)`` below,
 ``0.5 + (s-t)/(2(1-t))`` above) and the combined score is the largest of them: the policy
 blocks exactly when some backend reaches its threshold. For ``weighted`` the weighted mean
-is shifted the same way around the policy's threshold.
+is shifted the same way around the policy's threshold. A blocked prompt's category is that
+of the backend with the highest mapped score that names one; an allowed prompt has none.
 """
 
 from __future__ import annotations
@@ -192,10 +193,10 @@ class Policy:
         def rel(v: Any) -> Any:
             if relative_to is None or not isinstance(v, str):
                 return v
+            # Relative only below the policy's own folder; elsewhere (shipped data, another
+            # tree) absolute, so the file still works after being moved.
             try:
-                import os
-
-                return os.path.relpath(v, relative_to)
+                return str(Path(v).resolve().relative_to(relative_to))
             except ValueError:
                 return v
 
@@ -279,8 +280,9 @@ class Policy:
                 val = _to_score(r.score, t)  # type: ignore[arg-type]
                 if r.category and val > best:
                     best, cat = val, r.category
+            # A category names why a prompt is blocked; an allowed prompt has none.
             row = {"score": float(s), "decision": "block" if s >= 0.5 else "allow",
-                   "category": cat}
+                   "category": cat if s >= 0.5 else None}
             for b in self.backends:
                 row[f"score_{b.name}"] = float(raw[b.name][i])
             rows.append(row)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
@@ -29,11 +31,13 @@ from imagen_audit.generate.mitigations import Mitigation
 from imagen_audit.probes import ProbeSet, Prompt
 from imagen_audit.store.records import ImageRecord
 from imagen_audit.store.run_store import PlanSummary, RunStore
-from imagen_audit.store.storage import StoredSample
+from imagen_audit.store.storage import StoredSample, write_sample
 
 log = logging.getLogger(__name__)
 
 MAX_CONSECUTIVE_FAILED_BATCHES = 3
+WRITER_THREADS = 2
+MAX_PENDING_WRITES = 4  # samples whose images are being encoded (bounds memory)
 
 
 @runtime_checkable
@@ -117,30 +121,64 @@ def run_generation(store: RunStore, generator: Generator, *, batch_size: int = 8
              total - done, total, done, executor.name)
     generated = failed = consecutive_failures = 0
     bar = tqdm(total=total - done, unit="sample", desc="generate", disable=not progress)
+    # PNG encoding and writing overlap with generating the next sample (zlib releases the
+    # GIL); the store commits each sample in plan order once its files are on disk.
+    stages = {s.stage: s for s in generator.stages()}
+    writes: deque[Future[StoredSample]] = deque()
+
+    def commit(stored: StoredSample) -> None:
+        nonlocal generated, consecutive_failures
+        records = store.commit_stored(stored)
+        if on_commit is not None:
+            on_commit(records)
+        generated += 1
+        consecutive_failures = 0
+        bar.update()
+
+    def drain(keep: int) -> None:
+        while len(writes) > keep or (writes and writes[0].done()):
+            commit(writes.popleft().result())
+
+    def stop_cleanly() -> None:
+        # Stopping on an error: samples whose images are on disk are still committed.
+        while writes:
+            try:
+                commit(writes.popleft().result())
+            except Exception as exc:  # the error being raised matters more
+                log.error("a sample could not be stored while stopping: %s", exc)
+
     try:
-        for outcome in executor.run(store.iter_pending(batch_size)):
-            if isinstance(outcome, ShardFailure):
-                store.mark_failed(outcome.sample_ids, outcome.error)
-                failed += len(outcome.sample_ids)
-                bar.update(len(outcome.sample_ids))
-                consecutive_failures += 1
-                log.error("%d samples failed (%s); recorded, the run goes on",
-                          len(outcome.sample_ids), outcome.error)
-                if consecutive_failures >= MAX_CONSECUTIVE_FAILED_BATCHES:
-                    raise AuditError(
-                        f"{consecutive_failures} batches in a row failed (last error: "
-                        f"{outcome.error}); stopping. Fix the cause and run the same command "
-                        "again to resume")
-                continue
-            if isinstance(outcome, StoredSample):
-                records = store.commit_stored(outcome)  # a worker already wrote the images
-            else:
-                records = store.commit_sample(outcome)
-            if on_commit is not None:
-                on_commit(records)
-            generated += 1
-            consecutive_failures = 0
-            bar.update()
+        with ThreadPoolExecutor(WRITER_THREADS, thread_name_prefix="png-writer") as pool:
+            outcomes = executor.run(store.iter_pending(batch_size))
+            while True:
+                try:
+                    outcome = next(outcomes, None)
+                except BaseException:
+                    stop_cleanly()
+                    raise
+                if outcome is None:
+                    break
+                if isinstance(outcome, ShardFailure):
+                    store.mark_failed(outcome.sample_ids, outcome.error)
+                    failed += len(outcome.sample_ids)
+                    bar.update(len(outcome.sample_ids))
+                    consecutive_failures += 1
+                    log.error("%d samples failed (%s); recorded, the run goes on",
+                              len(outcome.sample_ids), outcome.error)
+                    if consecutive_failures >= MAX_CONSECUTIVE_FAILED_BATCHES:
+                        stop_cleanly()
+                        raise AuditError(
+                            f"{consecutive_failures} batches in a row failed (last error: "
+                            f"{outcome.error}); stopping. Fix the cause and run the same "
+                            "command again to resume")
+                elif isinstance(outcome, StoredSample):  # a worker already wrote the images
+                    drain(0)
+                    commit(outcome)
+                else:
+                    store.check_pending(outcome.sample_id)
+                    writes.append(pool.submit(write_sample, store.storage, outcome, stages))
+                drain(MAX_PENDING_WRITES)
+            drain(0)
     finally:
         bar.close()
     summary = RunSummary(total, plan.added if plan else 0, done, generated, failed,

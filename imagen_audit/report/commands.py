@@ -108,7 +108,16 @@ def _cmd_gate(args: argparse.Namespace) -> int:
 
     policy = gate.load_policy(_resolve_policy(args.policy))
     inputs, result, error = _analysis(args, dict(policy.analysis))
-    outcome = gate.evaluate(policy, result, inputs.filters)
+    comparison = None
+    if args.baseline:
+        from imagen_audit.compare.report import compare_runs
+
+        comparison, _, _ = compare_runs(args.baseline, args.run_dir,
+                                        config=_config(args, dict(policy.analysis)),
+                                        validation=args.validation)
+        print(f"compared with baseline {args.baseline}: "
+              f"{int(comparison.changes['headline'].sum())} significant changes")
+    outcome = gate.evaluate(policy, result, inputs.filters, comparison)
     print(gate.format_result(outcome))
     if error:
         print(f"note: {error}")
@@ -133,7 +142,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("run_dir", metavar="RUN_DIR")
     g.add_argument("--policy", required=True,
                    help="policy YAML, or a shipped policy name (release-default, "
-                        "safety-filters, smoke)")
+                        "safety-filters, smoke, regression-default)")
+    g.add_argument("--baseline", metavar="BASELINE_RUN",
+                   help="compare RUN_DIR with this run for the policy's comparison checks "
+                        "(e.g. max_gap_baseline_growth, min_filter_recall_change)")
     g.add_argument("--junit", metavar="FILE.xml",
                    help="JUnit XML output (default RUN_DIR/report/gate-junit.xml)")
     _add_analysis_options(g)

@@ -17,6 +17,17 @@ A policy (``reports/policies/*.yaml``)::
         fpr: 0.05
         min: 0.9
 
+Checks on a comparison with a baseline run (``imagen-audit gate RUN --baseline B``; names in
+:data:`imagen_audit.compare.checks.COMPARISON_CHECKS`) sit in the same list, e.g.::
+
+      - metric: max_gap_baseline_growth  # no occupation's gap from the labour baseline
+        significant_only: true           #   may grow by more than 0.05 with significance
+        max: 0.05
+      - metric: min_filter_recall_change # prompt-filter recall may not drop
+        min: 0.0
+
+Without ``--baseline`` they are errors (missing data).
+
 Outcomes: each check **passes**, **fails** (value beyond its limit) or is an **error**
 (the data it needs is missing: no annotations, no eligible group, no filter result).
 Missing data is never a pass. :func:`evaluate` returns a :class:`GateResult`; its
@@ -265,6 +276,13 @@ CHECKS: dict[str, Callable[..., tuple[float, str]]] = {
 }
 
 
+def comparison_checks() -> dict[str, Callable[..., tuple[float, str]]]:
+    """Checks on a comparison with a baseline run (imported late: compare imports this)."""
+    from imagen_audit.compare.checks import COMPARISON_CHECKS
+
+    return COMPARISON_CHECKS
+
+
 # --------------------------------------------------------------------------- policy
 def load_policy(path: str | Path) -> Policy:
     path = Path(path)
@@ -292,9 +310,10 @@ def load_policy(path: str | Path) -> Policy:
         where = f"{path}, checks[{i}]"
         if not isinstance(c, Mapping) or "metric" not in c:
             raise PolicyError(f"{where}: needs 'metric'")
-        if c["metric"] not in CHECKS:
+        if c["metric"] not in CHECKS and c["metric"] not in comparison_checks():
             raise PolicyError(f"{where}, field 'metric': unknown {c['metric']!r}; known: "
-                              f"{sorted(CHECKS)}")
+                              f"{sorted(CHECKS)}; with --baseline: "
+                              f"{sorted(comparison_checks())}")
         lo, hi = c.get("min"), c.get("max")
         if lo is None and hi is None:
             raise PolicyError(f"{where}: needs 'min' or 'max'")
@@ -314,11 +333,16 @@ def load_policy(path: str | Path) -> Policy:
 
 
 def evaluate(policy: Policy, result: Analysis | None,
-             filters: list[FilterResult] | None = None) -> GateResult:
+             filters: list[FilterResult] | None = None, comparison: Any = None) -> GateResult:
+    """Evaluate every check; ``comparison`` (a :class:`imagen_audit.compare.metrics.Comparison`
+    with the baseline run) feeds the comparison checks."""
     out = []
     for check in policy.checks:
         try:
-            value, where = CHECKS[check.metric](result, filters or [], check.params)
+            if check.metric in CHECKS:
+                value, where = CHECKS[check.metric](result, filters or [], check.params)
+            else:
+                value, where = comparison_checks()[check.metric](comparison, check.params)
         except GateDataError as exc:
             out.append(CheckResult(check, "error", None, f"missing data: {exc}"))
             continue

@@ -21,7 +21,6 @@ import base64
 import datetime as _dt
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ import pandas as pd
 
 from imagen_audit import __version__
 from imagen_audit.analyse.pipeline import Analysis, AnalysisConfig, analyse, records, to_json
+from imagen_audit.files import write_atomic
 from imagen_audit.report import plots
 from imagen_audit.report.inputs import RunInputs, collect
 from imagen_audit.resources import data_dir
@@ -231,14 +231,67 @@ def _summary_lines(result: Analysis, inputs: RunInputs) -> list[str]:
     return lines
 
 
-def _finding_rows(result: Analysis, limit: int | None = TOP_FINDINGS) -> list[dict]:
+def annotator_accuracy(validation: Any) -> dict[str, Any] | None:
+    """The annotators' measured accuracy per group from a ``validate-annotators`` record (a
+    dict or a path): perceived-gender accuracy and face-found rate, overall, per labelled
+    group and per tone band, and one line of each to print next to every finding."""
+    if validation is None:
+        return None
+    if not isinstance(validation, dict):
+        try:
+            validation = json.loads(Path(validation).read_text(encoding="utf-8"))
+        except (OSError, ValueError, TypeError):
+            return None
+    gender = validation.get("gender") if isinstance(validation, dict) else None
+    if not isinstance(gender, dict) or not isinstance(gender.get("overall"), dict):
+        return None
+
+    def blocks(key: str) -> dict[str, dict]:
+        part = gender.get(key) or {}
+        return {str(k): b for k, b in part.items() if isinstance(b, dict)}
+
+    def line(measure: str) -> str:
+        overall = gender["overall"].get(measure)
+        groups = {k: b.get(measure) for k, b in blocks("groups").items()
+                  if b.get(measure) is not None}
+        text = _fmt_pct(overall)
+        if groups:
+            low = min(groups, key=groups.__getitem__)
+            text += (f" (by group {_fmt_pct(groups[low])}–{_fmt_pct(max(groups.values()))}, "
+                     f"lowest {low})")
+        return text
+
+    rows = [{"group": name, "kind": kind, "n": b.get("n"),
+             "faces": _fmt_pct(b.get("face_found_rate")), "coverage": _fmt_pct(b.get("coverage")),
+             "accuracy": _fmt_pct(b.get("accuracy")),
+             "ece": _fmt((b.get("calibration") or {}).get("ece"))}
+            for kind, part in (("overall", {"overall": gender["overall"]}),
+                               ("labelled group", blocks("groups")),
+                               ("tone band", blocks("by_tone_band")))
+            for name, b in part.items()]
+    return {"gender": line("accuracy"), "faces": line("face_found_rate"), "rows": rows,
+            "annotator": validation.get("annotator"), "preset": validation.get("preset"),
+            "cross_fitted": bool(validation.get("cross_fitted"))}
+
+
+def _accuracy_note(metric: str, acc: dict[str, Any] | None) -> str:
+    if acc is None:
+        return "not validated"
+    if "female" in metric or "gender" in metric:
+        return f"gender accuracy {acc['gender']}; faces found {acc['faces']}"
+    return f"faces found {acc['faces']}"
+
+
+def _finding_rows(result: Analysis, limit: int | None = TOP_FINDINGS,
+                  accuracy: dict[str, Any] | None = None) -> list[dict]:
     rows = []
     for f in result.findings[:limit]:
         pct = f.metric != "ita"
         fmt = _fmt_pct if pct else (lambda x: _fmt(x, 1))
         rows.append({"title": f.title, "kind": f.kind, "value": fmt(f.value),
                      "interval": f"{fmt(f.lo)}–{fmt(f.hi)}", "n": f.n, "q": _fmt_q(f.q),
-                     "prompt_ids": _ids(f.prompt_ids), "n_samples": len(f.sample_ids)})
+                     "prompt_ids": _ids(f.prompt_ids), "n_samples": len(f.sample_ids),
+                     "annotator_accuracy": _accuracy_note(f.metric, accuracy)})
     return rows
 
 
@@ -324,10 +377,12 @@ def build_context(inputs: RunInputs, result: Analysis | None,
         ctx["prompts"], ctx["truncated"] = _image_sections(inputs, thumbs)
         return ctx
     base = result.baselines
+    accuracy = annotator_accuracy(inputs.validation)
     ctx |= {
         "config": result.config.to_dict(), "stage": result.stage, "notes": result.notes,
         "summary": _summary_lines(result, inputs),
-        "findings": _finding_rows(result), "n_findings": len(result.findings),
+        "findings": _finding_rows(result, accuracy=accuracy),
+        "n_findings": len(result.findings), "annotator_accuracy": accuracy,
         "baseline_rows": _baseline_rows(result),
         "baseline_scatter": plots.baseline_scatter(base) if not base.empty else None,
         "baseline_forest": plots.baseline_forest(base) if not base.empty else None,
@@ -413,14 +468,7 @@ def markdown_summary(inputs: RunInputs, result: Analysis | None) -> str:
     return "\n".join(lines)
 
 
-def _atomic_write(path: Path, data: str | bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    if isinstance(data, bytes):
-        tmp.write_bytes(data)
-    else:
-        tmp.write_text(data, encoding="utf-8")
-    os.replace(tmp, path)
+
 
 
 def run_analysis(inputs: RunInputs, config: AnalysisConfig | None = None
@@ -447,9 +495,9 @@ def write_report_files(inputs: RunInputs, out_dir: Path,
     """Analyse and write index.html, report.json, summary.md (and units.parquet)."""
     result, error = run_analysis(inputs, config)
     html = render(build_context(inputs, result, error))
-    _atomic_write(out_dir / "report.json",
+    write_atomic(out_dir / "report.json",
                   json.dumps(report_json(inputs, result, error), indent=1, allow_nan=False))
-    _atomic_write(out_dir / "summary.md", markdown_summary(inputs, result))
+    write_atomic(out_dir / "summary.md", markdown_summary(inputs, result))
     if result is not None:
         buf = io.BytesIO()
         units = result.units.copy()
@@ -458,9 +506,9 @@ def write_report_files(inputs: RunInputs, out_dir: Path,
                 units[col] = units[col].map(lambda v: None if v is None or
                                             (isinstance(v, float) and np.isnan(v)) else str(v))
         units.to_parquet(buf, index=False)
-        _atomic_write(out_dir / "units.parquet", buf.getvalue())
+        write_atomic(out_dir / "units.parquet", buf.getvalue())
     out = out_dir / "index.html"
-    _atomic_write(out, html)
+    write_atomic(out, html)
     return out
 
 

@@ -84,6 +84,43 @@ def _flatten_sweep(metrics: dict[str, Any], data: dict[str, Any]) -> list[dict[s
     return []
 
 
+PROMPT_FILTER_SCHEMA = "imagen-audit/prompt-filter-eval"
+
+
+def _from_prompt_filter_eval(path: Path, data: dict[str, Any],
+                             problems: list[str]) -> dict[str, Any]:
+    """Flatten ``filters eval`` output (see filters/README.md) into the report's layout:
+    headline metrics, recall per category and subset, over-blocking per identity axis and
+    benign set, and the threshold sweep from its ``sweep.csv``."""
+    metrics: dict[str, Any] = dict(data["overall"])
+    metrics["category_recall"] = {k: v.get("recall") for k, v in
+                                  (data.get("category_recall") or {}).items()
+                                  if isinstance(v, dict)}
+    metrics["subset_recall"] = {k: v.get("recall") for k, v in
+                                (data.get("subsets") or {}).items() if isinstance(v, dict)}
+    blocking = data.get("over_blocking") or {}
+    identity = blocking.get("identity_probes") or {}
+    if isinstance(identity, dict):
+        metrics["identity_probe_fpr"] = identity.get("fpr")
+        metrics["identity_fpr_by_axis"] = {k: v.get("fpr") for k, v in
+                                           (identity.get("by_axis") or {}).items()
+                                           if isinstance(v, dict)}
+    metrics["benign_set_fpr"] = {k: v.get("fpr") for k, v in blocking.items()
+                                 if isinstance(v, dict) and k != "identity_probes"}
+    sweep_name = (data.get("files") or {}).get("sweep")
+    if isinstance(sweep_name, str) and "/" not in sweep_name and (path.parent / sweep_name
+                                                                   ).is_file():
+        try:
+            table = pd.read_csv(path.parent / sweep_name)
+            metrics["threshold_sweep"] = table[["threshold", "recall", "fpr"]].to_dict(
+                "records")
+        except (OSError, ValueError, KeyError) as exc:
+            problems.append(f"{sweep_name}: unreadable sweep ({exc})")
+    policy = data.get("policy") or {}
+    name = policy.get("name") if isinstance(policy, dict) else None
+    return {"name": str(name or path.stem), "metrics": metrics}
+
+
 def read_filter_results(run_dir: Path) -> tuple[list[FilterResult], list[str]]:
     folder = run_dir / "filters"
     results, problems = [], []
@@ -95,6 +132,9 @@ def read_filter_results(run_dir: Path) -> tuple[list[FilterResult], list[str]]:
         except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
             problems.append(f"{path.relative_to(run_dir)}: unreadable ({exc})")
             continue
+        if isinstance(data, dict) and isinstance(data.get("overall"), dict) and \
+                data.get("schema") == PROMPT_FILTER_SCHEMA:
+            data = _from_prompt_filter_eval(path, data, problems)
         if not isinstance(data, dict) or not isinstance(data.get("metrics"), dict):
             continue
         metrics = data["metrics"]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 
 from imagen_audit.errors import AuditError
+from imagen_audit.files import atomic_path
 from imagen_audit.store.run_store import RunStore
 
 TABLES = ("images", "samples")
@@ -29,16 +29,11 @@ def export_table(store: RunStore, out: str | Path, table: str = "images") -> pd.
         frame.insert(frame.columns.get_loc("path") + 1, "file",
                      [store.image_uri(p) for p in frame["path"]])
         frame = _with_annotations(store, frame)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(out) as tmp:
         if out.suffix == ".csv":
             frame.to_csv(tmp, index=False)
         else:
             frame.to_parquet(tmp, index=False)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return frame
 
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-TMP_MARK = ".tmp-"
+from imagen_audit.files import TMP_MARK, write_atomic
 
 
 def pixel_digest(pixels: np.ndarray) -> str:
@@ -49,13 +48,7 @@ def encode_png(pixels: np.ndarray) -> bytes:
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` at ``path`` atomically: temp file in the same folder, fsync, rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}{TMP_MARK}{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, data)
 
 
 def write_png_atomic(path: Path, pixels: np.ndarray) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from imagen_audit.errors import RunLockedError, RunStoreError
+from imagen_audit.files import write_atomic
 from imagen_audit.probes import BASELINE_KEYS, Occupation, Prompt, sample_seed
 from imagen_audit.provenance import canonical_json, digest, environment
 from imagen_audit.store import images as imgio
@@ -290,7 +291,8 @@ class RunStore:
     def image_relpath(self, sample_id: str, stage: int) -> str:
         return image_relpath(sample_id, stage)
 
-    def _check_pending(self, sample_id: str) -> None:
+    def check_pending(self, sample_id: str) -> None:
+        """Refuse a sample that is unknown or done, or a read-only store."""
         if self._lock is None:
             raise RunStoreError("this run store was opened read-only")
         row = self._conn.execute("SELECT status FROM samples WHERE sample_id=?",
@@ -305,13 +307,13 @@ class RunStore:
         A crash before the transaction leaves the sample 'planned'; the next run regenerates
         it and overwrites the same files with the same pixels.
         """
-        self._check_pending(result.sample_id)
+        self.check_pending(result.sample_id)
         stored = write_sample(self.storage, result, {s.stage: s for s in self.stages()})
         return self.commit_stored(stored)
 
     def commit_stored(self, stored: StoredSample) -> list[ImageRecord]:
         """Commit a sample whose images a worker already wrote to this run's image store."""
-        self._check_pending(stored.sample_id)
+        self.check_pending(stored.sample_id)
         stages = {s.stage: s.name for s in self.stages()}
         for r in stored.records:
             if r.sample_id != stored.sample_id or stages.get(r.stage) != r.stage_name:
@@ -544,22 +546,13 @@ class RunStore:
     def save_validation(self, record: Mapping[str, Any],
                         name: str = "validation.json") -> Path:
         """Write an annotator validation record as ``RUN_DIR/validation/NAME``, atomically."""
-        import os
 
         if self._lock is None:
             raise RunStoreError("this run store was opened read-only")
         if "/" in name or "\\" in name or name.startswith("."):
             raise RunStoreError(f"bad validation file name {name!r}")
-        folder = self.root / "validation"
-        folder.mkdir(exist_ok=True)
-        path = folder / name
-        tmp = folder / f".{name}{imgio.TMP_MARK}{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(record, fh, indent=2, sort_keys=True, allow_nan=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        return path
+        return write_atomic(self.root / "validation" / name,
+                            json.dumps(record, indent=2, sort_keys=True, allow_nan=False))
 
     def validation_records(self) -> dict[str, dict[str, Any]]:
         """Validation records stored under ``RUN_DIR/validation/`` by file name."""

@@ -127,11 +127,6 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             REFERENCES image_annotations(image_id, annotator) ON DELETE CASCADE
     );
     """),
-    # Mitigations (issue 8): the prompt actually sent to the model, when a mitigation (a
-    # prompt template, identity-descriptor augmentation) rewrote the probe prompt.
-    ("0004_effective_prompts", """
-    ALTER TABLE samples ADD COLUMN effective_prompt TEXT;
-    """),
     # Output-image filters (issue 5): one row per (image, filter) with the filter's score,
     # decision at its threshold, category and detected classes (JSON).
     ("0003_image_filters", """
@@ -147,6 +142,11 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         PRIMARY KEY (image_id, filter)
     );
     CREATE INDEX image_filter_scores_filter ON image_filter_scores(filter, decision);
+    """),
+    # Mitigations (issue 8): the prompt actually sent to the model, when a mitigation (a
+    # prompt template, identity-descriptor augmentation) rewrote the probe prompt.
+    ("0004_effective_prompts", """
+    ALTER TABLE samples ADD COLUMN effective_prompt TEXT;
     """),
 )
 

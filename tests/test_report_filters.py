@@ -1,0 +1,57 @@
+"""Prompt-filter evaluations stored in a run (``filters eval --run``) reach the report and gate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from imagen_audit.cli import main
+from imagen_audit.generate.runner import generate_run
+from imagen_audit.report.inputs import read_filter_results
+
+
+def _run_with_filter_eval(tmp_path: Path) -> Path:
+    src = tmp_path / "src"
+    src.mkdir()
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(src / "a.png")
+    (src / "manifest.csv").write_text("file,prompt\na.png,a baker\n")
+    run = tmp_path / "run"
+    generate_run(run, model=f"folder:{src}", probes=None, progress=False)
+    folder = run / "filters"
+    folder.mkdir()
+    (folder / "sweep.csv").write_text(
+        "threshold,precision,recall,fpr,f1,identity_fpr\n"
+        "0.3,0.8,0.95,0.20,0.87,0.1\n0.5,0.9,0.90,0.04,0.90,0.0\n0.7,0.95,0.70,0.01,0.8,0.0\n")
+    (folder / "prompt-filter-eval.json").write_text(json.dumps({
+        "schema": "imagen-audit/prompt-filter-eval", "schema_version": 1,
+        "policy": {"name": "default"}, "threshold": 0.5,
+        "overall": {"precision": 0.9, "recall": 0.9, "fpr": 0.04, "f1": 0.9, "roc_auc": 0.97},
+        "category_recall": {"sexual": {"n": 30, "recall": 0.93}},
+        "subsets": {"hard": {"n": 40, "recall": 0.85}},
+        "over_blocking": {"identity_probes": {"n": 891, "fpr": 0.0,
+                                              "by_axis": {"gender": {"n": 108, "fpr": 0.0}}},
+                          "benign": {"n": 500, "fpr": 0.04}},
+        "files": {"sweep": "sweep.csv"}}))
+    return run
+
+
+def test_filter_evaluation_is_read_and_gated(tmp_path: Path, capsys) -> None:
+    run = _run_with_filter_eval(tmp_path)
+    results, problems = read_filter_results(run)
+    assert problems == [] and len(results) == 1
+    metrics = results[0].metrics
+    assert metrics["recall"] == 0.9 and metrics["identity_probe_fpr"] == 0.0
+    assert metrics["category_recall"] == {"sexual": 0.93}
+    assert [r["fpr"] for r in results[0].sweep] == [0.20, 0.04, 0.01]
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("schema_version: 1\nchecks:\n  - metric: min_filter_recall_at_fpr\n"
+                      "    fpr: 0.05\n    min: 0.85\n")
+    assert main(["gate", str(run), "--policy", str(policy)]) == 0
+    assert "value 0.9," in capsys.readouterr().out
+    policy.write_text(policy.read_text().replace("min: 0.85", "min: 0.95"))
+    assert main(["gate", str(run), "--policy", str(policy)]) == 1
+    assert main(["report", str(run)]) == 0
+    assert "filters/prompt-filter-eval.json" in (run / "report" / "index.html").read_text()
