@@ -53,18 +53,20 @@ def test_killed_worker_still_ends_with_the_complete_plan(cluster, tmp_path: Path
                                                          monkeypatch) -> None:
     run = tmp_path / "run"
     executor = RayExecutor(GeneratorSpec("tiny-cascade", OPTS), workers=2)
-    victim = ray.get(executor.actors[0].pid.remote())
+    pids = [ray.get(actor.pid.remote()) for actor in executor.actors]
     commits = {"n": 0}
-    original = RunStore.commit_sample
+    original = RunStore.commit_stored
 
-    def commit_then_kill(self, result):
-        out = original(self, result)
+    def commit_then_kill(self, stored):
+        out = original(self, stored)
         commits["n"] += 1
-        if commits["n"] == 1:  # mid-run: one sample in, several shards in flight
-            os.kill(victim, signal.SIGKILL)
+        if commits["n"] == 1:  # mid-run: kill a worker that has shards in flight
+            busy = max(range(len(pids)), key=executor.load.__getitem__)
+            assert executor.load[busy] > 0
+            os.kill(pids[busy], signal.SIGKILL)
         return out
 
-    monkeypatch.setattr(RunStore, "commit_sample", commit_then_kill)
+    monkeypatch.setattr(RunStore, "commit_stored", commit_then_kill)
     generator = make_generator("tiny-cascade", OPTS)
     probes = load_probes("occupations").limit(4)
     try:
@@ -107,3 +109,14 @@ def test_annotation_runs_on_ray_cpu_workers_while_generating(cluster, tmp_path: 
     with RunStore.open_readonly(tmp_path / "run") as store:
         table = store.annotations_table()
         assert len(table) == 4 and set(table["n_faces"]) == {0}  # noise: no faces
+
+
+def test_annotate_command_on_ray(cluster, tmp_path: Path) -> None:
+    from imagen_audit.cli import main
+
+    generate_run(tmp_path / "run", limit_prompts=2, samples_per_prompt=1, options=OPTS,
+                 progress=False)
+    assert main(["annotate", str(tmp_path / "run"), "--preset", "fast", "--executor", "ray",
+                 "--workers", "2", "--no-progress"]) == 0
+    with RunStore.open_readonly(tmp_path / "run") as store:
+        assert len(store.annotations_table()) == 4

@@ -98,7 +98,8 @@ def _cmd_annotate(args: argparse.Namespace) -> int:
         generate_run(args.run_dir, model=f"folder:{args.from_folder}", probes=None,
                      progress=not args.no_progress)
     summary = annotate_run(args.run_dir, spec, stages=args.stages, batch_size=args.batch_size,
-                           workers=args.workers, progress=not args.no_progress)
+                           workers=args.workers, progress=not args.no_progress,
+                           executor=args.executor, ray_address=args.ray_address)
     if summary.to_annotate == 0:
         print(f"nothing to annotate: every image of {args.run_dir} is annotated by "
               f"{summary.annotator}")
@@ -147,6 +148,9 @@ def register(sub: Any) -> None:
                    help="first import PATH (a folder with manifest.csv) into RUN_DIR")
     a.add_argument("--stages", type=_stages, help="only these stages, e.g. 2,3")
     _add_annotator_options(a)
+    a.add_argument("--executor", default="local", choices=("local", "ray"),
+                   help="annotate in local worker processes or on a Ray cluster's CPU workers")
+    a.add_argument("--ray-address", help="Ray cluster address (default: start a local one)")
     a.set_defaults(handler=_cmd_annotate)
 
     v = sub.add_parser(

@@ -159,14 +159,23 @@ class AnnotateSummary:
 def annotate_run(run_dir: str | Path, spec: AnnotatorSpec | None = None, *,
                  stages: Sequence[int] | None = None, batch_size: int = 16,
                  workers: int | None = None, progress: bool = True,
-                 retry_failed: bool = True) -> AnnotateSummary:
-    """Annotate every image of ``run_dir`` that ``spec``'s annotator has not done yet."""
-    from imagen_audit.errors import RunStoreError
+                 retry_failed: bool = True, executor: str = "local",
+                 ray_address: str | None = None) -> AnnotateSummary:
+    """Annotate every image of ``run_dir`` that ``spec``'s annotator has not done yet.
+
+    ``executor="ray"`` annotates on CPU actors of a Ray cluster (``ray_address``, or a local
+    one); the driver reads the images and commits the results, as in the local case.
+    """
+    from imagen_audit.errors import AuditError, RunStoreError
 
     spec = spec or AnnotatorSpec()
     if not (Path(run_dir) / "run.sqlite").is_file():
         raise RunStoreError(f"{run_dir} is not a run folder (no run.sqlite)")
+    if executor not in ("local", "ray"):
+        raise AuditError(f"unknown --executor {executor!r}; choose local or ray")
     start = time.perf_counter()
+    if executor == "ray":
+        return _annotate_on_ray(run_dir, spec, stages, batch_size, workers, ray_address, start)
     with RunStore.open(run_dir) as store:
         # Build here first: fails early on missing weights, gives the full config, and a
         # different configuration under the same name is refused even with nothing to do.
@@ -203,4 +212,35 @@ def annotate_run(run_dir: str | Path, spec: AnnotatorSpec | None = None, *,
                               time.perf_counter() - start)
     log.info("annotated %d images (%d faces, %d failed) in %.1f s", annotated, faces, failed,
              summary.seconds)
+    return summary
+
+
+def _annotate_on_ray(run_dir: str | Path, spec: AnnotatorSpec, stages: Sequence[int] | None,
+                     batch_size: int, workers: int | None, address: str | None,
+                     start: float) -> AnnotateSummary:
+    import ray
+
+    from imagen_audit.annotate.pipeline import AnnotationPipeline
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, log_to_driver=False, include_dashboard=False,
+                 configure_logging=False)
+    try:
+        workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        with RunStore.open(run_dir) as store:
+            todo = store.count_images_to_annotate(spec.key, stages)
+            pipeline = AnnotationPipeline(store, spec, executor="ray", workers=workers,
+                                          batch_size=batch_size, stages=stages)
+            try:
+                done = pipeline.finish()
+            finally:
+                pipeline.close()
+    finally:
+        if started:
+            ray.shutdown()
+    summary = AnnotateSummary(spec.key, todo, done.annotated, done.failed, done.faces,
+                              time.perf_counter() - start)
+    log.info("annotated %d images on Ray (%d faces, %d failed) in %.1f s", done.annotated,
+             done.faces, done.failed, summary.seconds)
     return summary

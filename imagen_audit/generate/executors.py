@@ -137,7 +137,7 @@ class RayExecutor:
         pending_shards = iter(shards)
         queue: deque[tuple[tuple[PlannedSample, ...], int]] = deque()  # (shard, attempts)
         running: dict[Any, tuple[int, tuple[PlannedSample, ...], int]] = {}
-        load = [0] * len(self.actors)
+        self.load = load = [0] * len(self.actors)  # shards in flight per worker
         exhausted = False
 
         def refill() -> None:

@@ -226,7 +226,7 @@ def generate_run(out: Any, *, model: str = "tiny-cascade", probes: str | ProbeSe
             if annotate is None:
                 return run_generation(store, generator, batch_size=batch_size,
                                       progress=progress, plan=plan, executor=runner)
-            from imagen_audit.generate.annotation_pipeline import AnnotationPipeline
+            from imagen_audit.annotate.pipeline import AnnotationPipeline
 
             pipeline = AnnotationPipeline(store, annotate,
                                           executor=executor if runner else "local",
