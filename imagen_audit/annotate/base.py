@@ -35,6 +35,7 @@ import numpy as np
 
 from imagen_audit.annotate.skin_tone import DEFAULT_TONE_THRESHOLD, ToneEstimate, estimate_tone
 from imagen_audit.errors import AuditError
+from imagen_audit.registry import Registry
 
 GENDER_LABELS = ("female", "male")
 UNKNOWN = "unknown"
@@ -127,55 +128,36 @@ class GenderClassifier(Protocol):
     def config(self) -> dict[str, Any]: ...
 
 
-_DETECTORS: dict[str, Callable[..., FaceDetector]] = {}
-_GENDER: dict[str, Callable[..., GenderClassifier]] = {}
-_GENDER_MODULES = {"dlib-onnx": "imagen_audit.annotate.gender.dlib_onnx",
-                   "deepface": "imagen_audit.annotate.gender.deepface",
-                   "clip": "imagen_audit.annotate.gender.clip"}
-_GENDER_MODULES["dlib-ensemble"] = "imagen_audit.annotate.gender.ensemble"
-_DETECTOR_MODULES = {"dlib-hog": "imagen_audit.annotate.faces",
-                     "dlib-cnn": "imagen_audit.annotate.faces",
-                     "dlib-cascade": "imagen_audit.annotate.faces"}
-
-
-def register_detector(name: str) -> Callable:
-    def deco(factory: Callable[..., FaceDetector]) -> Callable[..., FaceDetector]:
-        _DETECTORS[name] = factory
-        return factory
-    return deco
-
-
-def register_gender(name: str) -> Callable:
-    def deco(factory: Callable[..., GenderClassifier]) -> Callable[..., GenderClassifier]:
-        _GENDER[name] = factory
-        return factory
-    return deco
-
-
-def _lookup(kind: str, name: str, table: dict, modules: dict[str, str]) -> Callable:
-    if name not in table and name in modules:
-        import importlib
-
-        importlib.import_module(modules[name])
-    if name not in table:
-        raise AnnotatorError(f"unknown {kind} {name!r}; choose one of {sorted(modules)}")
-    return table[name]
+DETECTORS: Registry[Callable[..., FaceDetector]] = Registry("face detector", {
+    "dlib-hog": "imagen_audit.annotate.faces",
+    "dlib-cnn": "imagen_audit.annotate.faces",
+    "dlib-cascade": "imagen_audit.annotate.faces",
+}, AnnotatorError)
+GENDER_CLASSIFIERS: Registry[Callable[..., GenderClassifier]] = Registry(
+    "gender classifier", {
+        "dlib-onnx": "imagen_audit.annotate.gender.dlib_onnx",
+        "dlib-ensemble": "imagen_audit.annotate.gender.ensemble",
+        "deepface": "imagen_audit.annotate.gender.deepface",
+        "clip": "imagen_audit.annotate.gender.clip",
+    }, AnnotatorError)
+register_detector = DETECTORS.register
+register_gender = GENDER_CLASSIFIERS.register
 
 
 def detector_names() -> list[str]:
-    return sorted(_DETECTOR_MODULES)
+    return DETECTORS.names()
 
 
 def gender_names() -> list[str]:
-    return sorted(_GENDER_MODULES)
+    return GENDER_CLASSIFIERS.names()
 
 
 def make_detector(name: str, **options: Any) -> FaceDetector:
-    return _lookup("face detector", name, _DETECTORS, _DETECTOR_MODULES)(**options)
+    return DETECTORS.get(name)(**options)
 
 
 def make_gender(name: str, **options: Any) -> GenderClassifier:
-    return _lookup("gender classifier", name, _GENDER, _GENDER_MODULES)(**options)
+    return GENDER_CLASSIFIERS.get(name)(**options)
 
 
 # ---------------------------------------------------------------------------- presets

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from imagen_audit.errors import AuditError
+from imagen_audit.registry import Registry
 
 # The harm categories of I2P (Schramowski et al. 2023); backends map their own labels here.
 CATEGORIES = ("hate", "harassment", "violence", "self-harm", "sexual", "shocking",
@@ -89,42 +90,25 @@ class PromptFilter(Protocol):
 
 
 Factory = Callable[..., PromptFilter]
-_REGISTRY: dict[str, Factory] = {}
-
-
-def register(name: str) -> Callable[[Factory], Factory]:
-    """Register a prompt-filter factory under ``name`` (called with the backend's options)."""
-
-    def deco(factory: Factory) -> Factory:
-        _REGISTRY[name] = factory
-        return factory
-
-    return deco
-
-
-def _load_builtin() -> None:
-    # Importing the modules registers them; none imports torch at module level.
-    from imagen_audit.filters import (  # noqa: F401
-        blocklist,
-        detoxify_backend,
-        embedding,
-        profanity,
-    )
+PROMPT_FILTERS: Registry[Factory] = Registry("prompt filter", {
+    "blocklist": "imagen_audit.filters.blocklist",
+    "detoxify": "imagen_audit.filters.detoxify_backend",
+    "embedding": "imagen_audit.filters.embedding",
+    "profanity": "imagen_audit.filters.profanity",
+}, FilterError)
+register = PROMPT_FILTERS.register
 
 
 def available() -> list[str]:
-    """Names of the registered prompt-filter backends."""
-    _load_builtin()
-    return sorted(_REGISTRY)
+    """Names of the prompt-filter backends."""
+    return PROMPT_FILTERS.names()
 
 
 def make_filter(name: str, **options: Any) -> PromptFilter:
     """Build the backend ``name`` with ``options`` (those of its policy entry)."""
-    _load_builtin()
-    if name not in _REGISTRY:
-        raise FilterError(f"unknown prompt filter {name!r}; available: {available()}")
+    factory = PROMPT_FILTERS.get(name)
     try:
-        return _REGISTRY[name](**options)
+        return factory(**options)
     except TypeError as exc:
         raise FilterError(f"prompt filter {name!r}: bad options {sorted(options)} ({exc})") \
             from exc

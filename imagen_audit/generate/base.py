@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from imagen_audit.errors import ModelSpecError
+from imagen_audit.registry import Registry
 from imagen_audit.store.records import PlannedSample, SampleResult, StageSpec
 
 
@@ -58,38 +59,24 @@ class GeneratorOptions:
 
 
 Factory = Callable[[str, GeneratorOptions], Generator]
-_REGISTRY: dict[str, Factory] = {}
-
-
-def register(name: str) -> Callable[[Factory], Factory]:
-    """Register a generator factory under ``name`` (used as ``--model name[:argument]``)."""
-
-    def deco(factory: Factory) -> Factory:
-        _REGISTRY[name] = factory
-        return factory
-
-    return deco
+GENERATORS: Registry[Factory] = Registry("generator (--model)", {
+    "tiny-cascade": "imagen_audit.generate.tiny",
+    "imagen-cascade": "imagen_audit.generate.cascade",
+    "diffusers": "imagen_audit.generate.diffusers_any",
+    "folder": "imagen_audit.generate.folder",
+}, ModelSpecError)
+register = GENERATORS.register
 
 
 def available() -> list[str]:
-    _load_builtin()
-    return sorted(_REGISTRY)
+    return GENERATORS.names()
 
 
 def make_generator(spec: str, options: GeneratorOptions | None = None) -> Generator:
     """Build the generator named by ``spec``: ``tiny-cascade``, ``imagen-cascade``,
     ``diffusers:ID_OR_PATH`` or ``folder:PATH``."""
-    _load_builtin()
     name, _, argument = spec.partition(":")
-    if name not in _REGISTRY:
-        raise ModelSpecError(f"unknown --model {spec!r}; expected one of "
-                             + ", ".join(f"{n}[:ARG]" for n in sorted(_REGISTRY)))
-    return _REGISTRY[name](argument, options or GeneratorOptions())
-
-
-def _load_builtin() -> None:
-    # Importing the backend modules registers them; each imports torch/diffusers lazily.
-    from imagen_audit.generate import cascade, diffusers_any, folder, tiny  # noqa: F401
+    return GENERATORS.get(name)(argument, options or GeneratorOptions())
 
 
 def uint8_batch(images: Any) -> list[Any]:
