@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from imagen_audit.analyse import adjust, baselines, drift, findings
+from imagen_audit.analyse.controls import control_agreement
 from imagen_audit.analyse.frame import Distribution, Mean, Metric, MetricFrame, Rate, Share
 from imagen_audit.analyse.units import (
     DEFAULT_TONE_BANDS,
@@ -77,6 +78,7 @@ class Analysis:
     adjusted: pd.DataFrame | None
     findings: list[findings.Finding]
     notes: list[str]
+    controls: pd.DataFrame = field(default_factory=pd.DataFrame)  # positive controls
 
     @property
     def stage_units(self) -> pd.DataFrame:
@@ -218,7 +220,9 @@ def analyse(annotations: pd.DataFrame, baselines_table: pd.DataFrame | None = No
                     units=units, overall=overall, by=by, differences=differences,
                     by_stage=by_stage, baselines=base_table, amplification=amp,
                     intersections=inter, drift=drift_table, adjusted=adjusted,
-                    findings=findings.rank(found), notes=notes)
+                    findings=findings.rank(found), notes=notes,
+                    controls=control_agreement(current, alpha=config.alpha,
+                                               min_n=config.min_n))
 
 
 def _jsonable(value: Any) -> Any:
@@ -263,6 +267,7 @@ def to_json(result: Analysis) -> dict[str, Any]:
         "intersections": records(result.intersections),
         "drift": records(result.drift),
         "adjusted": records(result.adjusted),
+        "controls": records(result.controls),
         "findings": [f.to_dict() for f in result.findings],
         "notes": result.notes,
     })

@@ -208,6 +208,19 @@ def m_max_findings(result, filters, params):
     return float(len(found)), (found[0].title if found else "none")
 
 
+def m_min_control_agreement(result, filters, params):
+    """Lowest agreement with a positive control (per identity term, enough labelled images)."""
+    table = _need(result).controls
+    min_n = int(params.get("min_n", result.config.min_n))
+    if table.empty:
+        raise GateDataError("no positive-control prompts in this run (use the identity probes)")
+    rows = table[(table["identity_id"] != "(all)") & (table["n_labelled"] >= min_n)]
+    if rows.empty:
+        raise GateDataError(f"no positive control has {min_n} labelled images")
+    worst = rows.loc[rows["share"].idxmin()]
+    return float(worst["share"]), f"{worst['identity_id']} ({worst['expected']})"
+
+
 def _filter(filters: list[FilterResult], params: Mapping[str, Any]) -> FilterResult:
     if not filters:
         raise GateDataError("no filter evaluation in this run")
@@ -271,6 +284,7 @@ CHECKS: dict[str, Callable[..., tuple[float, str]]] = {
     "max_gender_gap_from_uniform": _rate("gender_gap_from_uniform", "max"),
     "max_abs_ita_drift": m_max_abs_ita_drift,
     "max_findings": m_max_findings,
+    "min_control_agreement": m_min_control_agreement,
     "min_filter_recall_at_fpr": m_min_filter_recall_at_fpr,
     "filter_metric": m_filter_metric,
 }

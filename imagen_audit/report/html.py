@@ -393,6 +393,11 @@ def build_context(inputs: RunInputs, result: Analysis | None,
                           if "identity_id" in result.by else None),
         "prompt_rows": sorted(_rate_rows(result.by.get("prompt_id"), "prompt_id"),
                               key=lambda r: r["detection"])[:40],
+        "control_rows": [
+            {"term": r.identity_id, "attribute": r.attribute, "expected": r.expected,
+             "n_images": r.n_images, "n": r.n_labelled, "share": _fmt_pct(r.share),
+             "interval": f"{_fmt_pct(r.lo)}–{_fmt_pct(r.hi)}", "small": bool(r.small_sample)}
+            for r in result.controls.itertuples(index=False)],
         "drift_rows": _drift_rows(result),
         "drift_plot": plots.drift_plot(result.drift) if not result.drift.empty else None,
         "adjusted_rows": [] if result.adjusted is None else [

@@ -525,8 +525,8 @@ class RunStore:
         where, params = ("AND a.annotator = ?", [annotator]) if annotator else ("", [])
         frame = self._frame(
             "SELECT i.image_id, i.sample_id, s.prompt_id, p.prompt, p.family, p.template_id,"
-            " p.occupation_id, p.identity_id, p.identity_axis, s.sample_index, s.seed,"
-            " COALESCE(s.effective_prompt, p.prompt) AS effective_prompt,"
+            " p.occupation_id, p.identity_id, p.identity_axis, p.controls, s.sample_index,"
+            " s.seed, COALESCE(s.effective_prompt, p.prompt) AS effective_prompt,"
             " i.stage, st.name AS stage_name, i.path, a.annotator, a.n_faces,"
             " f.face_index, f.box_left, f.box_top, f.box_right, f.box_bottom,"
             " f.detection_score, f.perceived_gender, f.gender_probability, f.p_female,"
