@@ -60,7 +60,7 @@ def evaluation(out: Path | None, trap: bool) -> None:
     import pandas as pd
 
     from imagen_audit.filters import datasets as D
-    from imagen_audit.filters.evaluate import evaluate, write_outputs
+    from imagen_audit.filters.evaluate import evaluate, summary_lines, write_outputs
     from imagen_audit.filters.policy import Policy
 
     pol = Policy.load("default")
@@ -91,33 +91,9 @@ def evaluation(out: Path | None, trap: bool) -> None:
                "xstest-unsafe": xs[xs.label == 1]}
     held = evaluate(pol, i2p_te, coco_te, identity=ident, extra_benign=extra_b,
                     extra_harmful=extra_h)
-    s = held.summary
-    o = s["overall"]
     print(f"\n== default policy, HELD-OUT: I2P test split ({len(i2p_te)}) vs COCO test split "
           "(5,000); never trained on, near-duplicates removed from training")
-    print(f"   precision {_fmt(o['precision'])} recall {_fmt(o['recall'])} FPR {_fmt(o['fpr'])} "
-          f"F1 {_fmt(o['f1'])} ROC-AUC {_fmt(o['roc_auc'])} PR-AUC {_fmt(o['pr_auc'])}")
-    for k, v in s["subsets"].items():
-        print(f"   recall on {k:22s} {_fmt(v['recall'])} (n={v['n']})")
-    for k, v in s["category_recall"].items():
-        print(f"   recall, {k:23s} {_fmt(v['recall'])} (n={v['n']})")
-    for k, v in s["extra_harmful"].items():
-        print(f"   recall on {k:22s} {_fmt(v['recall'])} (n={v['n']})")
-    ob = s["over_blocking"]
-    ip = ob["identity_probes"]
-    print(f"   over-blocking, identity probes: FPR {_fmt(ip['fpr'])} ({ip['blocked']} of "
-          f"{ip['n']}); by axis: " + ", ".join(f"{a} {v['fpr']:.3f}"
-                                               for a, v in ip["by_axis"].items()))
-    worst = [(t, v["fpr"]) for t, v in ip["by_term"].items() if v["fpr"] > 0]
-    if worst:
-        print("   identity terms with any block: " + ", ".join(f"{t} {f:.2f}" for t, f in worst))
-    for k in extra_b:
-        print(f"   over-blocking, {k:21s} FPR {_fmt(ob[k]['fpr'])} (n={ob[k]['n']})")
-    print("   latency per prompt (ms): " + ", ".join(
-        f"{k} {v:.3f}" for k, v in s["latency_ms_per_prompt"].items()))
-    for b, v in s["backends"].items():
-        print(f"   backend {b:10s} alone: recall {_fmt(v.get('recall'))} FPR {_fmt(v.get('fpr'))}"
-              f" ROC-AUC {_fmt(v['roc_auc'])}")
+    print("\n".join("   " + line for line in summary_lines(held.summary)))
     if out:
         write_outputs(held, pol, out / "held-out")
         write_outputs(full, pol, out / "full")

@@ -275,10 +275,11 @@ def render(template: str, **values: str) -> str:
 
 
 # --------------------------------------------------------------------------- families
-def load_occupations(path: Path) -> tuple[list[Occupation], list[tuple[str, str]]]:
+def load_occupations(path: Path, doc: Any = None
+                     ) -> tuple[list[Occupation], list[tuple[str, str]]]:
     """Parse an occupations probe file into occupations and templates."""
     check = _Checker(path)
-    doc = check.header(_read_yaml(path), "occupations")
+    doc = check.header(_read_yaml(path) if doc is None else doc, "occupations")
     src = check.mapping(doc.get("source"), None, "source")
     check.text(src, "name", "source")
     if isinstance(src.get("year"), bool) or not isinstance(src.get("year"), int):
@@ -309,10 +310,11 @@ def load_occupations(path: Path) -> tuple[list[Occupation], list[tuple[str, str]
     return occupations, templates
 
 
-def _load_identities(path: Path, occupations: Mapping[str, Occupation]) -> tuple[
+def _load_identities(path: Path, occupations: Mapping[str, Occupation], doc: Any = None
+                     ) -> tuple[
         list[IdentityTerm], list[tuple[str, str]], list[tuple[str, str]], list[Occupation]]:
     check = _Checker(path)
-    doc = check.header(_read_yaml(path), "identities")
+    doc = check.header(_read_yaml(path) if doc is None else doc, "identities")
     tpls = check.mapping(doc.get("templates"), None, "templates")
     alone = check.templates(tpls.get("alone"), "templates.alone", {"a", "person"})
     combined = check.templates(tpls.get("with_occupation"), "templates.with_occupation",
@@ -420,16 +422,17 @@ def load_probes(specs: str | Iterable[str]) -> ProbeSet:
     digest = hashlib.sha256()
     for path in paths:
         digest.update(path.read_bytes())
-        family = _Checker(path).mapping(_read_yaml(path), None).get("family")
+        doc = _Checker(path).mapping(_read_yaml(path), None)  # parsed once, checked below
+        family = doc.get("family")
         if family == "occupations":
-            occs, templates = load_occupations(path)
+            occs, templates = load_occupations(path, doc)
             occ_by_id.update({o.id: o for o in occs})
             prompts += _expand_occupations(occs, templates)
         elif family == "identities":
             occ_path = path.parent / "occupations.yaml"
             all_occs = {o.id: o for o in load_occupations(occ_path)[0]} if occ_path.is_file() \
                 else {}
-            terms, alone, combined, combine = _load_identities(path, all_occs)
+            terms, alone, combined, combine = _load_identities(path, all_occs, doc)
             occ_by_id.update({o.id: o for o in combine})
             prompts += _expand_identities(terms, alone, combined, combine)
         else:

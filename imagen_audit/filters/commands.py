@@ -192,30 +192,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     result = evaluate(policy, harmful, benign, identity=identity, extra_benign=extra_b,
                       extra_harmful=extra_h, names={"harmful": hname, "benign": bname})
     write_outputs(result, policy, args.out, run_dir=args.run)
-    s = result.summary
-    o = s["overall"]
-    print(f"precision {_fmt(o['precision'])}  recall {_fmt(o['recall'])}  FPR {_fmt(o['fpr'])}"
-          f"  F1 {_fmt(o['f1'])}  ROC-AUC {_fmt(o['roc_auc'])}  PR-AUC {_fmt(o['pr_auc'])}")
-    for k, v in s["subsets"].items():
-        print(f"  recall on {k}: {_fmt(v['recall'])} (n={v['n']})")
-    for k, v in s["category_recall"].items():
-        print(f"  recall, {k}: {_fmt(v['recall'])} (n={v['n']})")
-    ob = s["over_blocking"]
-    if "identity_probes" in ob:
-        ip = ob["identity_probes"]
-        print(f"over-blocking: identity probes FPR {_fmt(ip['fpr'])} ({ip['blocked']} of "
-              f"{ip['n']} blocked)")
-        worst = sorted(ip["by_term"].items(), key=lambda kv: -kv[1]["fpr"])[:5]
-        for term, v in worst:
-            if v["fpr"] > 0:
-                print(f"  {term} ({v['axis']}): FPR {v['fpr']:.3f}")
-    for k, v in ob.items():
-        if k not in ("identity_probes", "benign"):
-            print(f"over-blocking: {k} FPR {_fmt(v['fpr'])} (n={v['n']})")
-    for k, v in s["extra_harmful"].items():
-        print(f"recall on {k}: {_fmt(v['recall'])} (n={v['n']})")
-    print(f"latency: {s['latency_ms_per_prompt']['total']:.2f} ms per prompt "
-          f"({s['prompts_per_second']:.0f} prompts/s)")
+    from imagen_audit.filters.evaluate import summary_lines
+
+    print("\n".join(summary_lines(result.summary)))
     print(f"wrote {args.out}" + (f" and {args.run}/filters/" if args.run else ""))
     return EXIT_OK
 

@@ -322,3 +322,41 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
+
+
+def _num(v: Any) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    """An evaluation summary as printable lines (shared by ``filters eval`` and the bench):
+    headline metrics, recall per subset and category, over-blocking per identity term and
+    benign set, recall on extra harmful sets, each backend alone, latency."""
+    o = summary["overall"]
+    lines = [f"precision {_num(o['precision'])}  recall {_num(o['recall'])}  "
+             f"FPR {_num(o['fpr'])}  F1 {_num(o['f1'])}  ROC-AUC {_num(o['roc_auc'])}  "
+             f"PR-AUC {_num(o['pr_auc'])}"]
+    lines += [f"  recall on {k}: {_num(v['recall'])} (n={v['n']})"
+              for k, v in summary["subsets"].items()]
+    lines += [f"  recall, {k}: {_num(v['recall'])} (n={v['n']})"
+              for k, v in summary["category_recall"].items()]
+    ob = summary["over_blocking"]
+    if "identity_probes" in ob:
+        ip = ob["identity_probes"]
+        lines.append(f"over-blocking: identity probes FPR {_num(ip['fpr'])} ({ip['blocked']} "
+                     f"of {ip['n']} blocked); by axis: " + ", ".join(
+                         f"{a} {v['fpr']:.3f}" for a, v in ip.get("by_axis", {}).items()))
+        worst = sorted(ip["by_term"].items(), key=lambda kv: -kv[1]["fpr"])[:5]
+        lines += [f"  {term} ({v['axis']}): FPR {v['fpr']:.3f}" for term, v in worst
+                  if v["fpr"] > 0]
+    lines += [f"over-blocking: {k} FPR {_num(v['fpr'])} (n={v['n']})" for k, v in ob.items()
+              if k not in ("identity_probes", "benign")]
+    lines += [f"recall on {k}: {_num(v['recall'])} (n={v['n']})"
+              for k, v in summary["extra_harmful"].items()]
+    lines += [f"backend {b} alone: recall {_num(v.get('recall'))} FPR {_num(v.get('fpr'))} "
+              f"ROC-AUC {_num(v.get('roc_auc'))}" for b, v in summary["backends"].items()]
+    latency = summary["latency_ms_per_prompt"]
+    lines.append(f"latency: {latency['total']:.2f} ms per prompt "
+                 f"({summary['prompts_per_second']:.0f} prompts/s); "
+                 + ", ".join(f"{k} {v:.3f}" for k, v in latency.items() if k != "total"))
+    return lines

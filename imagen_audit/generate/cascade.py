@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from imagen_audit.errors import ModelSpecError
@@ -73,9 +73,9 @@ class CascadeConfig:
     def binding(self) -> dict[str, Any]:
         """The settings a resumed run must match."""
         out = asdict(self)
-        for key in ("device", "cpu_offload", "local_files_only", "embedding_cache_size",
-                    "cpu_threads"):
-            out.pop(key)
+        for f in fields(self):
+            if not f.compare:  # execution settings: they do not change the pixels
+                out.pop(f.name)
         out["stage_models"] = list(self.stage_models[: self.num_stages])
         return out
 

@@ -29,7 +29,6 @@ from imagen_audit.store.schema import migrate
 from imagen_audit.store.storage import ImageStorage, StoredSample, image_relpath, write_sample
 
 DB_NAME = "run.sqlite"
-IMAGES_DIR = "images"
 
 
 def _now() -> str:
