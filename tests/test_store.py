@@ -817,3 +817,21 @@ def test_export_refuses_other_formats_and_tables(done_store, tmp_path):
     with pytest.raises(AuditError, match="unknown table"):
         export_table(done_store, tmp_path / "x.csv", table="prompts")
     assert list(tmp_path.glob("x.*")) == []
+
+
+# --------------------------------------------------------------------------- filter results
+def test_filter_files_are_written_and_listed_through_the_store(tmp_path):
+    with RunStore.open(tmp_path / "run") as store:
+        assert store.filter_result_files() == []
+        written = store.save_filter_files({"sweep.csv": b"threshold\n0.5\n",
+                                           "eval.json": b'{"metrics": {}}'})
+        assert [p.name for p in written] == ["sweep.csv", "eval.json"]
+        for bad in ("../escape.json", ".hidden.json", "a/b.json", ""):
+            with pytest.raises(RunStoreError, match="bad filter result file name"):
+                store.save_filter_files({bad: b"{}"})
+        assert not (tmp_path / "escape.json").exists()
+    with RunStore.open_readonly(tmp_path / "run") as store:
+        assert [p.name for p in store.filter_result_files()] == ["eval.json"]
+        assert (tmp_path / "run" / "filters" / "sweep.csv").read_bytes() == b"threshold\n0.5\n"
+        with pytest.raises(RunStoreError, match="read-only"):
+            store.save_filter_files({"x.json": b"{}"})

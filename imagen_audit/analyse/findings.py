@@ -29,6 +29,10 @@ MAX_TRACE_IDS = 2000
 
 @dataclass(frozen=True)
 class FindingRules:
+    """When a difference becomes a finding: significant after correction (``alpha``), from
+    at least ``min_n`` images, and at least ``min_effect`` (shares) or ``min_ita_change``
+    (ITA degrees) large. :class:`~imagen_audit.analyse.pipeline.AnalysisConfig` extends it."""
+
     alpha: float = 0.05
     min_n: int = 30
     min_effect: float = 0.10

@@ -13,7 +13,7 @@ the model would see); per-stage tables and the stage drift use all stages.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +33,11 @@ from imagen_audit.analyse.units import (
 
 
 @dataclass(frozen=True)
-class AnalysisConfig:
-    alpha: float = 0.05
-    min_n: int = 30
-    min_effect: float = 0.10
-    min_ita_change: float = 5.0
+class AnalysisConfig(findings.FindingRules):
+    """What to analyse and how: the finding rules (``alpha``, ``min_n``, ``min_effect``,
+    ``min_ita_change``, inherited so their defaults live in one place) plus the bootstrap,
+    the stage, the annotator and the tone bands."""
+
     n_boot: int = 1000
     seed: int = 0
     stage: int | None = None  # None: the final stage
@@ -46,15 +46,13 @@ class AnalysisConfig:
         default_factory=lambda: dict(DEFAULT_TONE_BANDS))
 
     def rules(self) -> findings.FindingRules:
-        return findings.FindingRules(alpha=self.alpha, min_n=self.min_n,
-                                     min_effect=self.min_effect,
-                                     min_ita_change=self.min_ita_change)
+        return findings.FindingRules(**{f.name: getattr(self, f.name)
+                                        for f in fields(findings.FindingRules)})
 
     def to_dict(self) -> dict[str, Any]:
-        return {"alpha": self.alpha, "min_n": self.min_n, "min_effect": self.min_effect,
-                "min_ita_change": self.min_ita_change, "n_boot": self.n_boot,
-                "seed": self.seed, "stage": self.stage, "annotator": self.annotator,
-                "tone_bands": {k: list(v) for k, v in self.tone_bands.items()}}
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["tone_bands"] = {k: list(v) for k, v in self.tone_bands.items()}
+        return out
 
 
 GROUPINGS = ("prompt_id", "occupation_id", "identity_id", "family")

@@ -1,21 +1,23 @@
 """What the report and the gate read from a run: store tables plus optional results files.
 
-Annotations come from ``RunStore.annotations_table()`` once the annotation stage provides
-it; until then (or on a run that was never annotated) ``annotations`` is ``None`` and the
-report says so. Annotator validation (confusion matrices) and filter evaluations are read
-from the run folder when the store has no method for them yet:
+Annotations come from ``RunStore.annotations_table()``; on a run that was never annotated
+``annotations`` is ``None`` and the report says so. Annotator validation (confusion
+matrices) and filter evaluations come through the store too:
 
 - validation: a path given explicitly, else the store's ``validation_records()``
   (``RUN_DIR/validation/validation.json``, written by ``validate-annotators --run``), else
   ``RUN_DIR/validation.json`` (layout: :func:`imagen_audit.analyse.adjust.load_validation`);
-- filter evaluations: every ``RUN_DIR/filters/**/*.json`` holding a ``"metrics"`` object.
-  Files that do not parse are listed as problems, never fatal.
+- filter evaluations: the store's ``filter_result_files()`` (``RUN_DIR/filters/**/*.json``,
+  written by ``filters eval --run`` through ``RunStore.save_filter_files``) holding a
+  ``"metrics"`` object or a prompt-filter evaluation. Files that do not parse are listed as
+  problems, never fatal.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,12 +123,16 @@ def _from_prompt_filter_eval(path: Path, data: dict[str, Any],
     return {"name": str(name or path.stem), "metrics": metrics}
 
 
-def read_filter_results(run_dir: Path) -> tuple[list[FilterResult], list[str]]:
-    folder = run_dir / "filters"
-    results, problems = [], []
-    if not folder.is_dir():
-        return results, problems
-    for path in sorted(folder.rglob("*.json")):
+def read_filter_results(run_dir: Path, files: Sequence[Path] | None = None
+                        ) -> tuple[list[FilterResult], list[str]]:
+    """Filter results from ``files`` (as listed by ``RunStore.filter_result_files``), or,
+    for a folder without a run store, every JSON under ``run_dir/filters/``."""
+    if files is None:
+        folder = run_dir / "filters"
+        files = sorted(folder.rglob("*.json")) if folder.is_dir() else []
+    results: list[FilterResult] = []
+    problems: list[str] = []
+    for path in files:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -168,6 +174,7 @@ def collect(run_dir: str | Path, *, validation: Any = None) -> RunInputs:
             stages=store.stages(), provenance=store.provenance_records(),
             baselines=store.baselines_table(), annotations=read_annotations(store),
             storage=store.storage, mitigation=store.get_meta("mitigation"))
+        filter_files = store.filter_result_files()
         stored = getattr(store, "validation_records", None)
         if validation is None and stored is not None:
             try:
@@ -187,7 +194,7 @@ def collect(run_dir: str | Path, *, validation: Any = None) -> RunInputs:
     if inputs.validation_source is None and validation is not None:
         inputs.validation_source = (str(validation) if isinstance(validation, (str, Path))
                                     else "given")
-    inputs.filters, problems = read_filter_results(run_dir)
+    inputs.filters, problems = read_filter_results(run_dir, filter_files)
     inputs.problems += problems
     return inputs
 

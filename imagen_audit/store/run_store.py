@@ -29,6 +29,7 @@ from imagen_audit.store.schema import migrate
 from imagen_audit.store.storage import ImageStorage, StoredSample, image_relpath, write_sample
 
 DB_NAME = "run.sqlite"
+FILTERS_DIR = "filters"
 
 
 def _now() -> str:
@@ -560,6 +561,27 @@ class RunStore:
             return {}
         return {p.name: json.loads(p.read_text(encoding="utf-8"))
                 for p in sorted(folder.glob("*.json"))}
+
+    # ------------------------------------------------------------------ prompt-filter evaluations
+    def save_filter_files(self, files: Mapping[str, bytes]) -> list[Path]:
+        """Write a prompt-filter evaluation's files under ``RUN_DIR/filters/``, atomically and
+        in the order given: put the JSON that names the others last, so a reader that finds
+        the JSON finds its data files too."""
+
+        if self._lock is None:
+            raise RunStoreError("this run store was opened read-only")
+        folder = self.root / FILTERS_DIR
+        written = []
+        for name, data in files.items():
+            if not name or "/" in name or "\\" in name or name.startswith("."):
+                raise RunStoreError(f"bad filter result file name {name!r}")
+            written.append(write_atomic(folder / name, data))
+        return written
+
+    def filter_result_files(self) -> list[Path]:
+        """Every JSON file under ``RUN_DIR/filters/`` (filter evaluations and summaries)."""
+        folder = self.root / FILTERS_DIR
+        return sorted(folder.rglob("*.json")) if folder.is_dir() else []
 
     # ------------------------------------------------------------------ image filters (issue 5)
     def images_pending_filter(self, filter_name: str,
