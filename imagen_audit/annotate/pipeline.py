@@ -102,8 +102,8 @@ class AnnotationPipeline:
         # Images generated earlier (an interrupted run) but never annotated go first.
         for page in store.iter_images_to_annotate(spec.key, 256, sorted(self.stages or [])
                                                   or None):
-            for image_id, path in page:
-                self._add(image_id, path.read_bytes())
+            for image_id, rel in page:
+                self._add(image_id, store.storage.read(rel))
 
     def submit(self, records: Sequence[ImageRecord]) -> None:
         """Queue a just-committed sample's images (those of the selected stages)."""

@@ -189,8 +189,11 @@ def annotate_run(run_dir: str | Path, spec: AnnotatorSpec | None = None, *,
                 return AnnotateSummary(spec.key, 0, 0, 0, 0, time.perf_counter() - start)
             workers = default_workers() if workers is None else workers
             workers = min(workers, max(1, -(-todo // batch_size)))
-            items = (item for page in store.iter_images_to_annotate(
-                spec.key, max(batch_size, 64), stages, retry_failed) for item in page)
+            # Workers get local paths (a remote image store is cached locally first), so
+            # only a path crosses to a worker process, not the encoded image.
+            items = ((image_id, store.image_path(rel)) for page in
+                     store.iter_images_to_annotate(spec.key, max(batch_size, 64), stages,
+                                                   retry_failed) for image_id, rel in page)
             annotated = failed = faces = 0
             with tqdm(total=todo, unit="image", desc=f"annotate ({spec.key})",
                       disable=not progress) as bar:

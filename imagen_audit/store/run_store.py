@@ -459,8 +459,9 @@ class RunStore:
 
     def iter_images_to_annotate(self, annotator: str, page_size: int = 64,
                                 stages: Sequence[int] | None = None, retry_failed: bool = True
-                                ) -> Iterator[list[tuple[str, Path]]]:
-        """Pages of ``(image_id, absolute path)`` not yet annotated by ``annotator``.
+                                ) -> Iterator[list[tuple[str, str]]]:
+        """Pages of ``(image_id, relative path)`` not yet annotated by ``annotator``; read
+        them with ``storage.read`` (any image store) or ``image_path`` (a local file).
 
         Read lazily by image id (a page is fetched only when the one before is consumed), so
         commits made meanwhile never shift a page and memory stays flat.
@@ -474,7 +475,7 @@ class RunStore:
             if not rows:
                 return
             last = rows[-1][0]
-            yield [(image_id, self.image_path(rel)) for image_id, rel in rows]
+            yield [(image_id, rel) for image_id, rel in rows]
 
     def commit_image_annotation(self, image_id: str, annotator: str,
                                 faces: Sequence[Mapping[str, Any]] = (), *,
