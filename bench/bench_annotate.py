@@ -6,6 +6,7 @@ files read from disk (PNG) as in a run, with peak memory, for each preset; then,
 rate, coverage, accuracy, ECE per race label, confusion matrices, reliability table, ITA
 AUC per pair of groups) with its time per image. Images the presets' trained parts were
 fitted on are scored out-of-fold (5-fold cross-validated figures), see validate.py.
+Ends with a summary: each preset's time per 512-px image (1 worker) and per FairFace image.
 Goal: ``fast`` ≥ 20 images/s at 512 px on a 2-core CPU.
 Usage: python bench/bench_annotate.py [--images 200] [--presets fast,accurate] [--no-speed]
 """
@@ -75,6 +76,7 @@ def main() -> None:
     load = os.getloadavg()
     print(f"{cores} cores, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; "
           f"{args.images} images per size, batch {args.batch_size}")
+    timings: dict[tuple[str, int, int], float] = {}  # (preset, size, workers) -> s/image
     if not args.no_speed:
         with tempfile.TemporaryDirectory() as tmp:
             for size in (512, 1024):
@@ -83,17 +85,36 @@ def main() -> None:
                     spec = AnnotatorSpec.from_preset(preset)
                     for workers in sorted({1, cores}):
                         seconds, faces = bench(spec, paths, workers, args.batch_size)
+                        timings[(preset, size, workers)] = seconds / len(paths)
                         me, kids = peak_mb()
                         print(f"{preset:>9} {size:>5} px  workers={workers}: "
                               f"{len(paths) / seconds:6.1f} images/s "
                               f"({1000 * seconds / len(paths):6.1f} ms/image, {faces} faces); "
                               f"peak RSS parent {me:.0f} MB, largest worker {kids:.0f} MB")
     labels = SHARED / "fairface-sample" / "labels.csv"
-    if not labels.is_file():
+    fairface: dict[str, float] = {}  # preset -> seconds per image per core
+    if labels.is_file():
+        fairface = validation_tables(labels, presets, cores)
+    else:
         print(f"\n{labels} not found: validation tables skipped")
-        return
+    print("\nsummary:")
+    for preset in presets:
+        line = f"{preset:>9}:"
+        if (preset, 512, 1) in timings:
+            t = timings[(preset, 512, 1)]
+            line += f" {1000 * t:.0f} ms per 512 px image, 1 worker ({1 / t:.1f} images/s"
+            line += ", goal >= 20)" if preset == "fast" else ")"
+        if preset in fairface:
+            line += (f"; {1000 * fairface[preset]:.0f} ms per FairFace image per core with "
+                     f"{cores} workers (448 px, detector fallbacks and start-up included)")
+        print(line)
+
+
+def validation_tables(labels: Path, presets: list[str], cores: int) -> dict[str, float]:
+    """Print each preset's validation table; returns its seconds per image per core."""
     from imagen_audit.annotate.validate import format_table, validate_annotators
 
+    out = {}
     for preset in presets:
         start = time.perf_counter()
         record = validate_annotators(labels, spec=AnnotatorSpec.from_preset(preset),
@@ -103,6 +124,8 @@ def main() -> None:
               f"{seconds:.1f} s with {cores} workers, "
               f"{1000 * seconds * cores / record['n_files']:.0f} ms per image per core):")
         print(format_table(record))
+        out[preset] = seconds * cores / record["n_files"]
+    return out
 
 
 if __name__ == "__main__":

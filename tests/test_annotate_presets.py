@@ -73,26 +73,81 @@ def test_shipped_head_is_plain_json_with_provenance():
         range(5))
     assert len(data["models"]["folds"]) == 5
     for model in [data["models"]["all"], *data["models"]["folds"]]:
-        assert len(model["head"]["coef"]) == 128 and len(model["stack"]["coef"]) == 2
-        p = combine(model, np.array([3.0, -3.0]), np.zeros((2, 128)))
+        assert model["stack"]["inputs"] == ["onnx", "embedding", "context"]
+        assert len(model["heads"]["embedding"]["coef"]) == 128
+        assert len(model["heads"]["context"]["coef"]) == 1024
+        zero = {"onnx": np.array([3.0, -3.0]), "embedding": np.zeros((2, 128)),
+                "context": np.zeros((2, 1024))}
+        p = combine(model, zero)
         assert p[0] > p[1]  # the ONNX logit pushes the right way
-    assert data["cross_validation"]["ensemble"]["accuracy"] > 0.8
+        assert all(c > 0 for c in model["stack"]["coef"])  # every input counts, rightly signed
+    cv = data["cross_validation"]
+    assert cv["ensemble"]["n_faces"] == 432 and cv["ensemble"]["accuracy"] > 0.88
+    assert cv["ensemble"]["accuracy"] > cv["onnx+embedding"]["accuracy"] > 0.8
+    assert cv["ensemble"]["ece"] < 0.05 and len(cv["ensemble"]["groups"]) == 7
 
 
-def test_train_fit_on_synthetic_features():
+def test_head_loader_reads_schema_1_and_names_bad_fields(tmp_path):
+    from imagen_audit.annotate.gender.ensemble import load_head as load
+
+    load.cache_clear()
+    rng = np.random.default_rng(0)
+    head = {"mean": [0.0] * 128, "scale": [1.0] * 128, "C": 0.1,
+            "coef": rng.normal(0, 0.1, 128).tolist(), "intercept": 0.2}
+    old = {"head": head, "stack": {"coef": [0.5, 0.7], "intercept": -0.1},
+           "onnx_platt": {"coef": 1.0, "intercept": 0.0}}
+    path = tmp_path / "v1.json"
+    path.write_text(json.dumps({"schema": "imagen-audit/gender-head/1",
+                                "models": {"all": old, "folds": [old]}}))
+    model = load(str(path))["models"]["all"]
+    emb = rng.normal(0, 1, (3, 128))
+    onnx = np.array([1.0, 0.0, -1.0])
+    expected = 1 / (1 + np.exp(-(0.5 * onnx + 0.7 * (emb @ np.array(head["coef"]) + 0.2)
+                                 - 0.1)))
+    assert combine(model, {"onnx": onnx, "embedding": emb}) == pytest.approx(expected)
+    bad = json.loads(path.read_text())
+    bad["schema"] = "imagen-audit/gender-head/2"
+    bad["models"]["all"] = {"heads": {"embedding": head | {"coef": [0.0] * 3}},
+                            "stack": {"inputs": ["onnx", "embedding"], "coef": [1.0, 1.0],
+                                      "intercept": 0.0}}
+    path.write_text(json.dumps(bad))
+    load.cache_clear()
+    with pytest.raises(AnnotatorError, match=r"models.all.heads.embedding.coef has 3"):
+        load(str(path))
+    bad["models"]["all"]["stack"]["inputs"] = ["onnx", "faces"]
+    path.write_text(json.dumps(bad))
+    load.cache_clear()
+    with pytest.raises(AnnotatorError, match="unknown input 'faces'"):
+        load(str(path))
+    load.cache_clear()
+
+
+def test_train_fit_on_synthetic_features(monkeypatch):
     from imagen_audit.annotate import train
 
+    monkeypatch.setattr(train, "HEAD_C_GRID", (0.01, 1.0))  # two values keep the test fast
     rng = np.random.default_rng(0)
     y = np.repeat([0, 1], 60)
     emb = rng.normal(0, 0.1, (120, 128))
     emb[:, 0] += 0.2 * (2 * y - 1)
+    context = rng.normal(0, 1, (120, 48))  # narrower than the real 1,024: a faster test
+    context[:, :5] += 0.8 * (2 * y - 1)[:, None]
     onnx = rng.normal(0, 1, 120) + 1.5 * (2 * y - 1)
-    model = train.fit(onnx, emb, y)
-    p = combine(model, onnx, emb)
+    feats = {"onnx": onnx, "embedding": emb, "context": context}
+    model = train.fit(feats, y)
+    p = combine(model, feats)
     assert ((p > 0.5) == y).mean() > 0.9
-    assert model["head"]["C"] in train.HEAD_C_GRID
+    assert model["heads"]["embedding"]["C"] in train.HEAD_C_GRID
+    assert model["stack"]["inputs"] == list(train.STACK_INPUTS)
+    only = train.fit(feats, y, inputs=("onnx", "embedding"))
+    assert set(only["heads"]) == {"embedding"} and len(only["stack"]["coef"]) == 2
     folds = train.folds_for(y, ["a", "b"] * 60)
     assert sorted(np.bincount(folds)) == [24] * 5
+    summary = train.cv_summary(p, y, ["a", "b"] * 60)
+    assert summary["n_faces"] == 120 and set(summary["groups"]) == {"a", "b"}
+    assert 0.0 <= summary["ece"] <= 0.5 and summary["coverage"] <= 1.0
+    flipped = train.cv_summary(1 - p, y, ["a", "b"] * 60)  # a wrong model scores badly
+    assert flipped["accuracy"] < 0.1 and flipped["ece"] > 0.4
 
 
 def test_cross_fit_plan_uses_the_fold_that_never_saw_the_image(tmp_path):

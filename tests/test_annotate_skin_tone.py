@@ -6,7 +6,7 @@ from itertools import pairwise
 
 import numpy as np
 import pytest
-from annotate_helpers import BOX, LANDMARKS, synthetic_face
+from annotate_helpers import BOX, LANDMARKS, LANDMARKS_68, synthetic_face, with_eye_whites
 
 from imagen_audit.annotate import skin_tone as st
 
@@ -88,3 +88,37 @@ def test_box_only_fallback_is_close():
     skin = (62.0, 12.0, 22.0)
     est = st.estimate_tone(synthetic_face(skin), BOX, None)
     assert est.ita is not None and abs(est.ita - st.ita_degrees(skin[0], skin[2])) < 4.0
+
+
+def test_polygon_mask_from_68_landmarks_holds_only_skin():
+    skin = (62.0, 12.0, 22.0)
+    image = synthetic_face(skin)
+    mask = st.skin_polygon_68((200, 200), LANDMARKS_68)
+    patches = st.skin_region_mask((200, 200), BOX, LANDMARKS)
+    assert mask.sum() > 3 * patches.sum()  # far more skin than the 5-point patches
+    lab, keep = st.select_skin(image[mask])
+    not_skin = (np.abs(lab[:, 0] - skin[0]) >= 6) & (lab[:, 0] <= 95)
+    assert not_skin.mean() < 0.01  # a sliver of background at the raised brow corners
+    assert np.all(np.abs(lab[keep, 0] - skin[0]) < 6)  # which the pixel filter removes
+    for x, y in [(78, 80), (122, 80), (100, 137), (78, 66), (100, 30), (20, 100)]:
+        assert not mask[y, x], (x, y)  # eyes, lips, brow, hair, background
+    est = st.estimate_tone(image, BOX, LANDMARKS_68)
+    np.testing.assert_allclose(est.lab, skin, atol=1.0)
+    assert est.monk_tone is not None and est.confidence > 0.8
+    with pytest.raises(ValueError, match="68 landmarks"):
+        st.skin_polygon_68((200, 200), LANDMARKS)
+
+
+@pytest.mark.parametrize("landmarks", [LANDMARKS, LANDMARKS_68], ids=["5-point", "68-point"])
+def test_sclera_exposure_makes_ita_independent_of_exposure(landmarks):
+    image = with_eye_whites(synthetic_face((62.0, 12.0, 22.0)))
+    dark = st._srgb8(st._linear(image) * 0.35)  # the same face, under-exposed
+    assert st.sclera_luminance(image, BOX, landmarks) == pytest.approx(
+        st._luminance(st.lab_to_srgb(np.array([[90.0, 0.0, 2.0]])))[0], rel=0.05)
+    plain = [st.estimate_tone(im, BOX, landmarks).ita for im in (image, dark)]
+    fixed = [st.estimate_tone(im, BOX, landmarks, white_balance="sclera").ita
+             for im in (image, dark)]
+    assert abs(plain[0] - plain[1]) > 15.0  # exposure moves ITA a lot
+    assert abs(fixed[0] - fixed[1]) < 2.0  # the eye whites put it back
+    closed = synthetic_face((62.0, 12.0, 22.0))[:, :, :] * 0  # no eyes to measure
+    assert st.sclera_gain(closed[:1, :1], BOX, landmarks) == 1.0

@@ -3,10 +3,10 @@
 Every estimate carries a probability or confidence and abstains below a threshold. These
 are *perceived* attributes of images, estimated by classifiers with known error rates,
 never the identity of any person. Modules: ``base`` (protocols, registry, the annotator),
-``faces`` (detectors), ``skin_tone`` (ITA, Monk), ``gender/`` (one module per backend),
-``runner`` (annotate a run store, resumably), ``validate`` (against labelled faces),
-``train`` (the gender head and calibration, cross-validated), ``commands`` (CLI),
-``models/`` (the trained head as JSON).
+``faces`` (detectors), ``skin_tone`` (ITA, Monk), ``gender/`` (one module per backend;
+``gender/context``: the ensemble's wide-crop features), ``runner`` (annotate a run store,
+resumably), ``validate`` (against labelled faces), ``train`` (the gender heads and
+calibration, cross-validated), ``commands`` (CLI), ``models/`` (the trained heads as JSON).
 """
 
 from imagen_audit.annotate.base import (

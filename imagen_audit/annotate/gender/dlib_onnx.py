@@ -8,7 +8,7 @@ run it through onnxruntime directly, all faces of a batch in one call.
 Options: ``flip`` (test-time augmentation: the chip and its mirror image, logits averaged;
 the ``fast`` preset) and ``calibrated`` (Platt scaling of that logit, fitted by
 :mod:`imagen_audit.annotate.train` on the FairFace sample, CC BY 4.0, and stored in
-``models/gender_fairface_v1.json``; ``fold`` picks a cross-validation fold's calibration,
+``models/gender_fairface_v2.json``; ``fold`` picks a cross-validation fold's calibration,
 which :mod:`imagen_audit.annotate.validate` uses for images of the training set).
 """
 
