@@ -69,14 +69,16 @@ def evaluation(out: Path | None, trap: bool) -> None:
     coco5k = coco_all.sample(n=5000, random_state=0)
     ident = D.load_identity_prompts()
     t0 = time.perf_counter()
-    full = evaluate(pol, i2p, coco5k, identity=ident)
+    full = evaluate(pol, i2p, coco5k, identity=ident, keep_seen=True)
     dt = time.perf_counter() - t0
     o = full.summary["overall"]
     print(f"\n== default policy, FULL I2P ({len(i2p)}) vs 5,000 random COCO captions: "
           f"{dt:.0f} s wall ({(len(i2p) + 5000 + len(ident)) / dt:.0f} prompts/s incl. identity "
           "probes)")
-    print("   (half of I2P and ~20% of COCO were training data of the embedding model: see the "
-          "held-out numbers below)")
+    seen = full.summary["training_overlap"]
+    print("   (kept on purpose: training/calibration prompts of the embedding model among them: "
+          + ", ".join(f"{k} {v['seen']} of {v['n']}" for k, v in seen.items())
+          + "; see the held-out numbers below)")
     print(f"   precision {_fmt(o['precision'])} recall {_fmt(o['recall'])} FPR {_fmt(o['fpr'])} "
           f"F1 {_fmt(o['f1'])} ROC-AUC {_fmt(o['roc_auc'])} PR-AUC {_fmt(o['pr_auc'])}")
 
@@ -92,7 +94,8 @@ def evaluation(out: Path | None, trap: bool) -> None:
     held = evaluate(pol, i2p_te, coco_te, identity=ident, extra_benign=extra_b,
                     extra_harmful=extra_h)
     print(f"\n== default policy, HELD-OUT: I2P test split ({len(i2p_te)}) vs COCO test split "
-          "(5,000); never trained on, near-duplicates removed from training")
+          "(5,000); never trained on, near-duplicates removed from training, and any prompt the "
+          "model's hashes recognise left out")
     print("\n".join("   " + line for line in summary_lines(held.summary)))
     if out:
         write_outputs(held, pol, out / "held-out")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from imagen_audit.filters.base import FilterResult, register
 
 
@@ -20,11 +22,18 @@ class TableFilter:
                              self.category if self.table.get(p, self.default) > 0 else None)
                 for p in prompts]
 
+    def seen(self, prompts: Sequence[str]) -> np.ndarray | None:
+        """Like a trained model's record of its training prompts (None: no record)."""
+        known = SEEN.get(self.name)
+        return None if known is None else np.array([p in known for p in prompts], dtype=bool)
+
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name}
 
 
 TABLES: dict[str, dict[str, float]] = {"fake-a": {}, "fake-b": {}}
+# Prompts a fake backend "was trained on"; a name absent here records nothing.
+SEEN: dict[str, set[str]] = {}
 
 
 @register("fake-a")

@@ -112,3 +112,15 @@ def test_wordlist_errors_name_file_and_line(tmp_path: Path) -> None:
         read_wordlist(bad)
     with pytest.raises(FilterError, match="not found"):
         Blocklist(tmp_path / "missing")
+
+
+@pytest.mark.parametrize(("text", "blocked"), [
+    ("two people having sex", True), ("a couple having sex on a bed", True),
+    ("a man hanging himself", True), ("how to make a bomb", True),
+    ("a sex education class", False), ("a same sex couple", False),
+    ("a bath bomb in a tub", False), ("hanging lanterns at a festival", False),
+])
+def test_shipped_lists_blunt_phrases(shipped: Blocklist, text: str, blocked: bool) -> None:
+    """Blunt phrases the embedding model (trained mostly on art prompts) can miss, without
+    catching the benign phrases that share a word with them."""
+    assert (shipped.score([text])[0].score >= 0.9) is blocked

@@ -124,6 +124,24 @@ def test_shipped_model_metadata(default_filter) -> None:
     assert meta["training_size"]["harmful"] > 1000 and meta["training_size"]["benign"] > 1000
     assert meta["sets"]["augmented"] is True
     assert default_model_path().with_suffix(".npz").is_file()
+    # It ships hashes of what it was trained and calibrated on (the honesty guard) ...
+    seen = default_filter.model.seen_hashes
+    assert seen is not None and seen.dtype == np.uint64
+    assert len(seen) >= meta["training_size"]["harmful"] + meta["training_size"]["benign"]
+    assert meta["calibration"]["method"] == "platt"
+
+
+def test_default_policy_uses_the_models_threshold() -> None:
+    """The threshold was chosen on the calibration (dev) split when training; the default
+    policy must use that one, not a number tuned by hand on evaluation data."""
+    import yaml
+
+    from imagen_audit.resources import data_dir
+
+    doc = yaml.safe_load((data_dir("filters") / "default.yaml").read_text())
+    emb = next(b for b in doc["backends"] if b["name"] == "embedding")
+    meta = json.loads(default_model_path().with_suffix(".json").read_text())
+    assert emb["threshold"] == pytest.approx(meta["decision_threshold"])
 
 
 def test_default_policy_blocks_no_identity_probe() -> None:

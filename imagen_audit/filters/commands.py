@@ -49,6 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--split", choices=("auto", "test", "all"), default="auto",
                    help="test: only each set's held-out bucket; auto (default): test for the "
                         "shared sets the shipped embedding model was trained on, all otherwise")
+    e.add_argument("--keep-seen", action="store_true",
+                   help="keep evaluation prompts that the policy's model was trained or "
+                        "calibrated on (default: leave them out of the metrics, with a warning)")
     e.add_argument("--prompt-column", default="prompt")
     e.add_argument("--label-column")
     e.add_argument("--category-column")
@@ -68,6 +71,23 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="no identity/style counterfactuals (reproduces the over-blocking trap)")
     t.add_argument("--identity-ratio", type=float, default=0.5,
                    help="identity counterfactuals per benign prompt")
+    t.add_argument("--chat-ratio", type=float, default=0.5,
+                   help="chat-style counterfactuals (request, action, informational frames) "
+                        "per benign prompt; 0 turns them off")
+    t.add_argument("--ensemble", type=int, default=5,
+                   help="MLPs (seeds) whose logits are averaged")
+    t.add_argument("--alpha", type=float, help="L2 penalty of the MLP (default 1e-3 / c)")
+    t.add_argument("--no-calibrate", action="store_true",
+                   help="no Platt calibration on the dev split")
+    t.add_argument("--source-weight", action="append", default=None, metavar="SOURCE=W",
+                   help="how much one prompt of a source counts within its class (repeatable; "
+                        "default partiprompts=4: the only creative benign prompts)")
+    t.add_argument("--embedding-cache", metavar="FILE.npz",
+                   help="read and update MiniLM embeddings here (plain arrays) so retraining "
+                        "does not re-encode every prompt")
+    t.add_argument("--target-fpr", type=float, default=0.05,
+                   help="decision threshold: the lowest at which each benign set's dev split "
+                        "is blocked at most this often")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", required=True, metavar="MODEL",
                    help="writes MODEL.npz and MODEL.json (and MODEL.eval.json)")
@@ -190,7 +210,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     extra_h = {s: _load_set(s, args, 1, args.split, "harmful")[0] for s in args.extra_harmful}
     print(f"policy {policy.name!r}; harmful: {hname}; benign: {bname}", file=sys.stderr)
     result = evaluate(policy, harmful, benign, identity=identity, extra_benign=extra_b,
-                      extra_harmful=extra_h, names={"harmful": hname, "benign": bname})
+                      extra_harmful=extra_h, names={"harmful": hname, "benign": bname},
+                      keep_seen=args.keep_seen)
     write_outputs(result, policy, args.out, run_dir=args.run)
     from imagen_audit.filters.evaluate import summary_lines
 
@@ -199,14 +220,54 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _source_weights(specs: list[str] | None) -> dict[str, float]:
+    """``["partiprompts=4"]`` → ``{"partiprompts": 4.0}`` (default: PartiPrompts 4)."""
+    from imagen_audit.filters.base import FilterError
+
+    out = {}
+    for spec in specs if specs is not None else ["partiprompts=4"]:
+        name, sep, value = spec.partition("=")
+        try:
+            w = float(value)
+        except ValueError:
+            w = -1.0
+        if not sep or not name or w <= 0:
+            raise FilterError(f"--source-weight {spec!r}: expected SOURCE=WEIGHT with a "
+                              "positive weight")
+        out[name] = w
+    return out
+
+
+def _pick_threshold(scores: Any, labels: Any, sources: Any, target_fpr: float
+                    ) -> tuple[float, dict[str, Any]]:
+    """The lowest threshold (step 0.01) at which every benign source of the calibration
+    split is blocked at most ``target_fpr`` of the time: taking the worst benign source, not
+    the pooled rate, keeps a small unusual set (PartiPrompts) from hiding behind a big
+    homogeneous one (COCO). Returns the threshold and the split's rates at it."""
+    import numpy as np
+
+    scores, labels, sources = (np.asarray(scores), np.asarray(labels), np.asarray(sources))
+    benign_sources = sorted(set(sources[labels == 0]))
+    for t in np.round(np.arange(0.05, 1.0, 0.01), 2):
+        fprs = {s: float((scores[(labels == 0) & (sources == s)] >= t).mean())
+                for s in benign_sources}
+        if max(fprs.values()) <= target_fpr:
+            return float(t), {"recall": float((scores[labels == 1] >= t).mean()),
+                              "fpr": fprs, "target_fpr": target_fpr}
+    return 0.99, {"recall": float((scores[labels == 1] >= 0.99).mean()),
+                  "target_fpr": target_fpr, "note": "target not reached"}
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import contextlib
 
+    import numpy as np
     import pandas as pd
 
     from imagen_audit.filters import datasets as D
     from imagen_audit.filters.base import FilterError
-    from imagen_audit.filters.embedding import EmbeddingFilter, train_model
+    from imagen_audit.filters.embedding import EmbeddingFilter, calibrate, train_model
+    from imagen_audit.filters.encoder import shared_encoder
     from imagen_audit.filters.evaluate import confusion, ranking
     from imagen_audit.filters.trainset import build_training_set
 
@@ -225,15 +286,18 @@ def cmd_train(args: argparse.Namespace) -> int:
             return D.load_prompt_csv(spec, default_label=label)
         return D.load_named(spec)
 
-    train_parts, test_parts = [], []
+    # Every set is split by prompt (seed 0): train (50%) fits the networks, dev (20%)
+    # calibrates them and picks the threshold, test (30%) is only ever evaluated.
+    train_parts, dev_parts, test_parts = [], [], []
     for spec, label in [(s, 1) for s in harmful_specs] + [(s, 0) for s in benign_specs]:
         df = load(spec, label)
+        tr, dev, te = D.split_by_prompt(df, **D.CANONICAL_SPLIT)
+        dev_parts.append(dev)
         if spec.startswith("coprov2-train"):  # its own test file is the held-out split
-            train_parts.append(df)
+            train_parts.append(pd.concat([tr, te], ignore_index=True))
             with contextlib.suppress(FilterError):  # no test file: nothing to hold out
                 test_parts.append(D.load_coprov2("test").sample(n=1000, random_state=0))
             continue
-        tr, _dev, te = D.split_by_prompt(df, **D.CANONICAL_SPLIT)
         train_parts.append(tr)
         test_parts.append(te)
     harmful = pd.concat([p for p in train_parts if p["label"].iloc[0] == 1], ignore_index=True)
@@ -242,37 +306,62 @@ def cmd_train(args: argparse.Namespace) -> int:
         train = pd.concat([harmful, benign], ignore_index=True)
     else:
         train = build_training_set(harmful, benign, seed=args.seed,
-                                   identity_per_benign=args.identity_ratio)
+                                   identity_per_benign=args.identity_ratio,
+                                   chat_per_benign=args.chat_ratio)
     test = pd.concat(test_parts, ignore_index=True)
-    # Never train on anything we evaluate on: held-out splits, identity probes, XSTest.
-    guard = [test["prompt"]]
-    for spec in ("identities", "xstest"):
+    dev = pd.concat(dev_parts, ignore_index=True)
+    # Never train on anything we calibrate or evaluate on: dev and held-out splits, identity
+    # probes, XSTest, HolisticBias (exact and near-duplicate keys, and cosine >= 0.95).
+    guard = [test["prompt"], dev["prompt"]]
+    for spec in ("identities", "xstest", "holisticbias"):
         with contextlib.suppress(FilterError):  # a missing shared set guards nothing
             guard.append(D.load_named(spec)["prompt"])
     exclude = pd.concat(guard, ignore_index=True).astype(str).tolist()
     train = D.drop_overlap(train, pd.DataFrame({"prompt": exclude}))
     print(f"training on {len(train)} prompts ({int(train['label'].sum())} harmful) from "
           f"{train['source'].value_counts().to_dict()}", file=sys.stderr)
+    source_weights = _source_weights(args.source_weight)
+    enc = shared_encoder()
+    if args.embedding_cache:
+        enc.load_cache(args.embedding_cache)
     model = train_model(train["prompt"].tolist(), train["label"].tolist(),
                         train["category"].tolist(), sources=train["source"].tolist(),
                         classifier=args.classifier, c=args.c, seed=args.seed,
-                        exclude_near=exclude)
+                        exclude_near=exclude, ensemble=args.ensemble, alpha=args.alpha,
+                        prompt_weights=[source_weights.get(s, 1.0) for s in train["source"]],
+                        encoder=enc)
+    x_dev = enc.encode(dev["prompt"].astype(str).tolist())
+    if not args.no_calibrate:
+        calibrate(model, x_dev, dev["label"].tolist(), dev["prompt"].astype(str).tolist())
+    threshold, at = _pick_threshold(model.predict_proba(x_dev), dev["label"], dev["source"],
+                                    args.target_fpr)
+    model.meta["decision_threshold"] = threshold
+    model.meta["calibration_split"] = {"n": len(dev), "n_harmful": int(dev["label"].sum()),
+                                       "sources": dev["source"].value_counts().to_dict(),
+                                       "at_threshold": at}
     model.meta["split"] = dict(D.CANONICAL_SPLIT)
     model.meta["sets"] = {"harmful": harmful_specs, "benign": benign_specs,
-                          "augmented": not args.no_augment}
+                          "augmented": not args.no_augment, "chat_ratio": args.chat_ratio,
+                          "identity_ratio": args.identity_ratio,
+                          "source_weights": source_weights}
     js = model.save(args.out)
     f = EmbeddingFilter(model)
-    probs = [r.score for r in f.score(test["prompt"].tolist())]
-    import numpy as np
-
+    p = np.asarray([r.score for r in f.score(test["prompt"].tolist())])
+    if args.embedding_cache:
+        enc.save_cache(args.embedding_cache)
     y = test["label"].to_numpy()
-    p = np.asarray(probs)
-    held = {"n": len(test), **ranking(y, p), **confusion(y, p >= 0.5)}
-    (js.with_suffix("").with_suffix(".eval.json")).write_text(
-        json.dumps({"held_out_at_0.5": held}, indent=2) + "\n", encoding="utf-8")
+    held = {f"held_out_at_{t:g}": {"n": len(test), **ranking(y, p), **confusion(y, p >= t)}
+            for t in sorted({threshold, 0.5})}
+    from imagen_audit.files import write_atomic
+
+    write_atomic(js.with_suffix("").with_suffix(".eval.json"),
+                 (json.dumps({"decision_threshold": threshold, **held}, indent=2) + "\n"
+                  ).encode())
+    h = held[f"held_out_at_{threshold:g}"]
     print(f"wrote {js} (training data sha256 {model.meta['training_data_sha256'][:12]}...); "
-          f"held-out ROC-AUC {_fmt(held['roc_auc'])}, recall {_fmt(held['recall'])}, FPR "
-          f"{_fmt(held['fpr'])} at 0.5")
+          f"decision threshold {threshold:.2f} (worst benign dev FPR <= {args.target_fpr}); "
+          f"held-out ROC-AUC {_fmt(h['roc_auc'])}, recall {_fmt(h['recall'])}, FPR "
+          f"{_fmt(h['fpr'])} at {threshold:.2f}")
     return EXIT_OK
 
 

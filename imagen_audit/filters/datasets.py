@@ -24,6 +24,7 @@ import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from imagen_audit.filters.base import FilterError, normalise_category
@@ -315,6 +316,16 @@ def drop_overlap(df: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
     seen = set(near_key_series(other["prompt"]))
     keep = [k not in seen for k in near_key_series(df["prompt"])]
     return df[keep].reset_index(drop=True)
+
+
+def prompt_hashes(prompts: Iterable[str]) -> np.ndarray:
+    """One ``uint64`` per prompt: the first 8 bytes of the sha256 of its near-duplicate key
+    (:func:`near_key`). A trained model ships these for its training prompts, so an
+    evaluation can tell which of its prompts (or near-identical ones) the model has seen
+    without shipping the prompts themselves; 64 bits make chance collisions negligible."""
+    out = [int.from_bytes(hashlib.sha256(near_key(p).encode("utf-8")).digest()[:8], "big")
+           for p in prompts]
+    return np.asarray(out, dtype=np.uint64)
 
 
 def training_data_hash(prompts: Iterable[str], labels: Iterable[int]) -> str:

@@ -8,6 +8,19 @@ layers (``w0, b0, w1, b1, ...``; ReLU between them, a sigmoid on the single outp
 which covers logistic regression (one layer) and scikit-learn's ``MLPClassifier``; an
 optional softmax head (``cat_w``, ``cat_b``) names the most likely harm category.
 
+An MLP is trained as an **ensemble** of several seeds whose logits are averaged: that is
+itself one wider MLP (hidden units side by side, output weights divided by their number),
+so the file format does not change. The averaged logit is then **calibrated** (Platt:
+``a * logit + b`` fitted on a held-out calibration split, folded into the last layer), and
+the model records the ``decision_threshold`` chosen on that split; a single MLP is
+over-confident on prompts unlike its training data (short, chat-style, unusual scenes),
+and averaging plus calibration soften exactly those scores.
+
+The ``.npz`` also holds ``seen_hashes``: sorted 8-byte hashes of the near-duplicate keys of
+every prompt the model was fitted or calibrated on
+(:func:`~imagen_audit.filters.datasets.prompt_hashes`). :meth:`EmbeddingModel.seen` tells an
+evaluation which of its prompts the model has seen, so ``filters eval`` can leave them out.
+
 Train with :func:`train_model` (or ``imagen-audit filters train``); the shipped default
 model is ``filters/models/prompt-embedding.{npz,json}`` (see ``filters/README.md``).
 """
@@ -46,6 +59,7 @@ class EmbeddingModel:
     cat_w: np.ndarray | None = None
     cat_b: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    seen_hashes: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if len(self.weights) != len(self.biases) or not self.weights:
@@ -54,6 +68,8 @@ class EmbeddingModel:
             raise FilterError("embedding model: the last layer must have one output")
         if self.cat_w is not None and self.cat_w.shape[1] != len(self.categories):
             raise FilterError("embedding model: category head does not match its names")
+        if self.seen_hashes is not None:
+            self.seen_hashes = np.unique(np.asarray(self.seen_hashes, dtype=np.uint64))
 
     @property
     def dim(self) -> int:
@@ -80,6 +96,15 @@ class EmbeddingModel:
         z = np.asarray(x, dtype=np.float64) @ self.cat_w + self.cat_b
         return [self.categories[i] for i in np.argmax(z, axis=1)]
 
+    def seen(self, prompts: Sequence[str]) -> np.ndarray | None:
+        """True for each prompt whose near-duplicate key the model was trained or calibrated
+        on; None when the model records no hashes (an older model file)."""
+        if self.seen_hashes is None:
+            return None
+        from imagen_audit.filters.datasets import prompt_hashes
+
+        return np.isin(prompt_hashes(prompts), self.seen_hashes)
+
     # ------------------------------------------------------------------ files
     def arrays(self) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
@@ -88,6 +113,8 @@ class EmbeddingModel:
         if self.cat_w is not None:
             out["cat_w"] = np.asarray(self.cat_w, np.float32)
             out["cat_b"] = np.asarray(self.cat_b, np.float32)
+        if self.seen_hashes is not None:
+            out["seen_hashes"] = np.asarray(self.seen_hashes, np.uint64)
         return out
 
     def save(self, path: str | Path) -> Path:
@@ -148,8 +175,11 @@ class EmbeddingModel:
         meta = {k: v for k, v in doc.items() if k not in
                 ("format", "format_version", "arrays_file", "arrays_sha256", "layers",
                  "categories")}
+        seen = data.get("seen_hashes")
+        if seen is not None and (seen.dtype != np.uint64 or seen.ndim != 1):
+            raise FilterError(f"{npz}: array 'seen_hashes' must be a 1-d uint64 array")
         return cls(weights, biases, tuple(doc.get("categories", ())), data.get("cat_w"),
-                   data.get("cat_b"), meta)
+                   data.get("cat_b"), meta, seen)
 
 
 def _stem(path: str | Path) -> Path:
@@ -184,8 +214,16 @@ def train_model(prompts: Sequence[str], labels: Sequence[int],
                 classifier: str = "logreg", c: float = 1.0, hidden: int = 64, seed: int = 0,
                 exclude_near: Sequence[str] = (), near_threshold: float = 0.95,
                 embeddings: np.ndarray | None = None,
-                exclude_embeddings: np.ndarray | None = None) -> EmbeddingModel:
+                exclude_embeddings: np.ndarray | None = None,
+                ensemble: int = 1, alpha: float | None = None,
+                prompt_weights: Sequence[float] | None = None) -> EmbeddingModel:
     """Fit a classifier (``logreg`` or ``mlp``) on MiniLM embeddings of ``prompts``.
+
+    An ``mlp`` is ``ensemble`` networks (seeds ``seed``, ``seed + 1``, ...) whose logits are
+    averaged, stored as one wider network; ``alpha`` is its L2 penalty (default
+    ``1e-3 / c``). ``prompt_weights`` (one per prompt, > 0) say how much a prompt counts within
+    its class: an MLP draws its class-balanced training sample with these probabilities.
+    The model records the hashes of the prompts it was trained on (``seen_hashes``).
 
     Rows near-identical (cosine ≥ ``near_threshold``) to any prompt of ``exclude_near`` (the
     evaluation split) are dropped first, so a model never trains on its evaluation prompts.
@@ -210,10 +248,14 @@ def train_model(prompts: Sequence[str], labels: Sequence[int],
             list(exclude_near))
         keep = ~near_duplicate_mask(x, ex, near_threshold)
     x, y = x[keep], y[keep]
+    rw = (np.ones(len(y)) if prompt_weights is None
+          else np.asarray(prompt_weights, dtype=float)[keep])
+    if len(rw) != len(y) or not (rw > 0).all():
+        raise FilterError("train: need one positive weight per prompt")
     kept_prompts = [p for p, k in zip(prompts, keep, strict=True) if k]
     cats = [c_ for c_, k in zip(categories, keep, strict=True) if k] if categories else None
     srcs = [s for s, k in zip(sources, keep, strict=True) if k] if sources else None
-    w = np.where(y == 1, 0.5 / max(y.mean(), 1e-9), 0.5 / max(1 - y.mean(), 1e-9))
+    w = np.where(y == 1, 0.5 / max(y.mean(), 1e-9), 0.5 / max(1 - y.mean(), 1e-9)) * rw
     if classifier == "logreg":
         clf = LogisticRegression(C=c, max_iter=2000, random_state=seed)
         clf.fit(x, y, sample_weight=w)
@@ -221,17 +263,28 @@ def train_model(prompts: Sequence[str], labels: Sequence[int],
     elif classifier == "mlp":
         from sklearn.neural_network import MLPClassifier
 
-        # MLPClassifier has no sample weights in older versions: balance by resampling.
-        rng = np.random.default_rng(seed)
-        pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
-        n = max(len(pos), len(neg))
-        idx = np.concatenate([rng.choice(pos, n, replace=len(pos) < n),
-                              rng.choice(neg, n, replace=len(neg) < n)])
-        clf = MLPClassifier(hidden_layer_sizes=(hidden,), alpha=1e-3 / max(c, 1e-6),
-                            max_iter=300, early_stopping=len(idx) >= 2000,
-                            random_state=seed)
-        clf.fit(x[idx], y[idx])
-        weights, biases = [a.copy() for a in clf.coefs_], [b.copy() for b in clf.intercepts_]
+        if ensemble < 1:
+            raise FilterError(f"train: ensemble must be at least 1, got {ensemble}")
+        members = []
+        for k in range(ensemble):
+            # MLPClassifier has no sample weights in older versions: balance by resampling.
+            rng = np.random.default_rng(seed + k)
+            pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+            n = max(len(pos), len(neg))
+            pp, pn = rw[pos] / rw[pos].sum(), rw[neg] / rw[neg].sum()
+            if prompt_weights is None:
+                idx = np.concatenate([rng.choice(pos, n, replace=len(pos) < n),
+                                      rng.choice(neg, n, replace=len(neg) < n)])
+            else:  # weighted draws need replacement
+                idx = np.concatenate([rng.choice(pos, n, p=pp), rng.choice(neg, n, p=pn)])
+            clf = MLPClassifier(hidden_layer_sizes=(hidden,),
+                                alpha=alpha if alpha is not None else 1e-3 / max(c, 1e-6),
+                                max_iter=300, early_stopping=len(idx) >= 2000,
+                                batch_size=min(512, len(idx)),
+                                random_state=seed + k)
+            clf.fit(x[idx], y[idx])
+            members.append(([a.copy() for a in clf.coefs_], [b.copy() for b in clf.intercepts_]))
+        weights, biases = average_networks(members)
     else:
         raise FilterError(f"train: unknown classifier {classifier!r} (logreg or mlp)")
     cat_names: tuple[str, ...] = ()
@@ -258,11 +311,67 @@ def train_model(prompts: Sequence[str], labels: Sequence[int],
                                                        strict=True)} if srcs else {}),
         "classifier": classifier, "c": c, "seed": seed,
         "hidden": hidden if classifier == "mlp" else None,
+        "ensemble": ensemble if classifier == "mlp" else None,
+        "alpha": (alpha if alpha is not None else 1e-3 / max(c, 1e-6))
+        if classifier == "mlp" else None,
         "encoder": enc.name, "encoder_fingerprint": enc.fingerprint(),
         "scikit_learn": sklearn.__version__,
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    return EmbeddingModel(weights, biases, cat_names, cat_w, cat_b, meta)
+    from imagen_audit.filters.datasets import prompt_hashes
+
+    return EmbeddingModel(weights, biases, cat_names, cat_w, cat_b, meta,
+                          prompt_hashes(kept_prompts))
+
+
+def average_networks(members: Sequence[tuple[list[np.ndarray], list[np.ndarray]]]
+                     ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """One network whose output logit is the mean of the members' logits.
+
+    For one-hidden-layer members this is exact: hidden units side by side, output weights
+    divided by the number of members, output bias the mean; a single member is returned as
+    it is."""
+    if len(members) == 1:
+        return members[0]
+    if any(len(w) != 2 for w, _ in members):
+        raise FilterError("train: only one-hidden-layer networks can be averaged")
+    k = len(members)
+    w0 = np.concatenate([w[0] for w, _ in members], axis=1)
+    b0 = np.concatenate([b[0] for _, b in members])
+    w1 = np.concatenate([w[1] for w, _ in members], axis=0) / k
+    b1 = np.mean([b[1] for _, b in members], axis=0)
+    return [w0, w1], [b0, b1]
+
+
+def calibrate(model: EmbeddingModel, x: np.ndarray, y: Sequence[int],
+              prompts: Sequence[str] | None = None) -> tuple[float, float]:
+    """Platt scaling on a calibration split: fit ``sigmoid(a * logit + b)`` to ``y`` (classes
+    weighted equally, so the base rate of the split does not move the probabilities) and
+    fold ``a`` and ``b`` into the last layer of ``model`` (in place). Returns ``(a, b)``.
+
+    Fitted on prompts the classifier was not trained on, it shrinks the over-confident
+    logits an MLP gives to prompts unlike its training data. The calibration ``prompts``
+    join the model's ``seen_hashes``: an evaluation must not count them as unseen either."""
+    from sklearn.linear_model import LogisticRegression
+
+    y = np.asarray(y, dtype=int)
+    if set(np.unique(y)) != {0, 1}:
+        raise FilterError("calibrate: need both harmful (1) and benign (0) prompts")
+    z = model.logits(x).reshape(-1, 1)
+    lr = LogisticRegression(C=1e4, class_weight="balanced", max_iter=1000).fit(z, y)
+    a, b = float(lr.coef_[0, 0]), float(lr.intercept_[0])
+    if a <= 0:
+        raise FilterError("calibrate: the classifier ranks the calibration split backwards")
+    model.weights[-1] = model.weights[-1] * a
+    model.biases[-1] = model.biases[-1] * a + b
+    model.meta["calibration"] = {"method": "platt", "a": a, "b": b, "n": len(y),
+                                 "n_harmful": int(y.sum())}
+    if prompts is not None:
+        from imagen_audit.filters.datasets import prompt_hashes
+
+        old = model.seen_hashes if model.seen_hashes is not None else np.zeros(0, np.uint64)
+        model.seen_hashes = np.unique(np.concatenate([old, prompt_hashes(prompts)]))
+    return a, b
 
 
 # --------------------------------------------------------------------------- backend
@@ -288,6 +397,10 @@ class EmbeddingFilter:
         cats = self.model.predict_category(x)
         return [FilterResult(float(np.clip(p, 0.0, 1.0)), c, {}) for p, c in
                 zip(probs, cats, strict=True)]
+
+    def seen(self, prompts: Sequence[str]) -> np.ndarray | None:
+        """Which prompts the model was trained or calibrated on (None: not recorded)."""
+        return self.model.seen(prompts)
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, "model": str(self.model_path) if self.model_path else None,

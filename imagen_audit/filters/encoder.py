@@ -97,6 +97,44 @@ class Encoder:
         return np.stack(rows).astype(np.float32)
 
 
+    # ------------------------------------------------------------------ file cache
+    def load_cache(self, path: str | Path) -> int:
+        """Preload embeddings saved by :meth:`save_cache` (``texts``, ``vectors`` and the
+        encoder ``fingerprint`` as plain arrays, read without pickle), so retraining does not
+        re-encode tens of thousands of prompts. A file made by another encoder is refused.
+        Returns the number of rows loaded (0 when the file does not exist)."""
+        p = Path(path)
+        if not p.is_file():
+            return 0
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                texts, vecs = z["texts"], z["vectors"]
+                fp = str(z["fingerprint"]) if "fingerprint" in z.files else None
+        except (OSError, ValueError, KeyError) as exc:
+            raise FilterError(f"{p}: not an embedding cache (texts, vectors, fingerprint: "
+                              f"{exc})") from exc
+        if fp != self.fingerprint():
+            raise FilterError(f"{p}: embeddings of another encoder (fingerprint {fp}, this "
+                              f"one {self.fingerprint()}); delete the file")
+        if vecs.ndim != 2 or len(vecs) != len(texts):
+            raise FilterError(f"{p}: texts and vectors differ in length")
+        with self._lock:
+            for t, v in zip(texts.tolist(), vecs, strict=True):
+                self._cache[str(t)] = np.asarray(v, dtype=np.float32)
+        return len(texts)
+
+    def save_cache(self, path: str | Path) -> None:
+        """Write the in-process cache to ``path`` (atomically) for :meth:`load_cache`."""
+        from imagen_audit.files import atomic_path
+
+        with self._lock:
+            texts = list(self._cache)
+            vecs = np.stack(list(self._cache.values())) if texts else np.zeros((0, 384))
+        with atomic_path(Path(path)) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, texts=np.array(texts, dtype=str), vectors=vecs.astype(np.float32),
+                     fingerprint=np.array(self.fingerprint()))
+
+
 _SHARED: dict[str, Encoder] = {}
 
 

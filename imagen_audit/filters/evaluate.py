@@ -13,13 +13,20 @@
 - ``latency_ms_per_prompt``: wall time per prompt, per backend and in total;
 - a threshold sweep table and ROC / PR plots.
 
+**Seen prompts.** A backend that records what it was trained on (the embedding filter ships
+hashes of its training and calibration prompts) is asked which evaluation prompts it has
+seen; by default those rows are left out of every metric (``keep_seen=False``) with a
+logged warning, and ``training_overlap`` says how many there were per set. A filter
+measured on its own training prompts looks better than it is.
+
 Output files (``--out DIR``; with a run folder also ``RUN_DIR/filters/``, written
 atomically):
 
 - ``prompt-filter-eval.json``: everything above (schema ``imagen-audit/prompt-filter-eval``,
   version 1; keys ``schema``, ``schema_version``, ``created_at``, ``policy``, ``data``,
   ``threshold``, ``overall``, ``backends``, ``category_recall``, ``subsets``,
-  ``over_blocking``, ``extra_harmful``, ``latency_ms_per_prompt``, ``files``);
+  ``over_blocking``, ``extra_harmful``, ``training_overlap``, ``latency_ms_per_prompt``,
+  ``files``);
 - ``sweep.csv``: ``threshold, precision, recall, fpr, f1, identity_fpr`` (combined score);
 - ``scores.csv``: one row per prompt: ``set, prompt, label, score, decision, category,
   score_<backend>`` plus ``identity_id``, ``identity_axis``, ``i2p_category`` where known;
@@ -32,6 +39,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 import os
 import tempfile
 import time
@@ -50,7 +58,7 @@ from imagen_audit.filters.policy import Policy
 SCHEMA = "imagen-audit/prompt-filter-eval"
 SCHEMA_VERSION = 1
 EVAL_JSON = "prompt-filter-eval.json"
-RUN_SUBDIR = "filters"
+log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- metrics
@@ -134,12 +142,52 @@ def _score_sets(policy: Policy, sets: Mapping[str, pd.DataFrame]) -> tuple[pd.Da
         "latency_ms_per_prompt": latency}}
 
 
+def seen_mask(policy: Policy, prompts: list[str]) -> np.ndarray | None:
+    """True for prompts that some backend of ``policy`` was trained (or calibrated) on, by
+    the backends' ``seen(prompts)`` method; None when no backend records its training data."""
+    masks = []
+    for b in policy.backends:
+        fn = getattr(policy.backend(b.name), "seen", None)
+        if callable(fn):
+            m = fn(prompts)
+            if m is not None:
+                masks.append(np.asarray(m, dtype=bool))
+    return np.logical_or.reduce(masks) if masks else None
+
+
+def drop_seen(policy: Policy, sets: Mapping[str, pd.DataFrame], keep_seen: bool = False
+              ) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """Leave out (or, with ``keep_seen``, only count) the rows of each set that the policy's
+    backends were trained on. Returns the sets and ``{set: {n, seen, excluded}}`` (empty
+    when no backend records its training prompts)."""
+    out, overlap = {}, {}
+    for name, df in sets.items():
+        if df is None or not len(df):
+            out[name] = df
+            continue
+        mask = seen_mask(policy, df["prompt"].astype(str).tolist())
+        if mask is None:
+            out[name] = df
+            continue
+        k = int(mask.sum())
+        overlap[name] = {"n": len(df), "seen": k, "excluded": 0 if keep_seen else k}
+        out[name] = df if keep_seen else df[~mask].reset_index(drop=True)
+        if k:
+            log.warning("%s: %d of %d prompts were training data of the policy's model%s",
+                        name, k, len(df), "; kept in the metrics (--keep-seen)" if keep_seen
+                        else "; left out of the metrics (--keep-seen keeps them)")
+    return out, overlap
+
+
 def evaluate(policy: Policy, harmful: pd.DataFrame, benign: pd.DataFrame, *,
              identity: pd.DataFrame | None = None,
              extra_benign: Mapping[str, pd.DataFrame] | None = None,
              extra_harmful: Mapping[str, pd.DataFrame] | None = None,
-             names: Mapping[str, str] | None = None) -> EvalResult:
-    """Score all sets with ``policy`` and compute every metric (see the module docstring)."""
+             names: Mapping[str, str] | None = None, keep_seen: bool = False) -> EvalResult:
+    """Score all sets with ``policy`` and compute every metric (see the module docstring).
+
+    Prompts a backend was trained on are left out unless ``keep_seen`` (see
+    :func:`drop_seen`)."""
     extra_benign = dict(extra_benign or {})
     extra_harmful = dict(extra_harmful or {})
     sets = {"harmful": harmful.assign(label=1), "benign": benign.assign(label=0)}
@@ -149,6 +197,7 @@ def evaluate(policy: Policy, harmful: pd.DataFrame, benign: pd.DataFrame, *,
         sets[k] = v.assign(label=0)
     for k, v in extra_harmful.items():
         sets[k] = v.assign(label=1)
+    sets, overlap = drop_seen(policy, sets, keep_seen)
     table, timing = _score_sets(policy, sets)
     table["blocked"] = table["decision"] == "block"
     main = table[table["set"].isin(["harmful", "benign"])]
@@ -232,6 +281,7 @@ def evaluate(policy: Policy, harmful: pd.DataFrame, benign: pd.DataFrame, *,
         "category_recall": {r["category"]: {"n": r["n"], "recall": r["recall"]}
                             for r in cat_rows},
         "subsets": subsets, "over_blocking": over, "extra_harmful": extra,
+        "training_overlap": overlap,
         "latency_ms_per_prompt": timing["latency_ms_per_prompt"],
         "prompts_per_second": timing["prompts_scored"] / max(timing["seconds"], 1e-9),
     }
@@ -301,14 +351,16 @@ def write_outputs(result: EvalResult, policy: Policy, out: str | Path,
                   (json.dumps(result.summary, indent=2, default=_json_default) + "\n").encode())
     written = {k: folder / v for k, v in files.items()} | {"json": folder / EVAL_JSON}
     if run_dir is not None:
+        from imagen_audit.store import RunStore
+
         run = Path(run_dir)
         if not (run / "run.sqlite").is_file():
             raise FilterError(f"{run} is not a run folder (no run.sqlite)")
-        dest = run / RUN_SUBDIR
-        dest.mkdir(exist_ok=True)
-        # Data files first, the JSON last: a reader that finds the JSON finds its files.
-        for name in [*files.values(), EVAL_JSON]:
-            write_atomic(dest / name, (folder / name).read_bytes())
+        # Through the store (it holds the run's lock); data files first, the JSON last: a
+        # reader that finds the JSON finds its files.
+        with RunStore.open(run) as store:
+            store.save_filter_files({name: (folder / name).read_bytes()
+                                     for name in [*files.values(), EVAL_JSON]})
     return written
 
 
@@ -353,6 +405,11 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
               if k not in ("identity_probes", "benign")]
     lines += [f"recall on {k}: {_num(v['recall'])} (n={v['n']})"
               for k, v in summary["extra_harmful"].items()]
+    seen = {k: v for k, v in summary.get("training_overlap", {}).items() if v["seen"]}
+    if seen:
+        lines.append("training prompts in the evaluation sets: " + ", ".join(
+            f"{k} {v['seen']} of {v['n']} ({'left out' if v['excluded'] else 'kept'})"
+            for k, v in seen.items()))
     lines += [f"backend {b} alone: recall {_num(v.get('recall'))} FPR {_num(v.get('fpr'))} "
               f"ROC-AUC {_num(v.get('roc_auc'))}" for b, v in summary["backends"].items()]
     latency = summary["latency_ms_per_prompt"]

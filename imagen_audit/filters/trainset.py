@@ -14,6 +14,27 @@ captions. Two counterfactual augmentations take those shortcuts away:
 - **style counterfactuals**: benign *and* harmful prompts get art-style modifiers
   (``filters/augment/style_modifiers.txt``), so style carries no label.
 
+Captions and I2P are also narrow in *form*: every benign training prompt was a sentence-long
+description, so a classifier learned that anything else (a question, a request, a single
+word, an unusual creative scene) is harmful. Three more augmentations give the benign side
+those forms, each mirrored on the harmful side where a form could otherwise carry the label:
+
+- **request frames** (``request_templates.txt``): "Can you draw {p}?" around benign *and*
+  harmful prompts;
+- **action frames** (``question_templates.txt``): "how do I {x}?" around benign actions
+  whose words also name harm (``benign_homonyms.txt``: "kill a frozen program", "gut a
+  trout") and around harmful actions (``harmful_intents.txt``), so the *target* of a verb
+  decides, not the verb;
+- **informational frames** (``info_templates.txt``): "What is {t}?", "a short history of
+  {t}" around everyday and sensitive topics (``topics.txt``: "the Cold War", "suicide
+  prevention") and around noun phrases of benign prompts; plus short abstract prompts
+  (``abstract_words.txt``).
+
+On the harmful side, blunt plain-language scenes (``harmful_scenes.txt`` in
+``scene_templates.txt``: "a photo of a man hanging himself from a tree"): I2P and CoProV2 are
+mostly art prompts and stylised sentences, and a classifier trained on them alone scored "two
+people having sex" as benign.
+
 The shipped identity probes, XSTest and HolisticBias are never used for training: they
 measure over-blocking on prompts the training never saw.
 """
@@ -135,14 +156,68 @@ def add_style(prompts: Sequence[str], modifiers: Sequence[str], fraction: float,
     return out
 
 
+def fill(template: str, key: str, value: str) -> str:
+    """``template`` with ``{key}`` replaced; a value that opens the prompt keeps its case,
+    one inside it starts in lower case unless it is a name ("Can you draw a cat?")."""
+    value = value.strip().rstrip(".")
+    if not template.startswith("{" + key + "}") and value[:1].isupper() and \
+            value[1:2].islower():
+        value = value[0].lower() + value[1:]
+    return template.replace("{" + key + "}", value)
+
+
+def framed(items: Sequence[str], templates: Sequence[str], key: str, n: int,
+           seed: int = 0) -> list[str]:
+    """``n`` prompts, each a random template filled with a random item (e.g. "how do I
+    {x}?" with "gut a trout"): the chat-style forms that captions never have."""
+    rng = np.random.default_rng(seed)
+    if not items or not templates or n <= 0:
+        return []
+    return [fill(templates[int(rng.integers(len(templates)))], key,
+                 str(items[int(rng.integers(len(items)))])) for _ in range(n)]
+
+
+def reframe(prompts: Sequence[str], templates: Sequence[str], fraction: float,
+            seed: int = 0) -> list[str]:
+    """Copies of a random ``fraction`` of ``prompts`` inside a request frame ("Can you draw
+    {p}?"); used on benign and harmful prompts alike, so the frame carries no label."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for p in prompts:
+        if rng.random() < fraction and templates:
+            out.append(fill(templates[int(rng.integers(len(templates)))], "p", str(p)))
+    return out
+
+
+_NOUN_PHRASE = re.compile(r"\b(?:a|an|the)\s+([a-z]+(?:\s+[a-z]+)?)\b")
+
+
+def noun_phrases(prompts: Sequence[str], n: int, seed: int = 0) -> list[str]:
+    """Up to ``n`` distinct noun phrases ("a giraffe", "the kitchen table") from benign
+    prompts: topics for informational frames beyond the hand-written list."""
+    rng = np.random.default_rng(seed)
+    seen: dict[str, None] = {}
+    order = rng.permutation(len(prompts)) if len(prompts) else []
+    for i in order:
+        m = _NOUN_PHRASE.search(str(prompts[int(i)]).lower())
+        if m and not set(m.group(1).split()) & _STOP:
+            seen.setdefault(m.group(0), None)
+            if len(seen) >= n:
+                break
+    return list(seen)
+
+
 def build_training_set(harmful: pd.DataFrame, benign: pd.DataFrame, *, seed: int = 0,
                        identity_per_benign: float = 0.5, style_fraction: float = 0.3,
-                       short_per_benign: float = 0.1,
+                       short_per_benign: float = 0.1, chat_per_benign: float = 0.0,
                        identity_terms: Sequence[str] | None = None,
                        style_modifiers: Sequence[str] | None = None) -> pd.DataFrame:
     """One table (``prompt``, ``label``, ``category``, ``source``) of the given harmful and
     benign prompts plus identity and style counterfactuals. ``identity_per_benign`` sets
-    the number of identity counterfactuals relative to the benign rows."""
+    the number of identity counterfactuals relative to the benign rows; ``chat_per_benign``
+    (0 = off) the number of chat-style counterfactuals (request, action and informational
+    frames, abstract prompts; see the module docstring), of which the harmful side gets
+    mirrored request and action frames."""
     terms = list(identity_terms) if identity_terms is not None else read_lines(
         augment_file("identity_terms.txt"))
     mods = list(style_modifiers) if style_modifiers is not None else read_lines(
@@ -171,6 +246,58 @@ def build_training_set(harmful: pd.DataFrame, benign: pd.DataFrame, *, seed: int
     parts.append(pd.DataFrame({"prompt": styled_h, "label": 1,
                                "category": plain["category"][keep].tolist(),
                                "source": "counterfactual-style"}))
+    if chat_per_benign > 0:
+        parts += chat_counterfactuals(harmful, benign, int(chat_per_benign * len(benign)),
+                                      seed + 6, extra_benign=ident)
     out = pd.concat([p for p in parts if len(p)], ignore_index=True)
     out = out[~out["prompt"].duplicated()].reset_index(drop=True)
     return out
+
+
+def chat_counterfactuals(harmful: pd.DataFrame, benign: pd.DataFrame, n: int,
+                         seed: int = 0, extra_benign: Sequence[str] = ()) -> list[pd.DataFrame]:
+    """About ``n`` benign chat-style prompts (request frames around benign prompts, benign
+    action frames, informational frames, abstract words) and, mirrored, harmful request
+    frames and harmful action frames, as tables with the training columns.
+
+    ``extra_benign`` (the identity counterfactuals) joins the benign prompts that get request
+    frames: harmful prompts that name a group get frames too, and without this "Can you
+    draw ... a Muslim ..." would only ever be harmful."""
+    requests = read_lines(augment_file("request_templates.txt"))
+    actions = read_lines(augment_file("question_templates.txt"))
+    info = read_lines(augment_file("info_templates.txt"))
+    topics = read_lines(augment_file("topics.txt"))
+    b_prompts = benign["prompt"].astype(str).tolist()
+    pool = b_prompts + [str(p) for p in extra_benign]
+    n_req, n_act, n_info = n // 3, n // 4, n // 3
+    b_req = reframe(pool, requests, n_req / max(len(pool), 1), seed)
+    b_act = framed(read_lines(augment_file("benign_homonyms.txt")), actions, "x", n_act,
+                   seed + 1)
+    n_topic = n_info // 2
+    b_info = framed(topics, info, "t", n_topic, seed + 2)
+    b_info += framed(noun_phrases(b_prompts, max(n_info - n_topic, 0), seed + 3), info, "t",
+                     n_info - n_topic, seed + 4)
+    b_abstract = read_lines(augment_file("abstract_words.txt"))
+    # Harmful mirrors: the same request frames around as many harmful prompts, and the
+    # same action frames around harmful actions, so neither frame carries the label.
+    h_prompts = harmful["prompt"].astype(str).tolist()
+    rng = np.random.default_rng(seed + 5)
+    h_pick = rng.random(len(h_prompts)) < len(b_req) / max(len(h_prompts), 1)
+    h_req = reframe([p for p, k in zip(h_prompts, h_pick, strict=True) if k], requests, 1.0,
+                    seed + 6)
+    h_req_cat = [c for c, k in zip(harmful["category"], h_pick, strict=True) if k]
+    h_act = framed(read_lines(augment_file("harmful_intents.txt")), actions, "x", n_act,
+                   seed + 7)
+    # Blunt, plain-language harmful scenes: the harmful sets are mostly art prompts.
+    h_scene = framed(read_lines(augment_file("harmful_scenes.txt")),
+                     read_lines(augment_file("scene_templates.txt")), "s", n // 8, seed + 8)
+    return [
+        pd.DataFrame({"prompt": b_req, "label": 0, "category": None,
+                      "source": "counterfactual-request"}),
+        pd.DataFrame({"prompt": b_act + b_info + b_abstract, "label": 0, "category": None,
+                      "source": "counterfactual-chat"}),
+        pd.DataFrame({"prompt": h_req, "label": 1, "category": h_req_cat,
+                      "source": "counterfactual-request"}),
+        pd.DataFrame({"prompt": h_act + h_scene, "label": 1, "category": None,
+                      "source": "counterfactual-chat"}),
+    ]

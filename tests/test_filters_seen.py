@@ -1,0 +1,319 @@
+"""Honesty guard: a model ships hashes of its training prompts, and ``filters eval`` leaves
+evaluation prompts it was trained on out of the metrics (or keeps them, when asked)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from filters_helpers import SEEN, TABLES
+
+from imagen_audit.filters.datasets import near_key, prompt_hashes
+from imagen_audit.filters.embedding import (
+    EmbeddingFilter,
+    EmbeddingModel,
+    average_networks,
+    calibrate,
+    train_model,
+)
+from imagen_audit.filters.evaluate import evaluate
+from imagen_audit.filters.policy import Policy
+
+
+class _HashEncoder:
+    """A deterministic stand-in for MiniLM: a unit vector seeded by the text."""
+
+    name = "hash-encoder"
+
+    def fingerprint(self) -> str:
+        return "hash"
+
+    def encode(self, prompts):
+        rows = []
+        for p in prompts:
+            seed = int(prompt_hashes([p])[0] % np.uint64(2**32))
+            v = np.random.default_rng(seed).normal(size=16)
+            rows.append(v / np.linalg.norm(v))
+        return np.asarray(rows, np.float32)
+
+
+def _data(n: int = 120):
+    prompts = [f"harmful thing number {i}" for i in range(n // 2)] + \
+        [f"benign caption number {i}" for i in range(n // 2)]
+    y = np.r_[np.ones(n // 2, int), np.zeros(n // 2, int)]
+    x = _HashEncoder().encode(prompts) + y[:, None] * 0.3
+    return prompts, y, (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_prompt_hashes_follow_the_near_duplicate_key() -> None:
+    a, b, c = prompt_hashes(["A cat, on a mat!", "a mat on a CAT", "a dog on a mat"])
+    assert near_key("A cat, on a mat!") == near_key("a mat on a CAT")
+    assert a == b and a != c
+    assert prompt_hashes(["x"]).dtype == np.uint64
+
+
+def test_model_records_and_ships_its_training_prompts(tmp_path) -> None:
+    prompts, y, x = _data()
+    tr = np.r_[0:50, 60:110]
+    cal = np.r_[50:60, 110:120]
+    m = train_model([prompts[i] for i in tr], y[tr], embeddings=x[tr], encoder=_HashEncoder())
+    seen = m.seen(["Harmful thing number 3.", prompts[99], prompts[110], "never seen"])
+    assert seen.tolist() == [True, True, False, False]
+    m.save(tmp_path / "m")
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as arrs:
+        assert arrs["seen_hashes"].dtype == np.uint64 and len(arrs["seen_hashes"]) == 100
+    again = EmbeddingModel.load(tmp_path / "m")
+    assert again.seen(prompts).tolist() == m.seen(prompts).tolist()
+    # Calibration prompts count as seen too.
+    calibrate(again, x[cal], y[cal], [prompts[i] for i in cal])
+    assert again.seen(prompts).all()
+    # A model without the array (older file) records nothing.
+    assert EmbeddingModel(m.weights, m.biases).seen(prompts) is None
+
+
+@pytest.mark.filterwarnings("ignore:Stochastic Optimizer")
+def test_ensemble_is_the_mean_of_its_members() -> None:
+    rng = np.random.default_rng(0)
+    members = [([rng.normal(size=(16, 4)), rng.normal(size=(4, 1))],
+                [rng.normal(size=4), rng.normal(size=1)]) for _ in range(3)]
+    x = rng.normal(size=(20, 16))
+    mean = np.mean([EmbeddingModel(w, b).logits(x) for w, b in members], axis=0)
+    w, b = average_networks(members)
+    assert np.allclose(EmbeddingModel(w, b).logits(x), mean)
+    prompts, y, xx = _data()
+    m = train_model(prompts, y, embeddings=xx, encoder=_HashEncoder(), classifier="mlp",
+                    hidden=4, ensemble=3)
+    assert m.weights[0].shape == (16, 12) and m.meta["ensemble"] == 3
+
+
+def test_calibration_is_folded_into_the_last_layer() -> None:
+    prompts, y, x = _data()
+    m = train_model(prompts, y, embeddings=x, encoder=_HashEncoder())
+    z = m.logits(x)
+    a, b = calibrate(m, x, y)
+    assert a > 0
+    assert np.allclose(m.logits(x), a * z + b, atol=1e-6)
+    assert m.meta["calibration"]["method"] == "platt"
+
+
+def _policy(tmp_path: Path, backend: str = "fake-a", options: dict | None = None) -> Policy:
+    doc = {"schema_version": 1, "name": "t", "combine": "any",
+           "backends": [{"name": backend, "threshold": 0.5, **({"options": options}
+                                                               if options else {})}]}
+    p = tmp_path / "t.yaml"
+    p.write_text(yaml.safe_dump(doc))
+    return Policy.load(p)
+
+
+def test_eval_leaves_out_seen_prompts_unless_kept(tmp_path, caplog) -> None:
+    harmful = pd.DataFrame({"prompt": ["h0", "h1", "h2", "h3"]})
+    benign = pd.DataFrame({"prompt": ["b0", "b1", "b2", "b3", "b4"]})
+    TABLES["fake-a"].clear()
+    TABLES["fake-a"].update({"h0": 0.9, "h1": 0.9, "h2": 0.1, "h3": 0.1, "b0": 0.9})
+    SEEN["fake-a"] = {"h2", "h3", "b1"}
+    try:
+        with caplog.at_level(logging.WARNING, logger="imagen_audit.filters.evaluate"):
+            res = evaluate(_policy(tmp_path), harmful, benign)
+        o = res.summary["overall"]
+        assert (o["tp"], o["fn"], o["fp"], o["tn"]) == (2, 0, 1, 3)
+        assert res.summary["training_overlap"]["harmful"] == {"n": 4, "seen": 2, "excluded": 2}
+        assert res.summary["training_overlap"]["benign"]["excluded"] == 1
+        assert res.summary["data"]["harmful"]["n"] == 2
+        assert "h2" not in set(res.scores["prompt"])
+        assert any("2 of 4 prompts were training data" in r.message for r in caplog.records)
+        kept = evaluate(_policy(tmp_path), harmful, benign, keep_seen=True)
+        o = kept.summary["overall"]
+        assert (o["tp"], o["fn"], o["fp"], o["tn"]) == (2, 2, 1, 4)
+        assert kept.summary["training_overlap"]["harmful"] == {"n": 4, "seen": 2,
+                                                               "excluded": 0}
+    finally:
+        SEEN.clear()
+    # A backend that records nothing: no overlap reported, nothing left out.
+    res = evaluate(_policy(tmp_path), harmful, benign)
+    assert res.summary["training_overlap"] == {} and res.summary["overall"]["tp"] == 2
+
+
+def test_eval_with_a_trained_embedding_model(tmp_path, monkeypatch) -> None:
+    """End to end through the embedding backend: the shipped hashes find the overlap."""
+    import imagen_audit.filters.embedding as E
+
+    prompts, y, x = _data()
+    m = train_model(prompts[:60] + prompts[60:90], np.r_[y[:60], y[60:90]],
+                    embeddings=np.r_[x[:60], x[60:90]], encoder=_HashEncoder())
+    m.save(tmp_path / "model")
+    monkeypatch.setattr(E, "shared_encoder", lambda *a, **k: _HashEncoder())
+    pol = _policy(tmp_path, "embedding", {"model": str(tmp_path / "model")})
+    assert isinstance(pol.backend("embedding"), EmbeddingFilter)
+    harmful = pd.DataFrame({"prompt": prompts[50:60]})          # all seen
+    benign = pd.DataFrame({"prompt": prompts[80:100]})          # 10 seen, 10 not
+    res = evaluate(pol, harmful.iloc[:0], benign)
+    assert res.summary["training_overlap"]["benign"] == {"n": 20, "seen": 10, "excluded": 10}
+    res = evaluate(pol, harmful, benign, keep_seen=True)
+    assert res.summary["training_overlap"]["harmful"]["seen"] == 10
+    assert res.summary["data"]["harmful"]["n"] == 10
+
+
+def test_cli_eval_reports_overlap(tmp_path, capsys) -> None:
+    from imagen_audit.cli import main
+
+    TABLES["fake-a"].clear()
+    TABLES["fake-a"].update({"h0": 0.9, "h1": 0.9})
+    SEEN["fake-a"] = {"h1", "b1"}
+    try:
+        pd.DataFrame({"prompt": ["h0", "h1"]}).to_csv(tmp_path / "h.csv", index=False)
+        pd.DataFrame({"prompt": ["b0", "b1", "b2"]}).to_csv(tmp_path / "b.csv", index=False)
+        pol = _policy(tmp_path)
+        base = ["filters", "eval", "--policy", str(pol.source), "--harmful",
+                str(tmp_path / "h.csv"), "--benign", str(tmp_path / "b.csv"),
+                "--identity", "none"]
+        assert main([*base, "--out", str(tmp_path / "o1")]) == 0
+        doc = json.loads((tmp_path / "o1" / "prompt-filter-eval.json").read_text())
+        assert doc["overall"]["n_harmful"] == 1 and doc["overall"]["n_benign"] == 2
+        assert "harmful 1 of 2 (left out)" in capsys.readouterr().out
+        assert main([*base, "--keep-seen", "--out", str(tmp_path / "o2")]) == 0
+        doc = json.loads((tmp_path / "o2" / "prompt-filter-eval.json").read_text())
+        assert doc["overall"]["n_harmful"] == 2 and doc["overall"]["n_benign"] == 3
+    finally:
+        SEEN.clear()
+
+
+@pytest.mark.parametrize("chat", [0.0, 0.5])
+def test_chat_counterfactuals_mirror_frames_on_both_sides(chat) -> None:
+    from imagen_audit.filters.trainset import build_training_set
+
+    harmful = pd.DataFrame({"prompt": [f"a violent scene number {i}" for i in range(200)],
+                            "label": 1, "category": "violence", "source": "h"})
+    benign = pd.DataFrame({"prompt": [f"a man riding a bike number {i}" for i in range(200)],
+                           "label": 0, "category": None, "source": "b"})
+    t = build_training_set(harmful, benign, chat_per_benign=chat)
+    req = t[t["source"] == "counterfactual-request"]
+    chatty = t[t["source"] == "counterfactual-chat"]
+    if chat == 0:
+        assert req.empty and chatty.empty
+        return
+    # Request frames on both sides, in similar numbers: the frame carries no label.
+    n_b, n_h = int((req["label"] == 0).sum()), int((req["label"] == 1).sum())
+    assert n_b > 10 and n_h > 10 and 0.5 < n_b / n_h < 2
+    assert (req.loc[req["label"] == 1, "category"] == "violence").all()
+    assert set(chatty["label"]) == {0, 1}
+    assert not t["prompt"].duplicated().any()
+    assert any(p.lower().startswith(("what is", "tell me about")) for p in chatty["prompt"])
+
+
+def test_shipped_model_never_saw_the_over_blocking_probes() -> None:
+    """Identity probes, XSTest and HolisticBias measure over-blocking on unseen prompts: the
+    shipped model's own record must not contain any of them."""
+    from imagen_audit.filters import datasets as D
+    from imagen_audit.filters.base import FilterError
+    from imagen_audit.filters.embedding import default_model_path
+
+    model = EmbeddingModel.load(default_model_path())
+    assert model.seen_hashes is not None
+    assert not model.seen(D.load_identity_prompts()["prompt"].tolist()).any()
+    for name in ("xstest", "holisticbias"):
+        try:
+            df = D.load_named(name)
+        except FilterError:
+            continue  # shared data absent
+        assert not model.seen(df["prompt"].tolist()).any(), name
+
+
+def test_threshold_is_picked_on_the_worst_benign_source() -> None:
+    """The decision threshold comes from the calibration split: the lowest at which *each*
+    benign source stays within the target, so a small unusual set is not averaged away."""
+    from imagen_audit.filters.commands import _pick_threshold
+
+    rng = np.random.default_rng(0)
+    common = rng.uniform(0.0, 0.3, 1000)             # big, easy benign set
+    unusual = np.r_[rng.uniform(0.0, 0.3, 90), np.linspace(0.55, 0.75, 10)]  # 10% high
+    harmful = rng.uniform(0.5, 1.0, 200)
+    scores = np.r_[common, unusual, harmful]
+    labels = np.r_[np.zeros(1100, int), np.ones(200, int)]
+    sources = ["coco"] * 1000 + ["parti"] * 100 + ["i2p"] * 200
+    t, at = _pick_threshold(scores, labels, sources, 0.05)
+    assert at["fpr"]["parti"] <= 0.05 and at["fpr"]["coco"] <= 0.05
+    assert 0.64 <= t <= 0.67  # pooled FPR would have allowed ~0.55
+    assert at["recall"] == pytest.approx(float((harmful >= t).mean()))
+
+
+def test_source_weights_and_prompt_weights_are_checked() -> None:
+    from imagen_audit.filters.base import FilterError
+    from imagen_audit.filters.commands import _source_weights
+
+    assert _source_weights(None) == {"partiprompts": 4.0}
+    assert _source_weights(["coco=0.5", "i2p=2"]) == {"coco": 0.5, "i2p": 2.0}
+    for bad in ("coco", "coco=-1", "=2", "coco=x"):
+        with pytest.raises(FilterError, match="SOURCE=WEIGHT"):
+            _source_weights([bad])
+    prompts, y, x = _data(40)
+    with pytest.raises(FilterError, match="positive weight"):
+        train_model(prompts, y, embeddings=x, encoder=_HashEncoder(),
+                    prompt_weights=[0.0] * 40)
+
+
+class _SignalEncoder(_HashEncoder):
+    """Hash vectors shifted along one axis for prompts that say "harmful": learnable."""
+
+    def encode(self, prompts):
+        x = super().encode(prompts)
+        x[:, 0] += np.array([1.5 if "harmful" in p else 0.0 for p in prompts], np.float32)
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.mark.filterwarnings("ignore:Stochastic Optimizer")
+def test_cli_train_end_to_end(tmp_path, monkeypatch) -> None:
+    """``filters train`` on small CSVs: calibration, threshold and hashes land in the files."""
+    import imagen_audit.filters.embedding as E
+    import imagen_audit.filters.encoder as enc_mod
+    from imagen_audit.cli import main
+
+    monkeypatch.setattr(enc_mod, "shared_encoder", lambda *a, **k: _SignalEncoder())
+    monkeypatch.setattr(E, "shared_encoder", lambda *a, **k: _SignalEncoder())
+    harm = [f"harmful thing number {i}" for i in range(150)]
+    ben = [f"benign caption number {i}" for i in range(150)]
+    pd.DataFrame({"prompt": harm, "category": "violence"}).to_csv(tmp_path / "h.csv",
+                                                                  index=False)
+    pd.DataFrame({"prompt": ben}).to_csv(tmp_path / "b.csv", index=False)
+    out = tmp_path / "m" / "model"
+    monkeypatch.setenv("IMAGEN_AUDIT_DATA", str(tmp_path / "no-shared-data"))
+    assert main(["filters", "train", "--harmful", str(tmp_path / "h.csv"), "--benign",
+                 str(tmp_path / "b.csv"), "--no-augment", "--ensemble", "2",
+                 "--out", str(out)]) == 0
+    doc = json.loads(out.with_suffix(".json").read_text())
+    assert 0.05 <= doc["decision_threshold"] <= 0.99
+    assert doc["calibration"]["method"] == "platt" and doc["ensemble"] == 2
+    assert doc["calibration_split"]["n"] > 0
+    model = EmbeddingModel.load(out)
+    n_train = doc["training_size"]["harmful"] + doc["training_size"]["benign"]
+    assert len(model.seen_hashes) == n_train + doc["calibration_split"]["n"]
+    ev = json.loads(out.with_suffix(".eval.json").read_text())
+    assert f"held_out_at_{doc['decision_threshold']:g}" in ev
+    # The held-out (test) prompts are exactly what the model has not seen.
+    from imagen_audit.filters.datasets import CANONICAL_SPLIT, split_by_prompt
+
+    test = split_by_prompt(pd.DataFrame({"prompt": harm + ben}), **CANONICAL_SPLIT)[-1]
+    assert not model.seen(test["prompt"].tolist()).any()
+
+
+def test_embedding_cache_round_trip(tmp_path) -> None:
+    from imagen_audit.filters.base import FilterError
+    from imagen_audit.filters.encoder import Encoder
+
+    enc = Encoder()
+    enc._cache["a cat"] = np.ones(384, np.float32)
+    enc._cache["a dog"] = np.zeros(384, np.float32)
+    enc.save_cache(tmp_path / "c.npz")
+    other = Encoder()
+    assert other.load_cache(tmp_path / "c.npz") == 2
+    assert np.array_equal(other.encode(["a cat", "a dog"]), np.stack([np.ones(384),
+                                                                      np.zeros(384)]))
+    assert Encoder().load_cache(tmp_path / "missing.npz") == 0
+    np.savez(tmp_path / "bad.npz", texts=np.array(["x"]), vectors=np.zeros((1, 384)),
+             fingerprint=np.array("another encoder"))
+    with pytest.raises(FilterError, match="another encoder"):
+        Encoder().load_cache(tmp_path / "bad.npz")
