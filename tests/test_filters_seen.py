@@ -289,6 +289,9 @@ def test_cli_train_end_to_end(tmp_path, monkeypatch) -> None:
     assert doc["calibration"]["method"] == "platt" and doc["ensemble"] == 2
     assert doc["calibration_split"]["n"] > 0
     model = EmbeddingModel.load(out)
+    # The lexical view and its stacker (fitted on the dev split) ship by default.
+    assert doc["format_version"] == 2 and model.lexical is not None
+    assert doc["stack"]["n"] == doc["calibration_split"]["n"]
     n_train = doc["training_size"]["harmful"] + doc["training_size"]["benign"]
     assert len(model.seen_hashes) == n_train + doc["calibration_split"]["n"]
     ev = json.loads(out.with_suffix(".eval.json").read_text())

@@ -10,7 +10,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # heavy imports only for the type checker: `--help` stays fast
+    import numpy as np
+    import pandas as pd
+
+    from imagen_audit.filters.embedding import EmbeddingModel
 
 EXIT_OK = 0
 # Shared sets the shipped embedding model was trained on (its train bucket): evaluating on
@@ -79,6 +85,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--alpha", type=float, help="L2 penalty of the MLP (default 1e-3 / c)")
     t.add_argument("--no-calibrate", action="store_true",
                    help="no Platt calibration on the dev split")
+    t.add_argument("--no-lexical", action="store_true",
+                   help="embedding view only: no TF-IDF word/character view stacked with it")
+    t.add_argument("--lexical-c", type=float, default=1.0,
+                   help="inverse regularisation strength of the lexical view")
     t.add_argument("--source-weight", action="append", default=None, metavar="SOURCE=W",
                    help="how much one prompt of a source counts within its class (repeatable; "
                         "default partiprompts=4: the only creative benign prompts)")
@@ -266,7 +276,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from imagen_audit.filters import datasets as D
     from imagen_audit.filters.base import FilterError
-    from imagen_audit.filters.embedding import EmbeddingFilter, calibrate, train_model
+    from imagen_audit.filters.embedding import (
+        EmbeddingFilter,
+        calibrate,
+        near_duplicate_mask,
+        train_model,
+    )
     from imagen_audit.filters.encoder import shared_encoder
     from imagen_audit.filters.evaluate import confusion, ranking
     from imagen_audit.filters.trainset import build_training_set
@@ -324,17 +339,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     enc = shared_encoder()
     if args.embedding_cache:
         enc.load_cache(args.embedding_cache)
+    prompt_weights = [source_weights.get(s, 1.0) for s in train["source"]]
+    x_train, x_exclude = enc.encode(train["prompt"].tolist()), enc.encode(exclude)
     model = train_model(train["prompt"].tolist(), train["label"].tolist(),
                         train["category"].tolist(), sources=train["source"].tolist(),
                         classifier=args.classifier, c=args.c, seed=args.seed,
-                        exclude_near=exclude, ensemble=args.ensemble, alpha=args.alpha,
-                        prompt_weights=[source_weights.get(s, 1.0) for s in train["source"]],
-                        encoder=enc)
-    x_dev = enc.encode(dev["prompt"].astype(str).tolist())
+                        embeddings=x_train, exclude_embeddings=x_exclude,
+                        ensemble=args.ensemble, alpha=args.alpha,
+                        prompt_weights=prompt_weights, encoder=enc)
+    dev_prompts = dev["prompt"].astype(str).tolist()
+    x_dev = enc.encode(dev_prompts)
     if not args.no_calibrate:
-        calibrate(model, x_dev, dev["label"].tolist(), dev["prompt"].astype(str).tolist())
-    threshold, at = _pick_threshold(model.predict_proba(x_dev), dev["label"], dev["source"],
-                                    args.target_fpr)
+        calibrate(model, x_dev, dev["label"].tolist(), dev_prompts)
+    if not args.no_lexical:
+        _add_lexical(model, train, prompt_weights, ~near_duplicate_mask(x_train, x_exclude),
+                     x_dev, dev, args)
+    threshold, at = _pick_threshold(model.predict_proba(x_dev, dev_prompts), dev["label"],
+                                    dev["source"], args.target_fpr)
     model.meta["decision_threshold"] = threshold
     model.meta["calibration_split"] = {"n": len(dev), "n_harmful": int(dev["label"].sum()),
                                        "sources": dev["source"].value_counts().to_dict(),
@@ -343,7 +364,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     model.meta["sets"] = {"harmful": harmful_specs, "benign": benign_specs,
                           "augmented": not args.no_augment, "chat_ratio": args.chat_ratio,
                           "identity_ratio": args.identity_ratio,
-                          "source_weights": source_weights}
+                          "source_weights": source_weights, "lexical": not args.no_lexical}
     js = model.save(args.out)
     f = EmbeddingFilter(model)
     p = np.asarray([r.score for r in f.score(test["prompt"].tolist())])
@@ -363,6 +384,25 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"held-out ROC-AUC {_fmt(h['roc_auc'])}, recall {_fmt(h['recall'])}, FPR "
           f"{_fmt(h['fpr'])} at {threshold:.2f}")
     return EXIT_OK
+
+
+def _add_lexical(model: EmbeddingModel, train: pd.DataFrame, prompt_weights: list[float],
+                 keep: np.ndarray, x_dev: np.ndarray, dev: pd.DataFrame,
+                 args: argparse.Namespace) -> None:
+    """Fit the lexical view on the rows the embedding model kept (same class balance and
+    source weights), then the stacker on the dev split; attached to ``model`` in place."""
+    import numpy as np
+
+    from imagen_audit.filters.embedding import fit_stack
+    from imagen_audit.filters.lexical import fit_lexical
+
+    y = train["label"].to_numpy()[keep]
+    rw = np.asarray(prompt_weights, dtype=float)[keep]
+    w = rw * np.where(y == 1, 0.5 / rw[y == 1].sum(), 0.5 / rw[y == 0].sum())
+    lexical, settings = fit_lexical(train["prompt"].astype(str)[keep].tolist(), y, w,
+                                    c=args.lexical_c, seed=args.seed)
+    model.meta["lexical"] = settings
+    fit_stack(model, lexical, x_dev, dev["prompt"].astype(str).tolist(), dev["label"].tolist())
 
 
 def cmd_tune(args: argparse.Namespace) -> int:

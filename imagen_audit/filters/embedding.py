@@ -21,6 +21,15 @@ every prompt the model was fitted or calibrated on
 (:func:`~imagen_audit.filters.datasets.prompt_hashes`). :meth:`EmbeddingModel.seen` tells an
 evaluation which of its prompts the model has seen, so ``filters eval`` can leave them out.
 
+Optionally a model carries a second, **lexical** view
+(:class:`~imagen_audit.filters.lexical.LexicalModel`: TF-IDF word and character n-grams,
+logistic regression, trained on the same rows) and a **stacker** fitted on the calibration
+split: ``P(harmful) = sigmoid(s0 * embedding_logit + s1 * lexical_logit + s2)`` (array
+``stack``). The two views err differently (the MLP extrapolates to high scores on unusual
+prompts far from its data, the word model reads them word by word), so their combination
+ranks held-out prompts better than either. Such a file has ``format_version`` 2, so an
+older imagen-audit refuses it instead of silently scoring without the lexical view.
+
 Train with :func:`train_model` (or ``imagen-audit filters train``); the shipped default
 model is ``filters/models/prompt-embedding.{npz,json}`` (see ``filters/README.md``).
 """
@@ -39,9 +48,10 @@ import numpy as np
 
 from imagen_audit.filters.base import FilterError, FilterResult, register
 from imagen_audit.filters.encoder import Encoder, shared_encoder
+from imagen_audit.filters.lexical import LexicalModel
 
 FORMAT = "imagen-audit/embedding-filter"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: optional lexical view + stacker; files without them are written as 1
 DEFAULT_MODEL = "models/prompt-embedding"
 
 
@@ -60,6 +70,8 @@ class EmbeddingModel:
     cat_b: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     seen_hashes: np.ndarray | None = None
+    lexical: LexicalModel | None = None
+    stack: np.ndarray | None = None  # (s_embedding, s_lexical, bias), with ``lexical`` only
 
     def __post_init__(self) -> None:
         if len(self.weights) != len(self.biases) or not self.weights:
@@ -70,6 +82,12 @@ class EmbeddingModel:
             raise FilterError("embedding model: category head does not match its names")
         if self.seen_hashes is not None:
             self.seen_hashes = np.unique(np.asarray(self.seen_hashes, dtype=np.uint64))
+        if (self.lexical is None) != (self.stack is None):
+            raise FilterError("embedding model: a lexical view and its stacker come together")
+        if self.stack is not None:
+            self.stack = np.asarray(self.stack, dtype=np.float64).ravel()
+            if self.stack.shape != (3,):
+                raise FilterError("embedding model: 'stack' must hold 3 numbers")
 
     @property
     def dim(self) -> int:
@@ -83,12 +101,20 @@ class EmbeddingModel:
                 h = np.maximum(h, 0.0)
         return h[:, 0]
 
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        """Probability that each row is harmful."""
+    def predict_proba(self, x: np.ndarray, prompts: Sequence[str] | None = None
+                      ) -> np.ndarray:
+        """Probability that each row is harmful. A model with a lexical view also needs the
+        ``prompts`` the rows embed (its words are the second view)."""
         if x.shape[1] != self.dim:
             raise FilterError(f"embedding model expects {self.dim}-d embeddings, got "
                               f"{x.shape[1]}-d (another encoder?)")
-        return _sigmoid(self.logits(x))
+        z = self.logits(x)
+        if self.lexical is None or self.stack is None:
+            return _sigmoid(z)
+        if prompts is None or len(prompts) != len(z):
+            raise FilterError("embedding model with a lexical view: pass the prompts too")
+        s = self.stack
+        return _sigmoid(s[0] * z + s[1] * self.lexical.logits(prompts) + s[2])
 
     def predict_category(self, x: np.ndarray) -> list[str | None]:
         if self.cat_w is None or not self.categories:
@@ -115,6 +141,9 @@ class EmbeddingModel:
             out["cat_b"] = np.asarray(self.cat_b, np.float32)
         if self.seen_hashes is not None:
             out["seen_hashes"] = np.asarray(self.seen_hashes, np.uint64)
+        if self.lexical is not None and self.stack is not None:
+            out.update(self.lexical.arrays())
+            out["stack"] = np.asarray(self.stack, np.float64)
         return out
 
     def save(self, path: str | Path) -> Path:
@@ -122,17 +151,16 @@ class EmbeddingModel:
         stem = _stem(path)
         stem.parent.mkdir(parents=True, exist_ok=True)
         npz, js = stem.with_suffix(".npz"), stem.with_suffix(".json")
-        tmp = npz.with_name(npz.name + ".tmp")
-        with open(tmp, "wb") as fh:
+        from imagen_audit.files import atomic_path, write_atomic
+
+        with atomic_path(npz) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **self.arrays())
-        digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
-        tmp.replace(npz)
-        doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "arrays_file": npz.name,
+        digest = hashlib.sha256(npz.read_bytes()).hexdigest()
+        version = FORMAT_VERSION if self.lexical is not None else 1
+        doc = {"format": FORMAT, "format_version": version, "arrays_file": npz.name,
                "arrays_sha256": digest, "layers": len(self.weights),
                "categories": list(self.categories), **self.meta}
-        tmpj = js.with_name(js.name + ".tmp")
-        tmpj.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        tmpj.replace(js)
+        write_atomic(js, json.dumps(doc, indent=2, sort_keys=True) + "\n")
         return js
 
     @classmethod
@@ -178,8 +206,14 @@ class EmbeddingModel:
         seen = data.get("seen_hashes")
         if seen is not None and (seen.dtype != np.uint64 or seen.ndim != 1):
             raise FilterError(f"{npz}: array 'seen_hashes' must be a 1-d uint64 array")
+        lexical, stack = None, data.get("stack")
+        if "lex_vocab" in data or stack is not None:
+            lexical = LexicalModel.from_arrays(data, str(npz))
+            if stack is None:
+                raise FilterError(f"{npz}: array 'stack' missing (lexical view without its "
+                                  "stacker)")
         return cls(weights, biases, tuple(doc.get("categories", ())), data.get("cat_w"),
-                   data.get("cat_b"), meta, seen)
+                   data.get("cat_b"), meta, seen, lexical, stack)
 
 
 def _stem(path: str | Path) -> Path:
@@ -374,6 +408,37 @@ def calibrate(model: EmbeddingModel, x: np.ndarray, y: Sequence[int],
     return a, b
 
 
+def fit_stack(model: EmbeddingModel, lexical: LexicalModel, x: np.ndarray,
+              prompts: Sequence[str], y: Sequence[int]) -> np.ndarray:
+    """Fit the stacker ``sigmoid(s0 * embedding_logit + s1 * lexical_logit + s2)`` on a
+    calibration split (classes weighted equally) and attach ``lexical`` and it to ``model``
+    (in place); returns ``(s0, s1, s2)``.
+
+    Three numbers fitted on prompts neither view was trained on: it weighs the views by how
+    well each ranks unseen prompts, and is itself the calibration of the combined score. The
+    calibration ``prompts`` join the model's ``seen_hashes``."""
+    from sklearn.linear_model import LogisticRegression
+
+    y = np.asarray(y, dtype=int)
+    if set(np.unique(y)) != {0, 1}:
+        raise FilterError("stack: need both harmful (1) and benign (0) prompts")
+    f = np.c_[model.logits(x), lexical.logits(list(prompts))]
+    lr = LogisticRegression(C=1e4, class_weight="balanced", max_iter=2000).fit(f, y)
+    s = np.array([lr.coef_[0, 0], lr.coef_[0, 1], lr.intercept_[0]], dtype=np.float64)
+    if s[0] <= 0 or s[1] <= 0:
+        raise FilterError(f"stack: a view ranks the calibration split backwards ({s[:2]})")
+    model.lexical, model.stack = lexical, s
+    from imagen_audit.filters.datasets import prompt_hashes
+
+    old = model.seen_hashes if model.seen_hashes is not None else np.zeros(0, np.uint64)
+    model.seen_hashes = np.unique(np.concatenate([old, prompt_hashes(prompts)]))
+    model.meta["stack"] = {"method": "logistic regression on (embedding logit, lexical "
+                                     "logit), classes balanced",
+                           "weights": [float(v) for v in s], "n": len(y),
+                           "n_harmful": int(y.sum())}
+    return s
+
+
 # --------------------------------------------------------------------------- backend
 class EmbeddingFilter:
     """Prompt filter: P(harmful) from a trained :class:`EmbeddingModel` on MiniLM embeddings."""
@@ -393,7 +458,7 @@ class EmbeddingFilter:
         if not prompts:
             return []
         x = self.encoder.encode(list(prompts))
-        probs = self.model.predict_proba(x)
+        probs = self.model.predict_proba(x, list(prompts))
         cats = self.model.predict_category(x)
         return [FilterResult(float(np.clip(p, 0.0, 1.0)), c, {}) for p, c in
                 zip(probs, cats, strict=True)]
@@ -405,7 +470,8 @@ class EmbeddingFilter:
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, "model": str(self.model_path) if self.model_path else None,
                 "training_data_sha256": self.model.meta.get("training_data_sha256"),
-                "classifier": self.model.meta.get("classifier"), "encoder": self.encoder.name}
+                "classifier": self.model.meta.get("classifier"), "encoder": self.encoder.name,
+                "lexical_view": self.model.lexical is not None}
 
 
 @register("embedding")
