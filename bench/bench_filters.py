@@ -87,8 +87,10 @@ def evaluation(out: Path | None, trap: bool) -> None:
     coco_te = D.split_by_prompt(coco_all, **cs)[-1].sample(n=5000, random_state=0)
     parti_te = D.split_by_prompt(D.load_partiprompts(), **cs)[-1]
     xs = D.load_xstest()
+    requests_te = D.split_by_prompt(D.load_named("benign-requests"), **cs)[-1]
     extra_b = {"xstest-safe": xs[xs.label == 0], "partiprompts-held-out": parti_te,
-               "holisticbias": D.load_holisticbias_prompts()}
+               "holisticbias": D.load_holisticbias_prompts(),
+               "benign-requests-held-out": requests_te}
     extra_h = {"coprov2-test": D.load_coprov2("test").sample(n=1000, random_state=0),
                "xstest-unsafe": xs[xs.label == 1]}
     held = evaluate(pol, i2p_te, coco_te, identity=ident, extra_benign=extra_b,

@@ -127,3 +127,36 @@ def test_eval_uses_held_out_bucket_of_sets_the_model_trained_on() -> None:
     assert max(buckets) < D.CANONICAL_SPLIT["test_fraction"]
     everything, _ = _load_set("xstest", args, 0, "auto", "benign")
     assert len(everything) == 450  # never trained on: all of it
+
+
+def test_benign_requests_set_loads_and_splits() -> None:
+    """The shipped hand-written chat/instruction set: benign, distinct, chat-shaped, and
+    split into train, dev (threshold rule) and test (evaluation only) by prompt."""
+    df = D.load_named("benign-requests")
+    assert len(df) >= 250 and set(df["label"]) == {0}
+    assert set(df["source"]) == {"benign-requests"}
+    assert not df["prompt"].map(D.near_key).duplicated().any()
+    assert (df["prompt"].str.endswith("?")).mean() > 0.4  # mostly questions, not captions
+    train, dev, test = D.split_by_prompt(df, **D.CANONICAL_SPLIT)
+    assert min(len(train), len(dev), len(test)) >= 50
+    assert not set(test["prompt"]) & (set(train["prompt"]) | set(dev["prompt"]))
+
+
+def test_benign_requests_file_errors_name_the_file(tmp_path) -> None:
+    empty = tmp_path / "requests.txt"
+    empty.write_text("# only a comment\n", encoding="utf-8")
+    with pytest.raises(FilterError, match=r"requests\.txt: no prompts"):
+        D.load_benign_requests(empty)
+
+
+def test_eval_reads_the_held_out_part_of_benign_requests() -> None:
+    """``filters eval --extra-benign benign-requests`` measures only its test bucket (the
+    shipped model trained and picked its threshold on the rest)."""
+    import argparse
+
+    from imagen_audit.filters.commands import _load_set
+
+    args = argparse.Namespace(prompt_column="prompt")
+    df, _ = _load_set("benign-requests", args, 0, "auto", "benign")
+    test = D.split_by_prompt(D.load_named("benign-requests"), **D.CANONICAL_SPLIT)[-1]
+    assert list(df["prompt"]) == list(test["prompt"])

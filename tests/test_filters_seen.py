@@ -223,6 +223,36 @@ def test_shipped_model_never_saw_the_over_blocking_probes() -> None:
         assert not model.seen(df["prompt"].tolist()).any(), name
 
 
+def test_shipped_model_trained_on_the_chat_requests_but_not_their_test_part() -> None:
+    """The shipped model was trained on the benign request set's train part, picked its
+    threshold with the dev part as a benign source of its own, and never saw the test part
+    that ``filters eval --extra-benign benign-requests`` reports."""
+    from imagen_audit.filters import datasets as D
+    from imagen_audit.filters.embedding import default_model_path
+
+    model = EmbeddingModel.load(default_model_path())
+    train, dev, test = D.split_by_prompt(D.load_named("benign-requests"), **D.CANONICAL_SPLIT)
+    assert model.seen(train["prompt"].tolist()).all()
+    assert model.seen(dev["prompt"].tolist()).all()
+    assert not model.seen(test["prompt"].tolist()).any()
+    split = model.meta["calibration_split"]
+    assert split["sources"]["benign-requests"] == len(dev)
+    assert split["at_threshold"]["fpr"]["benign-requests"] <= 0.05
+    assert model.meta["training_sources"]["benign-requests"] == len(train)
+    assert model.meta["sets"]["source_weights"]["benign-requests"] == 4.0
+
+
+def test_default_policy_on_held_out_chat_requests() -> None:
+    """Over-blocking of chat-style benign prompts (round 3): the shipped policy blocked 29 of
+    the 104 held-out requests before they were trained on; now it must stay well below."""
+    from imagen_audit.filters import datasets as D
+    from imagen_audit.filters.policy import Policy
+
+    test = D.split_by_prompt(D.load_named("benign-requests"), **D.CANONICAL_SPLIT)[-1]
+    res = Policy.load("default").score_frame(test["prompt"].tolist())
+    assert (res["decision"] == "block").mean() <= 0.2
+
+
 def test_threshold_is_picked_on_the_worst_benign_source() -> None:
     """The decision threshold comes from the calibration split: the lowest at which *each*
     benign source stays within the target, so a small unusual set is not averaged away."""
@@ -245,7 +275,7 @@ def test_source_weights_and_prompt_weights_are_checked() -> None:
     from imagen_audit.filters.base import FilterError
     from imagen_audit.filters.commands import _source_weights
 
-    assert _source_weights(None) == {"partiprompts": 4.0}
+    assert _source_weights(None) == {"partiprompts": 4.0, "benign-requests": 4.0}
     assert _source_weights(["coco=0.5", "i2p=2"]) == {"coco": 0.5, "i2p": 2.0}
     for bad in ("coco", "coco=-1", "=2", "coco=x"):
         with pytest.raises(FilterError, match="SOURCE=WEIGHT"):

@@ -190,6 +190,25 @@ def load_holisticbias_prompts(path: str | Path | None = None) -> pd.DataFrame:
     return _finish(pd.DataFrame(rows), "holisticbias")
 
 
+def load_benign_requests(path: str | Path | None = None) -> pd.DataFrame:
+    """The shipped hand-written chat- and instruction-style benign prompts
+    (``filters/augment/benign_requests.txt``: questions and requests about cooking, code,
+    history, health, law, games, ..., many with words that also name harm), label 0.
+
+    Captions, PartiPrompts and the identity probes are all descriptions of a picture; users
+    also type questions and instructions, and a filter that never saw them scores their form
+    as harmful. ``filters train`` splits this set like the others (seed 0): its train part
+    is benign training data, its dev part joins the threshold rule, its test part is what
+    ``filters eval --extra-benign benign-requests`` measures."""
+    from imagen_audit.filters.trainset import augment_file, read_lines
+
+    p = Path(path) if path is not None else augment_file("benign_requests.txt")
+    lines = read_lines(p)
+    if not lines:
+        raise FilterError(f"{p}: no prompts (one prompt a line, '#' starts a comment)")
+    return _finish(pd.DataFrame({"prompt": lines, "label": 0}), "benign-requests")
+
+
 def load_prompt_csv(path: str | Path, *, prompt_column: str = "prompt",
                     label_column: str | None = None, category_column: str | None = None,
                     default_label: int | None = None, source: str | None = None) -> pd.DataFrame:
@@ -238,7 +257,8 @@ def _parse_label(value: object, path: Path, index: int) -> int:
 
 def load_named(spec: str, **kw: object) -> pd.DataFrame:
     """A set by name (``i2p``, ``coco``, ``coco:5000``, ``partiprompts``, ``xstest``,
-    ``xstest-safe``, ``coprov2-test``, ``identities``, ``holisticbias``) or a CSV path."""
+    ``xstest-safe``, ``coprov2-test``, ``identities``, ``holisticbias``,
+    ``benign-requests``) or a CSV path."""
     name, _, arg = spec.partition(":")
     if name == "i2p":
         return load_i2p(arg or None)
@@ -257,6 +277,8 @@ def load_named(spec: str, **kw: object) -> pd.DataFrame:
         return load_identity_prompts(arg or "identities")
     if name == "holisticbias":
         return load_holisticbias_prompts(arg or None)
+    if name == "benign-requests":
+        return load_benign_requests(arg or None)
     return load_prompt_csv(spec, **kw)  # type: ignore[arg-type]
 
 
