@@ -44,3 +44,15 @@ def _fake_a() -> TableFilter:
 @register("fake-b")
 def _fake_b() -> TableFilter:
     return TableFilter("fake-b", TABLES["fake-b"], category="sexual")
+
+
+class NoEncoder:
+    """An encoder stand-in for training on given embeddings: fails if asked to encode."""
+
+    name = "test-encoder"
+
+    def fingerprint(self) -> str:
+        return "none"
+
+    def encode(self, prompts: Sequence[str]) -> Any:  # pragma: no cover - must not be called
+        raise AssertionError("embeddings were given")

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from filters_helpers import NoEncoder
 
 from imagen_audit.filters.base import FilterError
 from imagen_audit.filters.datasets import training_data_hash
@@ -29,21 +30,11 @@ def _blobs(n: int = 200, dim: int = 16, seed: int = 0):
     return prompts, y, x.astype(np.float32), cats
 
 
-class _NoEncoder:
-    name = "test-encoder"
-
-    def fingerprint(self) -> str:
-        return "none"
-
-    def encode(self, prompts):  # pragma: no cover - must not be called
-        raise AssertionError("embeddings were given")
-
-
 def test_logreg_matches_scikit_learn_and_round_trips(tmp_path) -> None:
     from sklearn.linear_model import LogisticRegression
 
     prompts, y, x, cats = _blobs()
-    m = train_model(prompts, y, cats, embeddings=x, encoder=_NoEncoder(), c=2.0)
+    m = train_model(prompts, y, cats, embeddings=x, encoder=NoEncoder(), c=2.0)
     ref = LogisticRegression(C=2.0, max_iter=2000, random_state=0).fit(x, y)
     assert np.allclose(m.predict_proba(x), ref.predict_proba(x)[:, 1], atol=1e-4)
     assert set(m.predict_category(x[:100])) <= {"sexual", "violence"}
@@ -58,7 +49,7 @@ def test_logreg_matches_scikit_learn_and_round_trips(tmp_path) -> None:
     assert np.allclose(again.predict_proba(x), m.predict_proba(x), atol=1e-6)
     assert again.predict_category(x) == m.predict_category(x)
     assert again.meta["training_data_sha256"] == m.meta["training_data_sha256"]
-    other = train_model(prompts[:-1], y[:-1], embeddings=x[:-1], encoder=_NoEncoder())
+    other = train_model(prompts[:-1], y[:-1], embeddings=x[:-1], encoder=NoEncoder())
     assert other.meta["training_data_sha256"] != m.meta["training_data_sha256"]
 
 
@@ -69,7 +60,7 @@ def test_mlp_arrays_reproduce_scikit_learn() -> None:
     clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=500, random_state=0).fit(x, y)
     m = EmbeddingModel(list(clf.coefs_), list(clf.intercepts_))
     assert np.allclose(m.predict_proba(x), clf.predict_proba(x)[:, 1], atol=1e-6)
-    trained = train_model(prompts, y, embeddings=x, encoder=_NoEncoder(), classifier="mlp",
+    trained = train_model(prompts, y, embeddings=x, encoder=NoEncoder(), classifier="mlp",
                           hidden=8)
     assert len(trained.weights) == 2 and trained.meta["classifier"] == "mlp"
     assert ((trained.predict_proba(x) >= 0.5) == y).mean() > 0.8
@@ -77,7 +68,7 @@ def test_mlp_arrays_reproduce_scikit_learn() -> None:
 
 def test_model_files_are_checked(tmp_path) -> None:
     prompts, y, x, _ = _blobs(40)
-    m = train_model(prompts, y, embeddings=x, encoder=_NoEncoder())
+    m = train_model(prompts, y, embeddings=x, encoder=NoEncoder())
     js = m.save(tmp_path / "m")
     npz = tmp_path / "m.npz"
     blob = bytearray(npz.read_bytes())
@@ -96,7 +87,7 @@ def test_model_files_are_checked(tmp_path) -> None:
     with pytest.raises(FilterError, match="not found"):
         EmbeddingModel.load(tmp_path / "missing")
     with pytest.raises(FilterError, match="both harmful"):
-        train_model(prompts, np.zeros(40, int), embeddings=x, encoder=_NoEncoder())
+        train_model(prompts, np.zeros(40, int), embeddings=x, encoder=NoEncoder())
 
 
 def test_training_drops_near_duplicates_of_evaluation_prompts() -> None:
@@ -105,7 +96,7 @@ def test_training_drops_near_duplicates_of_evaluation_prompts() -> None:
     noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
     assert near_duplicate_mask(x, noisy, 0.95)[:10].all()
     assert near_duplicate_mask(x, noisy, 0.95).sum() < 30
-    m = train_model(prompts, y, embeddings=x, exclude_embeddings=noisy, encoder=_NoEncoder())
+    m = train_model(prompts, y, embeddings=x, exclude_embeddings=noisy, encoder=NoEncoder())
     dropped = m.meta["training_size"]["dropped_near_duplicates"]
     assert dropped >= 10
     assert m.meta["training_size"]["harmful"] + m.meta["training_size"]["benign"] == 100 - dropped

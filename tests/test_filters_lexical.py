@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from filters_helpers import NoEncoder
 
 from imagen_audit.filters.base import FilterError
 from imagen_audit.filters.embedding import (
@@ -37,16 +38,6 @@ def _corpus(n: int = 80) -> tuple[list[str], np.ndarray]:
     prompts = [harm[i % 4] + f" number {i}" for i in range(n // 2)] + \
         [ben[i % 4] + f" number {i}" for i in range(n // 2)]
     return prompts, np.r_[np.ones(n // 2, int), np.zeros(n // 2, int)]
-
-
-class _NoEncoder:
-    name = "test-encoder"
-
-    def fingerprint(self) -> str:
-        return "none"
-
-    def encode(self, prompts):  # pragma: no cover - must not be called
-        raise AssertionError("embeddings were given")
 
 
 def test_analyzers_match_scikit_learn() -> None:
@@ -95,7 +86,7 @@ def _stacked_model() -> tuple[EmbeddingModel, np.ndarray, list[str], np.ndarray]
     rng = np.random.default_rng(0)
     x = rng.normal(size=(len(y), 8)) + y[:, None] * 0.8
     x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
-    m = train_model(prompts, y, embeddings=x, encoder=_NoEncoder())
+    m = train_model(prompts, y, embeddings=x, encoder=NoEncoder())
     lex, _ = fit_lexical(prompts, y, np.ones(len(y)), word_min_df=1, char_min_df=1, c=0.1)
     fit_stack(m, lex, x, prompts, y)
     return m, x, prompts, y
@@ -131,7 +122,7 @@ def test_stacked_model_round_trips_as_plain_arrays(tmp_path) -> None:
 def test_stacker_records_its_calibration_prompts() -> None:
     prompts, y = _corpus()
     x = np.eye(len(y), 8, dtype=np.float32) + y[:, None] * 0.5
-    m = train_model(prompts[::2], y[::2], embeddings=x[::2], encoder=_NoEncoder())
+    m = train_model(prompts[::2], y[::2], embeddings=x[::2], encoder=NoEncoder())
     assert not m.seen(prompts[1::2]).all()
     lex, _ = fit_lexical(prompts[::2], y[::2], np.ones(len(y) // 2), word_min_df=1,
                          char_min_df=1)
