@@ -36,8 +36,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from imagen_audit.documents import read_document
 from imagen_audit.errors import AuditError
 from imagen_audit.resources import data_dir
 
@@ -87,10 +86,7 @@ def load_config(spec: str, out: str | Path | None = None) -> RunConfig:
     from imagen_audit.generate.base import GeneratorOptions
 
     path = resolve(spec)
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise RunConfigError(f"{path}: not readable YAML ({exc})") from None
+    doc = read_document(path, "YAML", RunConfigError, "run config file")
     if not isinstance(doc, dict):
         raise RunConfigError(f"{path}: expected a mapping with a 'generate' section")
     unknown = set(doc) - set(SECTIONS)

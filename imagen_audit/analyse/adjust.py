@@ -41,7 +41,6 @@ the validation report but not used here.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from imagen_audit.documents import read_document
 from imagen_audit.errors import AuditError
 
 
@@ -98,14 +98,8 @@ def load_validation(source: str | Path | Mapping[str, Any]) -> dict[str, Confusi
     """Read confusion matrices from a validation file (path) or an already-parsed dict."""
     name = "validation"
     if not isinstance(source, Mapping):
-        path = Path(source)
-        name = str(path)
-        try:
-            source = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ValidationFileError(f"{path}: no such file") from None
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValidationFileError(f"{path}: not readable JSON ({exc})") from None
+        name = str(source)
+        source = read_document(source, "JSON", ValidationFileError)
     if not isinstance(source, Mapping):
         raise ValidationFileError(f"{name}: expected an object of attributes")
     out = {}

@@ -45,9 +45,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from imagen_audit.analyse.pipeline import Analysis, AnalysisConfig
+from imagen_audit.documents import read_document
 from imagen_audit.errors import AuditError
 from imagen_audit.report.inputs import FilterResult
 
@@ -300,12 +300,7 @@ def comparison_checks() -> dict[str, Callable[..., tuple[float, str]]]:
 # --------------------------------------------------------------------------- policy
 def load_policy(path: str | Path) -> Policy:
     path = Path(path)
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PolicyError(f"{path}: no such policy file") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise PolicyError(f"{path}: not readable YAML ({exc})") from None
+    doc = read_document(path, "YAML", PolicyError, "policy file")
     if not isinstance(doc, Mapping):
         raise PolicyError(f"{path}: expected a mapping with 'checks'")
     if doc.get("schema_version", POLICY_SCHEMA_VERSION) != POLICY_SCHEMA_VERSION:
