@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
 import numpy as np
 
 from imagen_audit.annotate.skin_tone import lab_to_srgb
@@ -71,3 +74,21 @@ def with_eye_whites(image: np.ndarray) -> np.ndarray:
         iris = ((xx - cx) ** 2 + (yy - 80) ** 2) <= 16
         out[iris] = lab_to_srgb(np.array([25.0, 2.0, 8.0]))
     return out
+
+
+FAIRFACE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fairface-sample"
+
+
+def fairface_subset(folder: Path, prefix: str, n: int) -> tuple[Path, list[dict[str, str]]]:
+    """A ``labels.csv`` in ``folder`` with the first ``n`` FairFace-sample rows whose file
+    starts with ``prefix`` (all columns kept), for quick validation runs on real photos;
+    returns its path and the rows."""
+    with open(FAIRFACE / "labels.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    labels = folder / "labels.csv"
+    with open(labels, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        picked = [r for r in rows if r["file"].startswith(prefix)][:n]
+        w.writerows(picked)
+    return labels, picked

@@ -4,14 +4,13 @@ metrics, ITA AUC, white balance and the report's per-group accuracy."""
 from __future__ import annotations
 
 import argparse
-import csv
 import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-from annotate_helpers import BOX, LANDMARKS, synthetic_face
+from annotate_helpers import BOX, LANDMARKS, fairface_subset, synthetic_face
 
 from imagen_audit.annotate import skin_tone as st
 from imagen_audit.annotate.base import PRESETS, AnnotatorError, AnnotatorSpec, Face
@@ -262,14 +261,7 @@ def test_accurate_preset_and_the_cascade_fallback():
 def test_accurate_preset_on_fairface_is_cross_fitted(tmp_path):
     from imagen_audit.annotate.validate import format_table, validate_annotators
 
-    with open(SHARED / "fairface-sample" / "labels.csv") as fh:
-        rows = list(csv.DictReader(fh))
-    picked = [r for r in rows if r["file"].startswith("V2_")][:12]
-    labels = tmp_path / "labels.csv"
-    with open(labels, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(picked)
+    labels, picked = fairface_subset(tmp_path, "V2_", 12)
     record = validate_annotators(labels, images=SHARED / "fairface-sample",
                                  spec=AnnotatorSpec.from_preset("accurate"), workers=1)
     assert record["cross_fitted"]["n"] == 12  # every image scored out-of-fold

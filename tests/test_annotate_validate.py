@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from annotate_helpers import fairface_subset
 from PIL import Image
 
 from imagen_audit.annotate.validate import SCHEMA, cohen_kappa, validate_annotators
@@ -75,16 +76,7 @@ def test_labels_errors_name_the_line(tmp_path):
 @pytest.mark.skipif(not (SHARED / "fairface-sample" / "labels.csv").is_file(),
                     reason="shared/data/fairface-sample not present")
 def test_fairface_sample_handful(tmp_path):
-    import csv
-
-    with open(SHARED / "fairface-sample" / "labels.csv") as fh:
-        rows = list(csv.DictReader(fh))
-    picked = [r for r in rows if r["file"].startswith("V1_")][:16]
-    labels = tmp_path / "labels.csv"
-    with open(labels, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(picked)
+    labels, picked = fairface_subset(tmp_path, "V1_", 16)
     record = validate_annotators(labels, images=SHARED / "fairface-sample", workers=1)
     g = record["gender"]["overall"]
     assert g["n"] == 16 and record["tone"] is None and record["group_column"] == "race_label"
