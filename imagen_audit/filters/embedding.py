@@ -131,6 +131,13 @@ class EmbeddingModel:
 
         return np.isin(prompt_hashes(prompts), self.seen_hashes)
 
+    def add_seen(self, prompts: Sequence[str]) -> None:
+        """Record ``prompts`` (e.g. a calibration split) among those the model has seen."""
+        from imagen_audit.filters.datasets import prompt_hashes
+
+        old = self.seen_hashes if self.seen_hashes is not None else np.zeros(0, np.uint64)
+        self.seen_hashes = np.unique(np.concatenate([old, prompt_hashes(prompts)]))
+
     # ------------------------------------------------------------------ files
     def arrays(self) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
@@ -401,10 +408,7 @@ def calibrate(model: EmbeddingModel, x: np.ndarray, y: Sequence[int],
     model.meta["calibration"] = {"method": "platt", "a": a, "b": b, "n": len(y),
                                  "n_harmful": int(y.sum())}
     if prompts is not None:
-        from imagen_audit.filters.datasets import prompt_hashes
-
-        old = model.seen_hashes if model.seen_hashes is not None else np.zeros(0, np.uint64)
-        model.seen_hashes = np.unique(np.concatenate([old, prompt_hashes(prompts)]))
+        model.add_seen(prompts)
     return a, b
 
 
@@ -428,10 +432,7 @@ def fit_stack(model: EmbeddingModel, lexical: LexicalModel, x: np.ndarray,
     if s[0] <= 0 or s[1] <= 0:
         raise FilterError(f"stack: a view ranks the calibration split backwards ({s[:2]})")
     model.lexical, model.stack = lexical, s
-    from imagen_audit.filters.datasets import prompt_hashes
-
-    old = model.seen_hashes if model.seen_hashes is not None else np.zeros(0, np.uint64)
-    model.seen_hashes = np.unique(np.concatenate([old, prompt_hashes(prompts)]))
+    model.add_seen(prompts)
     model.meta["stack"] = {"method": "logistic regression on (embedding logit, lexical "
                                      "logit), classes balanced",
                            "weights": [float(v) for v in s], "n": len(y),
