@@ -257,6 +257,19 @@ def _in_polygon(xx: np.ndarray, yy: np.ndarray, poly: np.ndarray) -> np.ndarray:
     return inside
 
 
+def _window(poly: np.ndarray, shape: tuple[int, ...]
+            ) -> tuple[slice, slice, np.ndarray, np.ndarray] | None:
+    """The polygon's bounding box clipped to an image of ``shape``: its row and column
+    slices and the pixel-centre coordinates (``xx``, ``yy``) over it; None when empty."""
+    x0, y0 = (int(max(0, np.floor(v))) for v in poly.min(axis=0))
+    x1 = int(min(shape[1], np.ceil(poly[:, 0].max()) + 1))
+    y1 = int(min(shape[0], np.ceil(poly[:, 1].max()) + 1))
+    if x1 <= x0 or y1 <= y0:
+        return None
+    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float64)
+    return slice(y0, y1), slice(x0, x1), xx + 0.5, yy + 0.5
+
+
 def _grown(points: np.ndarray, factor: float) -> np.ndarray:
     centre = points.mean(axis=0)
     return centre + (points - centre) * factor
@@ -277,7 +290,6 @@ def skin_polygon_68(shape: tuple[int, int], landmarks: Sequence[Sequence[float]]
     pts = np.asarray(landmarks, dtype=np.float64)
     if pts.shape != (68, 2):
         raise ValueError(f"expected 68 landmarks, got {pts.shape}")
-    height, width = shape
     scale = float(np.hypot(*(pts[45] - pts[36])))  # outer eye corners
     if scale < 1e-6:
         return np.zeros(shape, dtype=bool)
@@ -288,14 +300,11 @@ def skin_polygon_68(shape: tuple[int, int], landmarks: Sequence[Sequence[float]]
         up = -up
     brows = pts[17:27] + 0.25 * scale * up
     outline = np.vstack([pts[0:17], brows[::-1]])
-    x0, y0 = (int(max(0, np.floor(v))) for v in outline.min(axis=0))
-    x1 = int(min(width, np.ceil(outline[:, 0].max()) + 1))
-    y1 = int(min(height, np.ceil(outline[:, 1].max()) + 1))
     mask = np.zeros(shape, dtype=bool)
-    if x1 <= x0 or y1 <= y0:
+    window = _window(outline, shape)
+    if window is None:
         return mask
-    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float64)
-    yy, xx = yy + 0.5, xx + 0.5  # pixel centres
+    rows, cols, xx, yy = window
     face = _in_polygon(xx, yy, outline)
     thick = 0.085 * scale
     cut = [_grown(pts[36:42], 1.6), _grown(pts[42:48], 1.6), _grown(pts[48:60], 1.6)]
@@ -306,7 +315,7 @@ def skin_polygon_68(shape: tuple[int, int], landmarks: Sequence[Sequence[float]]
                           pts[31] - side]))
     for poly in cut:
         face &= ~_in_polygon(xx, yy, poly)
-    mask[y0:y1, x0:x1] = face
+    mask[rows, cols] = face
     return mask
 
 
@@ -322,13 +331,11 @@ def sclera_luminance(image: np.ndarray, box: Sequence[float],
     if pts is not None and len(pts) == 68:
         regions = [pts[36:42], pts[42:48]]
         for poly in regions:
-            x0, y0 = (int(max(0, np.floor(v))) for v in poly.min(axis=0))
-            x1 = int(min(w, np.ceil(poly[:, 0].max()) + 1))
-            y1 = int(min(h, np.ceil(poly[:, 1].max()) + 1))
-            if x1 <= x0 or y1 <= y0:
+            window = _window(poly, image.shape)
+            if window is None:
                 continue
-            yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float64)
-            pix = image[y0:y1, x0:x1][_in_polygon(xx + 0.5, yy + 0.5, poly)]
+            rows, cols, xx, yy = window
+            pix = image[rows, cols][_in_polygon(xx, yy, poly)]
             if len(pix) >= 8:
                 values.append(float(np.percentile(_luminance(pix), q)))
     else:
