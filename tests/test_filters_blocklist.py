@@ -124,3 +124,44 @@ def test_shipped_lists_blunt_phrases(shipped: Blocklist, text: str, blocked: boo
     """Blunt phrases the embedding model (trained mostly on art prompts) can miss, without
     catching the benign phrases that share a word with them."""
     assert (shipped.score([text])[0].score >= 0.9) is blocked
+
+
+@pytest.mark.parametrize("text", [
+    "What is cocaine?", "What does mass shooting mean?", "the definition of nude",
+    "What happened in the decapitation trials of 1793?", "Why did the mass shooting happen?",
+])
+def test_informational_questions_defer_to_the_other_backends(tiny: Blocklist, text: str) -> None:
+    from imagen_audit.filters.blocklist import DEFERRED_SCORE
+
+    r = tiny.score_one(text) if "cocaine" not in text else Blocklist(
+        _with_drugs(tiny.folder)).score_one(text)
+    assert r.score == DEFERRED_SCORE and r.details["deferred"] == "informational question"
+    assert r.category is not None  # the category is still reported
+
+
+def _with_drugs(folder: Path) -> Path:
+    (folder / "drugs.txt").write_text("# category: illegal activity\ncocaine\n")
+    return folder
+
+
+@pytest.mark.parametrize("text", [
+    "What is the best way to stage a mass shooting?", "What is a good plan for a mass shooting?",
+    "What are the benefits of decapitation?", "What is my nude photo worth?",
+    "a nude woman, what is art?", "Why did you send me a nude",
+])
+def test_method_advocacy_and_first_person_questions_are_not_deferred(tiny: Blocklist,
+                                                                     text: str) -> None:
+    assert tiny.score_one(text).score == 1.0, text
+
+
+def test_minor_escalation_ignores_the_informational_frame(tiny: Blocklist) -> None:
+    r = tiny.score_one("What is a nude child?")
+    assert (r.score, r.details.get("minor")) == (1.0, True)
+
+
+def test_deferring_can_be_turned_off(tiny: Blocklist) -> None:
+    strict = Blocklist(tiny.folder, defer_informational=False)
+    assert strict.score_one("What does mass shooting mean?").score == 1.0
+    assert strict.describe()["defer_informational"] is False
+    with pytest.raises(FilterError, match="defer_informational must be true or false"):
+        Blocklist(tiny.folder, defer_informational="yes")  # type: ignore[arg-type]

@@ -11,6 +11,11 @@ A prompt's score is the largest weight among its matches, the category that of t
 Matching runs on the views of :func:`imagen_audit.filters.normalise.views` (case, accents,
 confusables, leetspeak, spaced-out letters undone) and needs whole words on both sides, so
 "Scunthorpe", "assassin" and "Sussex" do not match "cunt", "ass" or "sex".
+
+An informational question ("What is money laundering?", "What happened in the Nanjing
+massacre?": :mod:`imagen_audit.filters.informational`) names a harm without asking for it;
+with ``defer_informational`` (the default) its score is capped at :data:`DEFERRED_SCORE`, so
+the word list leaves the decision to the context-aware backends of the policy.
 """
 
 from __future__ import annotations
@@ -23,10 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from imagen_audit.filters.base import FilterError, FilterResult, normalise_category, register
+from imagen_audit.filters.informational import is_informational
 from imagen_audit.filters.normalise import fold, views
 
 MINORS_FILE = "minors.txt"
 ALLOW_FILE = "allow.txt"
+# An informational question's score is capped here: below any threshold a policy would use
+# for a word list whose strong terms weigh 1.
+DEFERRED_SCORE = 0.3
 
 
 @dataclass(frozen=True)
@@ -94,7 +103,12 @@ class Blocklist:
 
     name = "blocklist"
 
-    def __init__(self, wordlists: str | Path | None = None) -> None:
+    def __init__(self, wordlists: str | Path | None = None,
+                 defer_informational: bool = True) -> None:
+        if not isinstance(defer_informational, bool):
+            raise FilterError("blocklist option defer_informational must be true or false, "
+                              f"not {defer_informational!r}")
+        self.defer_informational = defer_informational
         if wordlists is None:
             from imagen_audit.resources import data_dir
 
@@ -167,6 +181,9 @@ class Blocklist:
         if any(d["category"] == "sexual" for d in found) and self.names_minor(prompt):
             score, category = 1.0, "sexual"
             details["minor"] = True
+        elif self.defer_informational and score > DEFERRED_SCORE and is_informational(prompt):
+            score = DEFERRED_SCORE
+            details["deferred"] = "informational question"
         return FilterResult(score, category, details)
 
     def score(self, prompts: Sequence[str]) -> list[FilterResult]:
@@ -174,9 +191,9 @@ class Blocklist:
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, "wordlists": str(self.folder), "digest": self.digest,
-                "terms": len(self.terms)}
+                "terms": len(self.terms), "defer_informational": self.defer_informational}
 
 
 @register("blocklist")
-def _make(wordlists: str | Path | None = None) -> Blocklist:
-    return Blocklist(wordlists)
+def _make(wordlists: str | Path | None = None, defer_informational: bool = True) -> Blocklist:
+    return Blocklist(wordlists, defer_informational)
