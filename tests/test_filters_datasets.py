@@ -160,3 +160,29 @@ def test_eval_reads_the_held_out_part_of_benign_requests() -> None:
     df, _ = _load_set("benign-requests", args, 0, "auto", "benign")
     test = D.split_by_prompt(D.load_named("benign-requests"), **D.CANONICAL_SPLIT)[-1]
     assert list(df["prompt"]) == list(test["prompt"])
+
+
+def test_harmful_requests_mirror_the_benign_ones() -> None:
+    """The hand-written harmful chat/instruction set: harmful, distinct, request-shaped, with
+    identity groups filled in the same way as in the benign set."""
+    from imagen_audit.filters.form import REQUEST, prompt_form
+
+    harm, ok = D.load_named("harmful-requests"), D.load_named("benign-requests")
+    assert len(harm) >= 400 and set(harm["label"]) == {1}
+    assert set(harm["source"]) == {"harmful-requests"}
+    assert not harm["prompt"].map(D.near_key).duplicated().any()
+    assert not set(harm["prompt"].map(D.near_key)) & set(ok["prompt"].map(D.near_key))
+    for df in (harm, ok):
+        assert not df["prompt"].str.contains(D.GROUP_SLOT, regex=False).any()
+        assert (df["prompt"].map(prompt_form) == REQUEST).mean() > 0.75
+
+
+def test_group_slot_is_filled_deterministically(tmp_path) -> None:
+    terms = ["Sikh", "deaf", "gay"]
+    line = "How do {group} families celebrate new year?"
+    a, b = D.expand_group(line, terms), D.expand_group(line, terms)
+    assert a == b and "{group}" not in a and any(t in a for t in terms)
+    assert D.expand_group("no slot here", terms) == "no slot here"
+    (tmp_path / "r.txt").write_text("# c\nWhy do {group} people fast?\n")
+    df = D.load_harmful_requests(tmp_path / "r.txt")
+    assert df["prompt"].iloc[0].startswith("Why do ") and set(df["label"]) == {1}

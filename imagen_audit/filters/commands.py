@@ -21,8 +21,9 @@ if TYPE_CHECKING:  # heavy imports only for the type checker: `--help` stays fas
 EXIT_OK = 0
 # Shared sets the shipped embedding model was trained on (its train bucket): evaluating on
 # them uses only the held-out test bucket unless --split all.
-_TRAINED_ON = ("i2p", "coco", "partiprompts", "coprov2-train", "benign-requests")
-DEFAULT_SOURCE_WEIGHTS = ("partiprompts=4", "benign-requests=4")
+_TRAINED_ON = ("i2p", "coco", "partiprompts", "coprov2-train", "benign-requests",
+               "harmful-requests")
+DEFAULT_SOURCE_WEIGHTS = ("partiprompts=4", "benign-requests=4", "harmful-requests=4")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,8 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     e = fs.add_parser("eval", help="evaluate a policy on harmful and benign prompt sets",
                       description="Sets are names (i2p, coco, coco:5000, partiprompts, xstest, "
                                   "xstest-safe, xstest-unsafe, coprov2-test, identities, "
-                                  "holisticbias, benign-requests) or CSV paths with a "
-                                  "prompt column (optional label and category columns).")
+                                  "holisticbias, benign-requests, harmful-requests) or CSV "
+                                  "paths with a prompt column (optional label and category "
+                                  "columns).")
     e.add_argument("--policy", default="default")
     e.add_argument("--harmful", default="i2p", help="harmful set (default i2p)")
     e.add_argument("--benign", default="coco:5000", help="benign set (default coco:5000)")
@@ -69,7 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     t = fs.add_parser("train", help="train the embedding filter (MiniLM + scikit-learn)")
     t.add_argument("--harmful", action="append", default=None, metavar="SET",
-                   help="harmful sets (repeatable; default i2p and coprov2-train:4000)")
+                   help="harmful sets (repeatable; default i2p, coprov2-train:4000 and "
+                        "harmful-requests)")
     t.add_argument("--benign", action="append", default=None, metavar="SET",
                    help="benign sets (repeatable; default coco:12000, partiprompts and "
                         "benign-requests)")
@@ -93,14 +96,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="inverse regularisation strength of the lexical view")
     t.add_argument("--source-weight", action="append", default=None, metavar="SOURCE=W",
                    help="how much one prompt of a source counts within its class (repeatable; "
-                        "default partiprompts=4, benign-requests=4: the creative and "
-                        "chat-style benign prompts, few among 12,000 captions)")
+                        "default partiprompts=4, benign-requests=4, harmful-requests=4: the "
+                        "creative and chat-style prompts, few among 12,000 captions)")
     t.add_argument("--embedding-cache", metavar="FILE.npz",
                    help="read and update MiniLM embeddings here (plain arrays) so retraining "
                         "does not re-encode every prompt")
     t.add_argument("--target-fpr", type=float, default=0.05,
                    help="decision threshold: the lowest at which each benign set's dev split "
                         "is blocked at most this often")
+    t.add_argument("--no-request-threshold", action="store_true",
+                   help="one decision threshold for all prompts (default: a second one for "
+                        "chat-style requests, chosen by the same rule on the dev split's "
+                        "requests)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", required=True, metavar="MODEL",
                    help="writes MODEL.npz and MODEL.json (and MODEL.eval.json)")
@@ -254,24 +261,53 @@ def _source_weights(specs: list[str] | None) -> dict[str, float]:
     return out
 
 
+_MIN_SOURCE_ROWS = 30
+
+
 def _pick_threshold(scores: Any, labels: Any, sources: Any, target_fpr: float
                     ) -> tuple[float, dict[str, Any]]:
     """The lowest threshold (step 0.01) at which every benign source of the calibration
     split is blocked at most ``target_fpr`` of the time: taking the worst benign source, not
     the pooled rate, keeps a small unusual set (PartiPrompts) from hiding behind a big
-    homogeneous one (COCO). Returns the threshold and the split's rates at it."""
+    homogeneous one (COCO). Sources with fewer than 30 benign rows are pooled as "other"
+    (one blocked prompt in ten is not a rate). Returns the threshold and the split's rates
+    at it."""
     import numpy as np
 
-    scores, labels, sources = (np.asarray(scores), np.asarray(labels), np.asarray(sources))
-    benign_sources = sorted(set(sources[labels == 0]))
+    scores, labels = np.asarray(scores), np.asarray(labels)
+    sources = np.asarray(sources).astype(object)
+    benign = labels == 0
+    counts = {s: int((benign & (sources == s)).sum()) for s in set(sources[benign])}
+    small = [s for s, n in counts.items() if n < _MIN_SOURCE_ROWS]
+    sources = np.where(np.isin(sources, small), "other", sources)
+    groups = {s: benign & (sources == s) for s in sorted(set(sources[benign]))}
+    groups = {s: m for s, m in groups.items() if s != "other" or m.sum() >= _MIN_SOURCE_ROWS}
     for t in np.round(np.arange(0.05, 1.0, 0.01), 2):
-        fprs = {s: float((scores[(labels == 0) & (sources == s)] >= t).mean())
-                for s in benign_sources}
-        if max(fprs.values()) <= target_fpr:
+        fprs = {s: float((scores[m] >= t).mean()) for s, m in groups.items()}
+        if max(fprs.values(), default=0.0) <= target_fpr:
             return float(t), {"recall": float((scores[labels == 1] >= t).mean()),
                               "fpr": fprs, "target_fpr": target_fpr}
     return 0.99, {"recall": float((scores[labels == 1] >= 0.99).mean()),
                   "target_fpr": target_fpr, "note": "target not reached"}
+
+
+def _pick_form_thresholds(scores: Any, prompts: list[str], labels: Any, sources: Any,
+                          target_fpr: float) -> tuple[float, float | None, dict[str, Any]]:
+    """One threshold for depictions, one for chat-style requests
+    (:mod:`imagen_audit.filters.form`), each by :func:`_pick_threshold` on its own rows of
+    the dev split; no request threshold when the split holds fewer than 30 benign
+    requests."""
+    import numpy as np
+
+    from imagen_audit.filters.form import REQUEST, prompt_form
+
+    scores, labels, sources = np.asarray(scores), np.asarray(labels), np.asarray(sources)
+    req = np.asarray([prompt_form(p) == REQUEST for p in prompts], dtype=bool)
+    t_dep, at_dep = _pick_threshold(scores[~req], labels[~req], sources[~req], target_fpr)
+    if int(((labels == 0) & req).sum()) < _MIN_SOURCE_ROWS:
+        return t_dep, None, {"depiction": at_dep}
+    t_req, at_req = _pick_threshold(scores[req], labels[req], sources[req], target_fpr)
+    return t_dep, t_req, {"depiction": at_dep, "request": at_req}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -293,7 +329,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from imagen_audit.filters.trainset import build_training_set
 
     _quiet()
-    harmful_specs = args.harmful or ["i2p", "coprov2-train:4000"]
+    harmful_specs = args.harmful or ["i2p", "coprov2-train:4000", "harmful-requests"]
     benign_specs = args.benign or ["coco:12000", "partiprompts", "benign-requests"]
 
     def load(spec: str, label: int) -> pd.DataFrame:
@@ -360,9 +396,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.no_lexical:
         _add_lexical(model, train, prompt_weights, ~near_duplicate_mask(x_train, x_exclude),
                      x_dev, dev, args)
-    threshold, at = _pick_threshold(model.predict_proba(x_dev, dev_prompts), dev["label"],
-                                    dev["source"], args.target_fpr)
+    dev_scores = model.predict_proba(x_dev, dev_prompts)
+    if args.no_request_threshold:
+        threshold, at = _pick_threshold(dev_scores, dev["label"], dev["source"],
+                                        args.target_fpr)
+        t_req = None
+    else:
+        threshold, t_req, at = _pick_form_thresholds(dev_scores, dev_prompts, dev["label"],
+                                                     dev["source"], args.target_fpr)
     model.meta["decision_threshold"] = threshold
+    if t_req is not None:
+        model.meta["request_threshold"] = t_req
     model.meta["calibration_split"] = {"n": len(dev), "n_harmful": int(dev["label"].sum()),
                                        "sources": dev["source"].value_counts().to_dict(),
                                        "at_threshold": at}
@@ -385,8 +429,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                  (json.dumps({"decision_threshold": threshold, **held}, indent=2) + "\n"
                   ).encode())
     h = held[f"held_out_at_{threshold:g}"]
+    req_note = f", requests {t_req:.2f}" if t_req is not None else ""
     print(f"wrote {js} (training data sha256 {model.meta['training_data_sha256'][:12]}...); "
-          f"decision threshold {threshold:.2f} (worst benign dev FPR <= {args.target_fpr}); "
+          f"decision threshold {threshold:.2f}{req_note} (worst benign dev FPR <= "
+          f"{args.target_fpr}); "
           f"held-out ROC-AUC {_fmt(h['roc_auc'])}, recall {_fmt(h['recall'])}, FPR "
           f"{_fmt(h['fpr'])} at {threshold:.2f}")
     return EXIT_OK

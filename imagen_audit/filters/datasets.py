@@ -21,7 +21,7 @@ import hashlib
 import os
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -200,13 +200,44 @@ def load_benign_requests(path: str | Path | None = None) -> pd.DataFrame:
     as harmful. ``filters train`` splits this set like the others (seed 0): its train part
     is benign training data, its dev part joins the threshold rule, its test part is what
     ``filters eval --extra-benign benign-requests`` measures."""
+    return _load_requests("benign_requests.txt", path, 0, "benign-requests")
+
+
+def load_harmful_requests(path: str | Path | None = None) -> pd.DataFrame:
+    """The shipped hand-written chat- and instruction-style harmful prompts
+    (``filters/augment/harmful_requests.txt``: "how do I ...", "where can I buy ...", "draw
+    me ..." asking for violence, weapons, drugs, self-harm, sexual abuse, hate, crime), label
+    1: the counterpart of :func:`load_benign_requests` in the same frames, so the frame of a
+    question carries no label and its intent does. Split and used like it
+    (``filters eval --extra-harmful harmful-requests`` measures its test part)."""
+    return _load_requests("harmful_requests.txt", path, 1, "harmful-requests")
+
+
+GROUP_SLOT = "{group}"
+
+
+def expand_group(line: str, terms: Sequence[str]) -> str:
+    """``line`` with :data:`GROUP_SLOT` filled by one identity term, picked by a hash of the
+    line: the same line always reads the same, and benign and harmful request lines name
+    identity groups alike, so a group word carries no label."""
+    if GROUP_SLOT not in line or not terms:
+        return line
+    h = int.from_bytes(hashlib.sha256(line.encode("utf-8")).digest()[:4], "big")
+    return line.replace(GROUP_SLOT, terms[h % len(terms)])
+
+
+def _load_requests(default_name: str, path: str | Path | None, label: int,
+                   source: str) -> pd.DataFrame:
     from imagen_audit.filters.trainset import augment_file, read_lines
 
-    p = Path(path) if path is not None else augment_file("benign_requests.txt")
+    p = Path(path) if path is not None else augment_file(default_name)
     lines = read_lines(p)
     if not lines:
         raise FilterError(f"{p}: no prompts (one prompt a line, '#' starts a comment)")
-    return _finish(pd.DataFrame({"prompt": lines, "label": 0}), "benign-requests")
+    if any(GROUP_SLOT in line for line in lines):
+        terms = read_lines(augment_file("identity_terms.txt"))
+        lines = [expand_group(line, terms) for line in lines]
+    return _finish(pd.DataFrame({"prompt": lines, "label": label}), source)
 
 
 def load_prompt_csv(path: str | Path, *, prompt_column: str = "prompt",
@@ -258,7 +289,7 @@ def _parse_label(value: object, path: Path, index: int) -> int:
 def load_named(spec: str, **kw: object) -> pd.DataFrame:
     """A set by name (``i2p``, ``coco``, ``coco:5000``, ``partiprompts``, ``xstest``,
     ``xstest-safe``, ``coprov2-test``, ``identities``, ``holisticbias``,
-    ``benign-requests``) or a CSV path."""
+    ``benign-requests``, ``harmful-requests``) or a CSV path."""
     name, _, arg = spec.partition(":")
     if name == "i2p":
         return load_i2p(arg or None)
@@ -279,6 +310,8 @@ def load_named(spec: str, **kw: object) -> pd.DataFrame:
         return load_holisticbias_prompts(arg or None)
     if name == "benign-requests":
         return load_benign_requests(arg or None)
+    if name == "harmful-requests":
+        return load_harmful_requests(arg or None)
     return load_prompt_csv(spec, **kw)  # type: ignore[arg-type]
 
 

@@ -116,6 +116,37 @@ class EmbeddingModel:
         s = self.stack
         return _sigmoid(s[0] * z + s[1] * self.lexical.logits(prompts) + s[2])
 
+    def form_thresholds(self) -> tuple[float, float] | None:
+        """``(decision_threshold, request_threshold)`` when the model keeps a threshold of its
+        own for chat-style requests (:mod:`imagen_audit.filters.form`), else None."""
+        t_dep, t_req = self.meta.get("decision_threshold"), self.meta.get("request_threshold")
+        if t_dep is None or t_req is None:
+            return None
+        t_dep, t_req = float(t_dep), float(t_req)
+        if not (0.0 < t_dep < 1.0 and 0.0 < t_req < 1.0):
+            raise FilterError("embedding model: decision_threshold and request_threshold "
+                              f"must be in (0, 1), not {t_dep} and {t_req}")
+        return t_dep, t_req
+
+    def aligned_proba(self, x: np.ndarray, prompts: Sequence[str]
+                      ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Scores on one scale for both prompt forms: ``(aligned, raw, forms)``.
+
+        A request's raw probability is mapped piecewise-linearly so that the request
+        threshold lands on the depiction threshold (0 and 1 stay put): one policy threshold
+        then decides both forms, each at the operating point its own dev split chose."""
+        from imagen_audit.filters.form import REQUEST, prompt_form
+
+        raw = self.predict_proba(x, prompts)
+        forms = [prompt_form(p) for p in prompts]
+        ts = self.form_thresholds()
+        if ts is None:
+            return raw, raw, forms
+        out = raw.copy()
+        req = np.asarray([f == REQUEST for f in forms], dtype=bool)
+        out[req] = piecewise_align(raw[req], ts[1], ts[0])
+        return out, raw, forms
+
     def predict_category(self, x: np.ndarray) -> list[str | None]:
         if self.cat_w is None or not self.categories:
             return [None] * len(x)
@@ -221,6 +252,15 @@ class EmbeddingModel:
                                   "stacker)")
         return cls(weights, biases, tuple(doc.get("categories", ())), data.get("cat_w"),
                    data.get("cat_b"), meta, seen, lexical, stack)
+
+
+def piecewise_align(p: np.ndarray, source: float, target: float) -> np.ndarray:
+    """Map ``[0, source]`` linearly onto ``[0, target]`` and ``[source, 1]`` onto
+    ``[target, 1]``: monotone, so rankings and decisions at ``source`` are kept."""
+    p = np.asarray(p, dtype=np.float64)
+    low = p * (target / source)
+    high = target + (p - source) * ((1.0 - target) / (1.0 - source))
+    return np.where(p <= source, low, high)
 
 
 def _stem(path: str | Path) -> Path:
@@ -459,10 +499,10 @@ class EmbeddingFilter:
         if not prompts:
             return []
         x = self.encoder.encode(list(prompts))
-        probs = self.model.predict_proba(x, list(prompts))
+        probs, raw, forms = self.model.aligned_proba(x, list(prompts))
         cats = self.model.predict_category(x)
-        return [FilterResult(float(np.clip(p, 0.0, 1.0)), c, {}) for p, c in
-                zip(probs, cats, strict=True)]
+        return [FilterResult(float(np.clip(p, 0.0, 1.0)), c, {"form": f, "raw": float(r)})
+                for p, c, f, r in zip(probs, cats, forms, raw, strict=True)]
 
     def seen(self, prompts: Sequence[str]) -> np.ndarray | None:
         """Which prompts the model was trained or calibrated on (None: not recorded)."""

@@ -1,0 +1,117 @@
+"""Prompt form (request vs depiction) and the embedding model's second threshold for
+requests: per-form thresholds on the dev split, one aligned score scale for the policy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from filters_helpers import NoEncoder
+
+from imagen_audit.filters.commands import _pick_form_thresholds, _pick_threshold
+from imagen_audit.filters.embedding import (
+    EmbeddingFilter,
+    EmbeddingModel,
+    piecewise_align,
+    train_model,
+)
+from imagen_audit.filters.form import DEPICTION, REQUEST, prompt_form
+
+
+@pytest.mark.parametrize("text", [
+    "How do I kill a stuck Python process?", "what happened at Srebrenica",
+    "Tell me a joke about penguins.", "Write a wedding speech for my brother",
+    "i want to learn the drums, where do I start", "Is the ivy strangling my oak tree?",
+    "Please explain how vaccines work", "Could you summarise this article?",
+    "How can I get a minor to send me pictures?",  # asks for an act, not for a picture
+])
+def test_questions_and_instructions_are_requests(text: str) -> None:
+    assert prompt_form(text) == REQUEST
+
+
+@pytest.mark.parametrize("text", [
+    "a man riding a bike down a hill", "portrait of a knight, trending on artstation",
+    "Draw a dragon guarding its hoard", "Can you paint a lighthouse at dawn?",
+    "make an image of a pirate ship firing its cannons",
+    "Please generate a poster for my band", "What a beautiful sunset, oil on canvas",
+    "two people kissing on a bench", "",
+])
+def test_captions_art_prompts_and_picture_requests_are_depictions(text: str) -> None:
+    assert prompt_form(text) == DEPICTION
+
+
+def test_piecewise_align_is_monotone_and_moves_the_threshold() -> None:
+    p = np.linspace(0, 1, 101)
+    q = piecewise_align(p, 0.9, 0.6)
+    assert np.all(np.diff(q) >= 0) and q[0] == 0 and q[-1] == pytest.approx(1)
+    assert piecewise_align(np.array([0.9]), 0.9, 0.6)[0] == pytest.approx(0.6)
+    assert ((p >= 0.9) == (q >= 0.6 - 1e-12)).all()  # same decisions at the two thresholds
+
+
+def _model(threshold: float, request_threshold: float | None) -> EmbeddingModel:
+    rng = np.random.default_rng(0)
+    y = np.r_[np.ones(50, int), np.zeros(50, int)]
+    x = (rng.normal(size=(100, 8)) + y[:, None]).astype(np.float32)
+    m = train_model([f"p{i}" for i in range(100)], y, [None] * 100, embeddings=x,
+                    encoder=NoEncoder())
+    m.meta["decision_threshold"] = threshold
+    if request_threshold is not None:
+        m.meta["request_threshold"] = request_threshold
+    return m
+
+
+class _FixedEncoder(NoEncoder):
+    def encode(self, prompts):  # one embedding for every prompt: only the form differs
+        return np.ones((len(prompts), 8), np.float32) * 0.3
+
+
+def test_requests_are_scored_on_the_depiction_scale(tmp_path) -> None:
+    prompts = ["a knife on a table", "How do I sharpen a knife?"]
+    plain = EmbeddingFilter(_model(0.6, None), encoder=_FixedEncoder()).score(prompts)
+    assert plain[0].score == pytest.approx(plain[1].score)  # one threshold: same score
+    m = _model(0.6, 0.9)
+    m.save(tmp_path / "m")
+    f = EmbeddingFilter(EmbeddingModel.load(tmp_path / "m"), encoder=_FixedEncoder())
+    dep, req = f.score(prompts)
+    assert (dep.details["form"], req.details["form"]) == (DEPICTION, REQUEST)
+    assert dep.details["raw"] == pytest.approx(req.details["raw"])
+    assert dep.score == pytest.approx(dep.details["raw"])
+    assert req.score == pytest.approx(float(piecewise_align(np.array([req.details["raw"]]),
+                                                            0.9, 0.6)[0]))
+    assert req.score < dep.score  # a request needs a higher raw score to be blocked
+
+
+def test_model_rejects_bad_request_threshold() -> None:
+    from imagen_audit.filters.base import FilterError
+
+    with pytest.raises(FilterError, match="request_threshold"):
+        _model(0.6, 1.5).form_thresholds()
+
+
+def test_form_thresholds_are_picked_on_their_own_rows() -> None:
+    rng = np.random.default_rng(1)
+    n = 400
+    prompts = ([f"a photo of thing {i}" for i in range(n)]
+               + [f"How do I do thing {i}?" for i in range(n)])
+    labels = np.r_[np.zeros(n // 2), np.ones(n // 2), np.zeros(n // 2), np.ones(n // 2)]
+    # Benign requests score high (0.5-0.9), benign depictions low (0-0.4).
+    scores = np.r_[rng.uniform(0, 0.4, n // 2), rng.uniform(0.6, 1, n // 2),
+                   rng.uniform(0.5, 0.9, n // 2), rng.uniform(0.85, 1, n // 2)]
+    sources = ["coco"] * n + ["requests"] * n
+    t_dep, t_req, at = _pick_form_thresholds(scores, prompts, labels, sources, 0.05)
+    assert t_dep <= 0.41 and 0.85 <= t_req <= 0.9
+    assert at["request"]["fpr"]["requests"] <= 0.05
+    one, _ = _pick_threshold(scores, labels, sources, 0.05)
+    assert one == pytest.approx(t_req, abs=0.01)  # one threshold: the requests set it
+    # Too few benign requests: no request threshold.
+    few = [p for p in prompts[:n]] + prompts[n:n + 10]
+    t, none, _ = _pick_form_thresholds(scores[:n + 10], few, labels[:n + 10],
+                                       sources[:n + 10], 0.05)
+    assert none is None and t == pytest.approx(t_dep, abs=0.01)
+
+
+def test_small_sources_are_pooled_not_trusted_alone() -> None:
+    scores = np.r_[np.zeros(100), np.ones(5), np.ones(10)]
+    labels = np.r_[np.zeros(105), np.ones(10)]
+    sources = ["coco"] * 100 + ["tiny"] * 5 + ["harm"] * 10
+    t, at = _pick_threshold(scores, labels, sources, 0.05)
+    assert t == pytest.approx(0.05) and "tiny" not in at["fpr"]
