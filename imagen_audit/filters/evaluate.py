@@ -10,6 +10,9 @@
   identity axis and **per identity term**, with the blocked prompts listed; the same for
   every other benign set given (XSTest safe prompts, PartiPrompts, HolisticBias, ...);
 - ``extra_harmful``: recall on further harmful sets (CoProV2 test, XSTest unsafe);
+- ``by_form``: for every set, the share blocked among its chat-style requests and among
+  its depictions (:mod:`imagen_audit.filters.form`): a policy that over-blocks questions
+  shows it here even when a set is mostly captions;
 - ``latency_ms_per_prompt``: wall time per prompt, per backend and in total;
 - a threshold sweep table and ROC / PR plots.
 
@@ -25,11 +28,11 @@ atomically):
 - ``prompt-filter-eval.json``: everything above (schema ``imagen-audit/prompt-filter-eval``,
   version 1; keys ``schema``, ``schema_version``, ``created_at``, ``policy``, ``data``,
   ``threshold``, ``overall``, ``backends``, ``category_recall``, ``subsets``,
-  ``over_blocking``, ``extra_harmful``, ``training_overlap``, ``latency_ms_per_prompt``,
-  ``files``);
+  ``over_blocking``, ``extra_harmful``, ``by_form``, ``training_overlap``,
+  ``latency_ms_per_prompt``, ``files``);
 - ``sweep.csv``: ``threshold, precision, recall, fpr, f1, identity_fpr`` (combined score);
-- ``scores.csv``: one row per prompt: ``set, prompt, label, score, decision, category,
-  score_<backend>`` plus ``identity_id``, ``identity_axis``, ``i2p_category`` where known;
+- ``scores.csv``: one row per prompt: ``set, prompt, label, form, score, decision,
+  category, score_<backend>`` plus ``identity_id``, ``identity_axis``, ``i2p_category`` where known;
 - ``identity_fpr.csv``: ``identity_id, identity_axis, n, blocked, fpr``;
 - ``category_recall.csv``: ``category, n, recall``;
 - ``roc.png``, ``pr.png``.
@@ -53,6 +56,7 @@ import pandas as pd
 
 from imagen_audit.files import atomic_path, write_atomic
 from imagen_audit.filters.base import FilterError
+from imagen_audit.filters.form import prompt_form
 from imagen_audit.filters.policy import Policy
 
 SCHEMA = "imagen-audit/prompt-filter-eval"
@@ -200,6 +204,7 @@ def evaluate(policy: Policy, harmful: pd.DataFrame, benign: pd.DataFrame, *,
     sets, overlap = drop_seen(policy, sets, keep_seen)
     table, timing = _score_sets(policy, sets)
     table["blocked"] = table["decision"] == "block"
+    table["form"] = [prompt_form(p) for p in table["prompt"]]
     main = table[table["set"].isin(["harmful", "benign"])]
     y, s = main["label"].to_numpy(), main["score"].to_numpy()
     overall = {**confusion(y, s >= 0.5), **ranking(y, s)}
@@ -269,6 +274,10 @@ def evaluate(policy: Policy, harmful: pd.DataFrame, benign: pd.DataFrame, *,
     extra = {k: {"n": int((table["set"] == k).sum()),
                  "recall": _rate(table.loc[table["set"] == k, "blocked"])} for k in extra_harmful}
 
+    by_form = {str(k): {str(f): {"n": len(g), "blocked_share": _rate(g["blocked"])}
+                        for f, g in rows.groupby("form")}
+               for k, rows in table.groupby("set", sort=False)}
+
     ident_scores = table.loc[table["set"] == "identity", "score"].to_numpy()
     sw = sweep(y, s, identity_scores=ident_scores if identity is not None else None)
     summary = {
@@ -281,11 +290,11 @@ def evaluate(policy: Policy, harmful: pd.DataFrame, benign: pd.DataFrame, *,
         "category_recall": {r["category"]: {"n": r["n"], "recall": r["recall"]}
                             for r in cat_rows},
         "subsets": subsets, "over_blocking": over, "extra_harmful": extra,
-        "training_overlap": overlap,
+        "by_form": by_form, "training_overlap": overlap,
         "latency_ms_per_prompt": timing["latency_ms_per_prompt"],
         "prompts_per_second": timing["prompts_scored"] / max(timing["seconds"], 1e-9),
     }
-    keep = ["set", "prompt", "label", "score", "decision", "category"] + \
+    keep = ["set", "prompt", "label", "form", "score", "decision", "category"] + \
         [f"score_{b.name}" for b in policy.backends] + \
         [c for c in ("identity_id", "identity_axis", "i2p_category") if c in table]
     return EvalResult(summary, table[keep], sw, ident_table, categories)
@@ -405,6 +414,12 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
               if k not in ("identity_probes", "benign")]
     lines += [f"recall on {k}: {_num(v['recall'])} (n={v['n']})"
               for k, v in summary["extra_harmful"].items()]
+    mixed = {k: v for k, v in summary.get("by_form", {}).items() if len(v) > 1}
+    if mixed:
+        lines.append("blocked share by prompt form (request / depiction): " + ", ".join(
+            f"{k} {_num(v['request']['blocked_share'])} (n={v['request']['n']}) / "
+            f"{_num(v['depiction']['blocked_share'])} (n={v['depiction']['n']})"
+            for k, v in mixed.items()))
     seen = {k: v for k, v in summary.get("training_overlap", {}).items() if v["seen"]}
     if seen:
         lines.append("training prompts in the evaluation sets: " + ", ".join(
