@@ -159,9 +159,19 @@ def test_minor_escalation_ignores_the_informational_frame(tiny: Blocklist) -> No
     assert (r.score, r.details.get("minor")) == (1.0, True)
 
 
-def test_deferring_can_be_turned_off(tiny: Blocklist) -> None:
-    strict = Blocklist(tiny.folder, defer_informational=False)
+def test_deferring_can_be_turned_off_or_widened_to_all_requests(tiny: Blocklist) -> None:
+    from imagen_audit.filters.blocklist import DEFERRED_SCORE
+
+    strict = Blocklist(tiny.folder, defer="never")
     assert strict.score_one("What does mass shooting mean?").score == 1.0
-    assert strict.describe()["defer_informational"] is False
-    with pytest.raises(FilterError, match="defer_informational must be true or false"):
-        Blocklist(tiny.folder, defer_informational="yes")  # type: ignore[arg-type]
+    assert strict.describe()["defer"] == "never"
+    wide = Blocklist(tiny.folder, defer="requests")
+    for text in ("How do I stop a mass shooting?", "What does mass shooting mean?"):
+        r = wide.score_one(text)
+        assert r.score == DEFERRED_SCORE and r.details["deferred"] == "request"
+    assert tiny.score_one("How do I stop a mass shooting?").score == 1.0  # not informational
+    for text in ("a mass shooting, photo", "Draw a mass shooting"):  # depictions
+        assert wide.score_one(text).score == 1.0
+    assert wide.score_one("How do I find a nude child?").score == 1.0  # minors: never deferred
+    with pytest.raises(FilterError, match="defer must be one of"):
+        Blocklist(tiny.folder, defer="yes")

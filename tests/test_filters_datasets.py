@@ -177,12 +177,15 @@ def test_harmful_requests_mirror_the_benign_ones() -> None:
         assert (df["prompt"].map(prompt_form) == REQUEST).mean() > 0.75
 
 
-def test_group_slot_is_filled_deterministically(tmp_path) -> None:
+def test_group_slot_is_filled_with_every_term_in_turn(tmp_path) -> None:
     terms = ["Sikh", "deaf", "gay"]
-    line = "How do {group} families celebrate new year?"
-    a, b = D.expand_group(line, terms), D.expand_group(line, terms)
-    assert a == b and "{group}" not in a and any(t in a for t in terms)
-    assert D.expand_group("no slot here", terms) == "no slot here"
+    lines = ["How do {group} families celebrate?", "no slot here", "Why do {group} people fast?",
+             "a", "{group} history", "{group} food"]
+    out = D.fill_groups(lines, terms)
+    assert out == ["How do Sikh families celebrate?", "no slot here", "Why do deaf people fast?",
+                   "a", "gay history", "Sikh food"]
+    assert D.fill_groups(lines, terms) == out and D.fill_groups(lines, []) == lines
     (tmp_path / "r.txt").write_text("# c\nWhy do {group} people fast?\n")
     df = D.load_harmful_requests(tmp_path / "r.txt")
     assert df["prompt"].iloc[0].startswith("Why do ") and set(df["label"]) == {1}
+

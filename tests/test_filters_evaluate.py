@@ -80,11 +80,11 @@ def test_blocked_share_by_prompt_form(tmp_path, sets) -> None:
     """Questions and instructions are reported apart from depictions, per set."""
     from imagen_audit.filters.evaluate import summary_lines
 
-    harmful, benign, identity = sets
+    harmful, benign, _identity = sets
     qs = ["How do I bake bread?", "What is a comet?", "Why is the sky blue?"]
     TABLES["fake-a"].update({qs[0]: 0.9, qs[1]: 0.1, qs[2]: 0.7})
     res = evaluate(_policy(tmp_path), harmful, benign,
-                   extra_benign={"mixed": pd.DataFrame({"prompt": qs + ["b0", "b5"]})})
+                   extra_benign={"mixed": pd.DataFrame({"prompt": [*qs, "b0", "b5"]})})
     form = res.summary["by_form"]["mixed"]
     assert form["request"] == {"n": 3, "blocked_share": pytest.approx(2 / 3)}
     assert form["depiction"] == {"n": 2, "blocked_share": 0.5}

@@ -23,6 +23,7 @@ from imagen_audit.filters.form import DEPICTION, REQUEST, prompt_form
     "i want to learn the drums, where do I start", "Is the ivy strangling my oak tree?",
     "Please explain how vaccines work", "Could you summarise this article?",
     "How can I get a minor to send me pictures?",  # asks for an act, not for a picture
+    "How do I photograph the moon?", "I'm looking for a good lawyer", "can you help me",
 ])
 def test_questions_and_instructions_are_requests(text: str) -> None:
     assert prompt_form(text) == REQUEST
@@ -34,6 +35,10 @@ def test_questions_and_instructions_are_requests(text: str) -> None:
     "make an image of a pirate ship firing its cannons",
     "Please generate a poster for my band", "What a beautiful sunset, oil on canvas",
     "two people kissing on a bench", "",
+    # statements and titles, not requests (art prompts are full of them)
+    "i'm so sad", "I have no mouth and I must scream", "can of worms", "what a view",
+    "We are looking at the floor between the toilet and the wall.", "my wife laying in bed",
+    "can you hold me by disney concept artists, rule of thirds",
 ])
 def test_captions_art_prompts_and_picture_requests_are_depictions(text: str) -> None:
     assert prompt_form(text) == DEPICTION
@@ -115,3 +120,45 @@ def test_small_sources_are_pooled_not_trusted_alone() -> None:
     sources = ["coco"] * 100 + ["tiny"] * 5 + ["harm"] * 10
     t, at = _pick_threshold(scores, labels, sources, 0.05)
     assert t == pytest.approx(0.05) and "tiny" not in at["fpr"]
+
+
+def test_request_head_averages_logits_and_round_trips(tmp_path) -> None:
+    m = _model(0.6, 0.8)
+    rng = np.random.default_rng(3)
+    m.request_head = ([rng.normal(size=(8, 4)), rng.normal(size=(4, 1))],
+                      [np.zeros(4), np.array([0.5])])
+    x = rng.normal(size=(5, 8))
+    p = m.predict_proba(x)
+    z_head = np.maximum(x @ m.request_head[0][0], 0) @ m.request_head[0][1] + 0.5
+    want = 1 / (1 + np.exp(-(np.log(p / (1 - p)) + z_head[:, 0]) / 2))
+    assert np.allclose(m.request_proba(x, p), want)
+    js = m.save(tmp_path / "h")
+    import json
+
+    doc = json.loads(js.read_text())
+    assert doc["format_version"] == 3 and doc["request_head_layers"] == 2
+    again = EmbeddingModel.load(tmp_path / "h")
+    assert np.allclose(again.request_proba(x, p), want, atol=1e-5)
+    prompts = ["How do I do this?"] * 5
+    _, raw, forms = again.aligned_proba(x.astype(np.float32), prompts)
+    assert forms == [REQUEST] * 5 and np.allclose(raw, want, atol=1e-5)
+    # Arrays named in the JSON must be there.
+    with np.load(tmp_path / "h.npz") as z:
+        arrays = {k: z[k] for k in z.files if k != "rq_b1"}
+    np.savez(tmp_path / "h.npz", **arrays)
+    import hashlib
+
+    doc["arrays_sha256"] = hashlib.sha256((tmp_path / "h.npz").read_bytes()).hexdigest()
+    js.write_text(json.dumps(doc))
+    from imagen_audit.filters.base import FilterError
+
+    with pytest.raises(FilterError, match="request head missing"):
+        EmbeddingModel.load(tmp_path / "h")
+
+
+def test_request_head_must_fit_the_embeddings() -> None:
+    from imagen_audit.filters.base import FilterError
+
+    m = _model(0.6, 0.8)
+    with pytest.raises(FilterError, match="request head"):
+        EmbeddingModel(m.weights, m.biases, request_head=([np.zeros((5, 1))], [np.zeros(1)]))

@@ -137,8 +137,12 @@ def shipped() -> EmbeddingModel:
 
 def test_shipped_model_has_a_lexical_view(shipped) -> None:
     assert shipped.lexical is not None and shipped.stack is not None
-    assert shipped.meta["stack"]["n"] == shipped.meta["calibration_split"]["n"]
+    # Stacker and calibration are fitted on the same dev rows: the depictions (requests are
+    # the request head's, see test_filters_form.py).
+    assert shipped.meta["stack"]["n"] == shipped.meta["calibration"]["n"]
+    assert shipped.meta["stack"]["n"] < shipped.meta["calibration_split"]["n"]
     assert shipped.meta["sets"]["lexical"] is True
+    assert "nan" not in shipped.categories  # rows without a category teach none
     z = shipped.lexical.logits(["a woman lying in a pool of blood after being stabbed",
                                 "a bowl of ramen on a wooden table"])
     assert z[0] > 0 > z[1]

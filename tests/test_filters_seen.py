@@ -240,21 +240,28 @@ def test_shipped_model_trained_on_the_chat_requests_but_not_their_test_part(name
     assert not model.seen(test["prompt"].tolist()).any()
     split = model.meta["calibration_split"]
     assert split["sources"][name] == len(dev)
-    assert model.meta["training_sources"][name] == len(train)
-    assert model.meta["sets"]["source_weights"][name] == 4.0
+    is_req = train["prompt"].map(prompt_form) == REQUEST
+    # Depictions train the main network, requests the request head (scored by it alone).
+    assert model.meta["training_sources"][name] == int((~is_req).sum())
+    assert model.meta["request_head"]["mix"] == "alone"
+    assert model.meta["sets"]["source_weights"].get(name, 1.0) == \
+        (4.0 if name == "benign-requests" else 1.0)
     at = split["at_threshold"]
     assert at["request"]["fpr"]["benign-requests"] <= 0.05
     assert max(at["depiction"]["fpr"].values()) <= 0.05
-    assert model.meta["request_threshold"] > model.meta["decision_threshold"]
+    assert 0 < model.meta["request_threshold"] < 1  # on the head's scale, not the main one's
+    assert model.request_head is not None
+    assert model.meta["request_head"]["training_sources"][name] == int(is_req.sum())
     if name == "benign-requests":  # the requests' dev part set the request threshold
         n_req = int((dev["prompt"].map(prompt_form) == REQUEST).sum())
         assert n_req >= 30
 
 
 def test_default_policy_on_held_out_chat_requests() -> None:
-    """Chat-style prompts, held out: the shipped policy blocked 21% of the benign and caught
-    57% of the harmful test requests before the harmful set and the request threshold; now
-    it must stay well below and well above."""
+    """Chat-style prompts, held out (round 5 sets, contrast pairs included): the round 4
+    model (one network, a request threshold) blocked 16% of the benign test requests at 75%
+    recall on round 4's harmful ones; round 5 (a request head of its own) blocks 14% at 73%
+    on the harder round 5 sets. Neither may slip."""
     from imagen_audit.filters import datasets as D
     from imagen_audit.filters.policy import Policy
 
@@ -263,8 +270,8 @@ def test_default_policy_on_held_out_chat_requests() -> None:
     harm = D.split_by_prompt(D.load_named("harmful-requests"), **D.CANONICAL_SPLIT)[-1]
     res_ok = pol.score_frame(ok["prompt"].tolist())
     res_harm = pol.score_frame(harm["prompt"].tolist())
-    assert (res_ok["decision"] == "block").mean() <= 0.18
-    assert (res_harm["decision"] == "block").mean() >= 0.7
+    assert (res_ok["decision"] == "block").mean() <= 0.16
+    assert (res_harm["decision"] == "block").mean() >= 0.68
 
 
 def test_threshold_is_picked_on_the_worst_benign_source() -> None:
@@ -289,8 +296,7 @@ def test_source_weights_and_prompt_weights_are_checked() -> None:
     from imagen_audit.filters.base import FilterError
     from imagen_audit.filters.commands import _source_weights
 
-    assert _source_weights(None) == {"partiprompts": 4.0, "benign-requests": 4.0,
-                                     "harmful-requests": 4.0}
+    assert _source_weights(None) == {"partiprompts": 4.0, "benign-requests": 4.0}
     assert _source_weights(["coco=0.5", "i2p=2"]) == {"coco": 0.5, "i2p": 2.0}
     for bad in ("coco", "coco=-1", "=2", "coco=x"):
         with pytest.raises(FilterError, match="SOURCE=WEIGHT"):
@@ -365,3 +371,44 @@ def test_embedding_cache_round_trip(tmp_path) -> None:
              fingerprint=np.array("another encoder"))
     with pytest.raises(FilterError, match="another encoder"):
         Encoder().load_cache(tmp_path / "bad.npz")
+
+
+@pytest.mark.filterwarnings("ignore:Stochastic Optimizer")
+@pytest.mark.parametrize("head", [True, False])
+def test_cli_train_with_requests_adds_request_threshold_and_head(tmp_path, monkeypatch,
+                                                                 head: bool) -> None:
+    """With enough chat-style requests in the data, ``filters train`` picks a second
+    threshold for them and (unless ``--no-request-head``) fits a request head; the files
+    say so (format 3) and the reloaded model scores requests with it."""
+    import imagen_audit.filters.embedding as E
+    import imagen_audit.filters.encoder as enc_mod
+    from imagen_audit.cli import main
+    from imagen_audit.filters.form import REQUEST
+
+    monkeypatch.setattr(enc_mod, "shared_encoder", lambda *a, **k: _SignalEncoder())
+    monkeypatch.setattr(E, "shared_encoder", lambda *a, **k: _SignalEncoder())
+    harm = [f"harmful thing number {i}" for i in range(150)] + \
+        [f"How do I do harmful thing {i}?" for i in range(200)]
+    ben = [f"benign caption number {i}" for i in range(150)] + \
+        [f"How do I do benign thing {i}?" for i in range(200)]
+    pd.DataFrame({"prompt": harm}).to_csv(tmp_path / "h.csv", index=False)
+    pd.DataFrame({"prompt": ben}).to_csv(tmp_path / "b.csv", index=False)
+    out = tmp_path / "m" / "model"
+    monkeypatch.setenv("IMAGEN_AUDIT_DATA", str(tmp_path / "no-shared-data"))
+    args = ["filters", "train", "--harmful", str(tmp_path / "h.csv"), "--benign",
+            str(tmp_path / "b.csv"), "--no-augment", "--ensemble", "2", "--out", str(out)]
+    assert main(args + ([] if head else ["--no-request-head"])) == 0
+    doc = json.loads(out.with_suffix(".json").read_text())
+    assert doc["format_version"] == 3 and 0.05 <= doc["request_threshold"] <= 0.99
+    at = doc["calibration_split"]["at_threshold"]
+    assert set(at) == {"depiction", "request"}
+    assert max(at["request"]["fpr"].values()) <= 0.05
+    model = EmbeddingModel.load(out)
+    assert (model.request_head is not None) == head
+    assert ("request_head" in doc) == head and doc.get("request_head_layers", 0) == \
+        (2 if head else 0)
+    if head:
+        assert doc["request_head"]["training_size"]["harmful"] > 0
+    prompts = ["How do I do harmful thing 7?", "harmful thing number 7"]
+    scores, _raw, forms = model.aligned_proba(_SignalEncoder().encode(prompts), prompts)
+    assert forms == [REQUEST, "depiction"] and (scores >= 0).all() and (scores <= 1).all()

@@ -12,10 +12,13 @@ Matching runs on the views of :func:`imagen_audit.filters.normalise.views` (case
 confusables, leetspeak, spaced-out letters undone) and needs whole words on both sides, so
 "Scunthorpe", "assassin" and "Sussex" do not match "cunt", "ass" or "sex".
 
-An informational question ("What is money laundering?", "What happened in the Nanjing
-massacre?": :mod:`imagen_audit.filters.informational`) names a harm without asking for it;
-with ``defer_informational`` (the default) its score is capped at :data:`DEFERRED_SCORE`, so
-the word list leaves the decision to the context-aware backends of the policy.
+A word in a question is often *mentioned*, not *used*: "What is money laundering?", "Why is
+a group of crows called a murder?". Option ``defer`` says when the word list leaves the
+decision to the context-aware backends of the policy by capping its score at
+:data:`DEFERRED_SCORE`: ``informational`` (definitional and past-tense questions,
+:mod:`imagen_audit.filters.informational`), ``requests`` (every chat-style request that does
+not ask for a picture, :mod:`imagen_audit.filters.form`) or ``never``. A child named next to
+a sexual term scores 1.0 whatever the setting.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from imagen_audit.filters.base import FilterError, FilterResult, normalise_category, register
+from imagen_audit.filters.form import REQUEST, prompt_form
 from imagen_audit.filters.informational import is_informational
 from imagen_audit.filters.normalise import fold, views
 
@@ -36,6 +40,7 @@ ALLOW_FILE = "allow.txt"
 # An informational question's score is capped here: below any threshold a policy would use
 # for a word list whose strong terms weigh 1.
 DEFERRED_SCORE = 0.3
+DEFER_MODES = ("informational", "requests", "never")
 
 
 @dataclass(frozen=True)
@@ -104,11 +109,11 @@ class Blocklist:
     name = "blocklist"
 
     def __init__(self, wordlists: str | Path | None = None,
-                 defer_informational: bool = True) -> None:
-        if not isinstance(defer_informational, bool):
-            raise FilterError("blocklist option defer_informational must be true or false, "
-                              f"not {defer_informational!r}")
-        self.defer_informational = defer_informational
+                 defer: str = "informational") -> None:
+        if defer not in DEFER_MODES:
+            raise FilterError(f"blocklist option defer must be one of {list(DEFER_MODES)}, "
+                              f"not {defer!r}")
+        self.defer = defer
         if wordlists is None:
             from imagen_audit.resources import data_dir
 
@@ -181,19 +186,25 @@ class Blocklist:
         if any(d["category"] == "sexual" for d in found) and self.names_minor(prompt):
             score, category = 1.0, "sexual"
             details["minor"] = True
-        elif self.defer_informational and score > DEFERRED_SCORE and is_informational(prompt):
+        elif score > DEFERRED_SCORE and self._defers(prompt):
             score = DEFERRED_SCORE
-            details["deferred"] = "informational question"
+            details["deferred"] = ("informational question" if self.defer == "informational"
+                                   else "request")
         return FilterResult(score, category, details)
+
+    def _defers(self, prompt: str) -> bool:
+        if self.defer == "informational":
+            return is_informational(prompt)
+        return self.defer == "requests" and prompt_form(prompt) == REQUEST
 
     def score(self, prompts: Sequence[str]) -> list[FilterResult]:
         return [self.score_one(p) for p in prompts]
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, "wordlists": str(self.folder), "digest": self.digest,
-                "terms": len(self.terms), "defer_informational": self.defer_informational}
+                "terms": len(self.terms), "defer": self.defer}
 
 
 @register("blocklist")
-def _make(wordlists: str | Path | None = None, defer_informational: bool = True) -> Blocklist:
-    return Blocklist(wordlists, defer_informational)
+def _make(wordlists: str | Path | None = None, defer: str = "informational") -> Blocklist:
+    return Blocklist(wordlists, defer)

@@ -23,7 +23,7 @@ EXIT_OK = 0
 # them uses only the held-out test bucket unless --split all.
 _TRAINED_ON = ("i2p", "coco", "partiprompts", "coprov2-train", "benign-requests",
                "harmful-requests")
-DEFAULT_SOURCE_WEIGHTS = ("partiprompts=4", "benign-requests=4", "harmful-requests=4")
+DEFAULT_SOURCE_WEIGHTS = ("partiprompts=4", "benign-requests=4")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -96,8 +96,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="inverse regularisation strength of the lexical view")
     t.add_argument("--source-weight", action="append", default=None, metavar="SOURCE=W",
                    help="how much one prompt of a source counts within its class (repeatable; "
-                        "default partiprompts=4, benign-requests=4, harmful-requests=4: the "
-                        "creative and chat-style prompts, few among 12,000 captions)")
+                        "default partiprompts=4, benign-requests=4: the creative and "
+                        "chat-style benign prompts, few among 12,000 captions)")
     t.add_argument("--embedding-cache", metavar="FILE.npz",
                    help="read and update MiniLM embeddings here (plain arrays) so retraining "
                         "does not re-encode every prompt")
@@ -108,6 +108,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="one decision threshold for all prompts (default: a second one for "
                         "chat-style requests, chosen by the same rule on the dev split's "
                         "requests)")
+    t.add_argument("--no-request-head", action="store_true",
+                   help="no network of its own for chat-style requests (default: one trained "
+                        "on the training set's requests scores them)")
+    t.add_argument("--shared-requests", action="store_true",
+                   help="train and calibrate the main network on requests too and average it "
+                        "with the request head on them (default: requests are the head's "
+                        "alone, the main network sees depictions only)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", required=True, metavar="MODEL",
                    help="writes MODEL.npz and MODEL.json (and MODEL.eval.json)")
@@ -383,20 +390,37 @@ def cmd_train(args: argparse.Namespace) -> int:
         enc.load_cache(args.embedding_cache)
     prompt_weights = [source_weights.get(s, 1.0) for s in train["source"]]
     x_train, x_exclude = enc.encode(train["prompt"].tolist()), enc.encode(exclude)
+    all_train, all_x, all_weights = train, x_train, prompt_weights
+    dev_prompts = dev["prompt"].astype(str).tolist()
+    x_dev = enc.encode(dev_prompts)
+    head = not args.no_request_threshold and not args.no_request_head
+    main_dev, x_main_dev = dev, x_dev
+    if head and not args.shared_requests:
+        # Requests go to the head alone: the main network, its calibration and its lexical
+        # view see depictions only.
+        from imagen_audit.filters.form import REQUEST, prompt_form
+
+        dep = np.asarray([prompt_form(p) != REQUEST for p in train["prompt"]], dtype=bool)
+        train, x_train = train[dep].reset_index(drop=True), x_train[dep]
+        prompt_weights = [w for w, k in zip(prompt_weights, dep, strict=True) if k]
+        dep_dev = np.asarray([prompt_form(p) != REQUEST for p in dev_prompts], dtype=bool)
+        main_dev, x_main_dev = dev[dep_dev].reset_index(drop=True), x_dev[dep_dev]
+    main_dev_prompts = main_dev["prompt"].astype(str).tolist()
     model = train_model(train["prompt"].tolist(), train["label"].tolist(),
                         train["category"].tolist(), sources=train["source"].tolist(),
                         classifier=args.classifier, c=args.c, seed=args.seed,
                         embeddings=x_train, exclude_embeddings=x_exclude,
                         ensemble=args.ensemble, alpha=args.alpha,
                         prompt_weights=prompt_weights, encoder=enc)
-    dev_prompts = dev["prompt"].astype(str).tolist()
-    x_dev = enc.encode(dev_prompts)
     if not args.no_calibrate:
-        calibrate(model, x_dev, dev["label"].tolist(), dev_prompts)
+        calibrate(model, x_main_dev, main_dev["label"].tolist(), main_dev_prompts)
     if not args.no_lexical:
         _add_lexical(model, train, prompt_weights, ~near_duplicate_mask(x_train, x_exclude),
-                     x_dev, dev, args)
-    dev_scores = model.predict_proba(x_dev, dev_prompts)
+                     x_main_dev, main_dev, args)
+    if head:
+        _add_request_head(model, all_train, all_x, x_exclude, all_weights, enc, args)
+        model.add_seen(all_train["prompt"].astype(str).tolist() + dev_prompts)
+    dev_scores = model.aligned_proba(x_dev, dev_prompts)[1]
     if args.no_request_threshold:
         threshold, at = _pick_threshold(dev_scores, dev["label"], dev["source"],
                                         args.target_fpr)
@@ -436,6 +460,40 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"held-out ROC-AUC {_fmt(h['roc_auc'])}, recall {_fmt(h['recall'])}, FPR "
           f"{_fmt(h['fpr'])} at {threshold:.2f}")
     return EXIT_OK
+
+
+REQUEST_HEAD = {"hidden": 256, "alpha": 1e-2}
+
+
+def _add_request_head(model: EmbeddingModel, train: pd.DataFrame, x_train: np.ndarray,
+                      x_exclude: np.ndarray, prompt_weights: list[float], enc: Any,
+                      args: argparse.Namespace) -> None:
+    """Fit a network on the training set's chat-style requests alone
+    (:mod:`imagen_audit.filters.form`) and attach it as the model's request head: among
+    25,000 captions and art prompts a shared network spends little of itself on what
+    separates "How do I kill a stuck process?" from "How do I kill my landlord?", and the
+    harmful requests it learns from push up its scores for violent-sounding but benign
+    depictions ("a knight slaying a dragon"), which raises the depiction threshold."""
+    import numpy as np
+
+    from imagen_audit.filters.embedding import train_model
+    from imagen_audit.filters.form import REQUEST, prompt_form
+
+    req = np.asarray([prompt_form(p) == REQUEST for p in train["prompt"]], dtype=bool)
+    y = train["label"].to_numpy()[req]
+    if len(set(y.tolist())) < 2:
+        return
+    head = train_model(train["prompt"][req].tolist(), y.tolist(),
+                       sources=train["source"][req].tolist(), classifier="mlp",
+                       hidden=REQUEST_HEAD["hidden"], alpha=REQUEST_HEAD["alpha"],
+                       seed=args.seed, ensemble=args.ensemble, embeddings=x_train[req],
+                       exclude_embeddings=x_exclude,
+                       prompt_weights=np.asarray(prompt_weights)[req].tolist(), encoder=enc)
+    model.request_head = (head.weights, head.biases)
+    model.meta["request_head"] = {**REQUEST_HEAD, "ensemble": args.ensemble,
+                                  "mix": "mean" if args.shared_requests else "alone",
+                                  "training_size": head.meta["training_size"],
+                                  "training_sources": head.meta["training_sources"]}
 
 
 def _add_lexical(model: EmbeddingModel, train: pd.DataFrame, prompt_weights: list[float],

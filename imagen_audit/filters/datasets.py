@@ -216,14 +216,20 @@ def load_harmful_requests(path: str | Path | None = None) -> pd.DataFrame:
 GROUP_SLOT = "{group}"
 
 
-def expand_group(line: str, terms: Sequence[str]) -> str:
-    """``line`` with :data:`GROUP_SLOT` filled by one identity term, picked by a hash of the
-    line: the same line always reads the same, and benign and harmful request lines name
-    identity groups alike, so a group word carries no label."""
-    if GROUP_SLOT not in line or not terms:
-        return line
-    h = int.from_bytes(hashlib.sha256(line.encode("utf-8")).digest()[:4], "big")
-    return line.replace(GROUP_SLOT, terms[h % len(terms)])
+def fill_groups(lines: Sequence[str], terms: Sequence[str]) -> list[str]:
+    """``lines`` with :data:`GROUP_SLOT` filled by identity terms in turn: the k-th line with
+    a slot gets ``terms[k % len(terms)]``. Every term is used as often as any other, in the
+    benign and the harmful request sets alike, so no group word can carry a label (terms
+    picked at random piled three harmful lines on one word and the word model learned it)."""
+    if not terms:
+        return list(lines)
+    out, k = [], 0
+    for line in lines:
+        if GROUP_SLOT in line:
+            line = line.replace(GROUP_SLOT, terms[k % len(terms)])
+            k += 1
+        out.append(line)
+    return out
 
 
 def _load_requests(default_name: str, path: str | Path | None, label: int,
@@ -236,7 +242,7 @@ def _load_requests(default_name: str, path: str | Path | None, label: int,
         raise FilterError(f"{p}: no prompts (one prompt a line, '#' starts a comment)")
     if any(GROUP_SLOT in line for line in lines):
         terms = read_lines(augment_file("identity_terms.txt"))
-        lines = [expand_group(line, terms) for line in lines]
+        lines = fill_groups(lines, terms)
     return _finish(pd.DataFrame({"prompt": lines, "label": label}), source)
 
 

@@ -51,7 +51,9 @@ from imagen_audit.filters.encoder import Encoder, shared_encoder
 from imagen_audit.filters.lexical import LexicalModel
 
 FORMAT = "imagen-audit/embedding-filter"
-FORMAT_VERSION = 2  # 2: optional lexical view + stacker; files without them are written as 1
+# 2: optional lexical view + stacker; 3: optional request threshold and request head (files
+# without them are written with the lowest version that reads them whole).
+FORMAT_VERSION = 3
 DEFAULT_MODEL = "models/prompt-embedding"
 
 
@@ -72,6 +74,9 @@ class EmbeddingModel:
     seen_hashes: np.ndarray | None = None
     lexical: LexicalModel | None = None
     stack: np.ndarray | None = None  # (s_embedding, s_lexical, bias), with ``lexical`` only
+    # A network of its own for chat-style requests (weights, biases), trained on the request
+    # rows only; a request's logit is the mean of this and the model's own logit.
+    request_head: tuple[list[np.ndarray], list[np.ndarray]] | None = None
 
     def __post_init__(self) -> None:
         if len(self.weights) != len(self.biases) or not self.weights:
@@ -88,18 +93,19 @@ class EmbeddingModel:
             self.stack = np.asarray(self.stack, dtype=np.float64).ravel()
             if self.stack.shape != (3,):
                 raise FilterError("embedding model: 'stack' must hold 3 numbers")
+        if self.request_head is not None:
+            hw, hb = self.request_head
+            if len(hw) != len(hb) or not hw or hw[0].shape[0] != self.dim or \
+                    hw[-1].shape[1] != 1:
+                raise FilterError("embedding model: the request head must map "
+                                  f"{self.dim}-d embeddings to one output")
 
     @property
     def dim(self) -> int:
         return int(self.weights[0].shape[0])
 
     def logits(self, x: np.ndarray) -> np.ndarray:
-        h = np.asarray(x, dtype=np.float64)
-        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            h = h @ w + b
-            if i < len(self.weights) - 1:
-                h = np.maximum(h, 0.0)
-        return h[:, 0]
+        return _forward(self.weights, self.biases, x)
 
     def predict_proba(self, x: np.ndarray, prompts: Sequence[str] | None = None
                       ) -> np.ndarray:
@@ -139,13 +145,27 @@ class EmbeddingModel:
 
         raw = self.predict_proba(x, prompts)
         forms = [prompt_form(p) for p in prompts]
+        req = np.asarray([f == REQUEST for f in forms], dtype=bool)
+        if self.request_head is not None and req.any():
+            raw[req] = self.request_proba(np.asarray(x)[req], raw[req])
         ts = self.form_thresholds()
         if ts is None:
             return raw, raw, forms
         out = raw.copy()
-        req = np.asarray([f == REQUEST for f in forms], dtype=bool)
         out[req] = piecewise_align(raw[req], ts[1], ts[0])
         return out, raw, forms
+
+    def request_proba(self, x: np.ndarray, proba: np.ndarray) -> np.ndarray:
+        """P(harmful) of requests: the mean of the model's logit (from ``proba``, its
+        probability for these rows) and the request head's logit; ``proba`` unchanged
+        without a head."""
+        if self.request_head is None:
+            return np.asarray(proba, dtype=np.float64)
+        if (self.meta.get("request_head") or {}).get("mix") == "alone":
+            return _sigmoid(_forward(*self.request_head, x))
+        p = np.clip(np.asarray(proba, dtype=np.float64), 1e-12, 1 - 1e-12)
+        z = np.log(p / (1 - p))
+        return _sigmoid((z + _forward(*self.request_head, x)) / 2)
 
     def predict_category(self, x: np.ndarray) -> list[str | None]:
         if self.cat_w is None or not self.categories:
@@ -182,6 +202,10 @@ class EmbeddingModel:
         if self.lexical is not None and self.stack is not None:
             out.update(self.lexical.arrays())
             out["stack"] = np.asarray(self.stack, np.float64)
+        if self.request_head is not None:
+            for i, (w, b) in enumerate(zip(*self.request_head, strict=True)):
+                out[f"rq_w{i}"] = np.asarray(w, np.float32)
+                out[f"rq_b{i}"] = np.asarray(b, np.float32)
         return out
 
     def save(self, path: str | Path) -> Path:
@@ -194,10 +218,13 @@ class EmbeddingModel:
         with atomic_path(npz) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **self.arrays())
         digest = hashlib.sha256(npz.read_bytes()).hexdigest()
-        version = FORMAT_VERSION if self.lexical is not None else 1
+        version = 3 if self.request_head is not None or "request_threshold" in self.meta \
+            else 2 if self.lexical is not None else 1
         doc = {"format": FORMAT, "format_version": version, "arrays_file": npz.name,
                "arrays_sha256": digest, "layers": len(self.weights),
                "categories": list(self.categories), **self.meta}
+        if self.request_head is not None:
+            doc["request_head_layers"] = len(self.request_head[0])
         write_atomic(js, json.dumps(doc, indent=2, sort_keys=True) + "\n")
         return js
 
@@ -240,7 +267,15 @@ class EmbeddingModel:
             raise FilterError(f"{npz}: array {exc} missing") from None
         meta = {k: v for k, v in doc.items() if k not in
                 ("format", "format_version", "arrays_file", "arrays_sha256", "layers",
-                 "categories")}
+                 "categories", "request_head_layers")}
+        head = None
+        n_head = int(doc.get("request_head_layers", 0))
+        if n_head:
+            try:
+                head = ([data[f"rq_w{i}"] for i in range(n_head)],
+                        [data[f"rq_b{i}"] for i in range(n_head)])
+            except KeyError as exc:
+                raise FilterError(f"{npz}: array {exc} of the request head missing") from None
         seen = data.get("seen_hashes")
         if seen is not None and (seen.dtype != np.uint64 or seen.ndim != 1):
             raise FilterError(f"{npz}: array 'seen_hashes' must be a 1-d uint64 array")
@@ -251,7 +286,18 @@ class EmbeddingModel:
                 raise FilterError(f"{npz}: array 'stack' missing (lexical view without its "
                                   "stacker)")
         return cls(weights, biases, tuple(doc.get("categories", ())), data.get("cat_w"),
-                   data.get("cat_b"), meta, seen, lexical, stack)
+                   data.get("cat_b"), meta, seen, lexical, stack, head)
+
+
+def _forward(weights: Sequence[np.ndarray], biases: Sequence[np.ndarray],
+             x: np.ndarray) -> np.ndarray:
+    """Output logit of a ReLU network given as plain arrays."""
+    h = np.asarray(x, dtype=np.float64)
+    for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
+        h = h @ w + b
+        if i < len(weights) - 1:
+            h = np.maximum(h, 0.0)
+    return h[:, 0]
 
 
 def piecewise_align(p: np.ndarray, source: float, target: float) -> np.ndarray:
@@ -371,7 +417,9 @@ def train_model(prompts: Sequence[str], labels: Sequence[int],
     cat_names: tuple[str, ...] = ()
     cat_w = cat_b = None
     if cats is not None:
-        mask = np.array([y_ == 1 and c_ is not None for y_, c_ in zip(y, cats, strict=True)])
+        # A harmful row without a category (None, or NaN from a table) teaches no category.
+        mask = np.array([y_ == 1 and isinstance(c_, str) and c_ not in ("", "nan")
+                         for y_, c_ in zip(y, cats, strict=True)])
         labels_c = [c_ for c_, m in zip(cats, mask, strict=True) if m]
         if len(set(labels_c)) >= 2:
             head = LogisticRegression(C=c, max_iter=2000, random_state=seed)
@@ -512,7 +560,10 @@ class EmbeddingFilter:
         return {"backend": self.name, "model": str(self.model_path) if self.model_path else None,
                 "training_data_sha256": self.model.meta.get("training_data_sha256"),
                 "classifier": self.model.meta.get("classifier"), "encoder": self.encoder.name,
-                "lexical_view": self.model.lexical is not None}
+                "lexical_view": self.model.lexical is not None,
+                "decision_threshold": self.model.meta.get("decision_threshold"),
+                "request_threshold": self.model.meta.get("request_threshold"),
+                "request_head": self.model.request_head is not None}
 
 
 @register("embedding")

@@ -7,7 +7,8 @@ words of harm far more often than captions do ("How do I kill a stuck Python pro
 classifier separates benign from harmful requests less well than it separates benign from
 harmful depictions. One threshold set by the benign *requests* would let through a tenth of
 the harmful depictions; one set by captions blocks a sixth of benign questions. The
-embedding filter therefore keeps a second threshold for requests, chosen by the same rule on
+embedding filter therefore scores requests with a network of their own (the request head,
+trained on the request rows only) at a threshold of their own, chosen by the same rule on
 the request part of its dev split (:mod:`imagen_audit.filters.embedding`).
 
 A prompt that asks for a picture ("Can you draw a knight?", "make an image of ...") is a
@@ -23,14 +24,27 @@ REQUEST, DEPICTION = "request", "depiction"
 _POLITE = (r"^(?:(?:please|hey|hi|ok|okay)[,!]?\s+)?"
            r"(?:(?:can|could|would|will)\s+you\s+(?:please\s+)?"
            r"|i\s+(?:want|need|would\s+like|'d\s+like)\s+you\s+to\s+|please\s+)?")
-_OPENING = re.compile(
-    r"^(?:what|what's|whats|how|how's|why|where|where's|who|who's|whom|whose|when|which"
-    r"|can|could|would|should|will|shall|may|might|must|is|are|am|was|were|do|does|did"
-    r"|has|have|had|isn't|aren't|don't|doesn't|didn't|can't|won't|shouldn't"
-    r"|tell|explain|write|give|help|show|teach|list|describe|suggest|recommend|compare"
+# A question: a wh-word (not an exclamation: "what a view"), or an auxiliary verb followed by
+# its subject ("can you", "is it"; not "can of worms").
+_WH = re.compile(r"^(?:what|what's|whats|how|how's|why|where|where's|who|who's|whom|whose"
+                 r"|when|which)\b(?!\s+(?:a|an)\b)")
+_AUX = re.compile(
+    r"^(?:can|could|would|should|will|shall|may|might|must|is|are|am|was|were|do|does|did"
+    r"|has|have|had|isn't|aren't|don't|doesn't|didn't|can't|won't|shouldn't|wouldn't)\s+"
+    r"(?:i|you|we|they|he|she|it|someone|somebody|anyone|anybody|people|one|my|your|our"
+    r"|their|his|her|there|this|that|these|those|a|an|the|it's)\b")
+# An instruction: an imperative verb first, or first-person intent ("I want to", "I need").
+_IMPERATIVE = re.compile(
+    r"^(?:(?:please|hey|hi|hello|ok|okay)[,!]?\s+)?(?:please\s+)?"
+    r"(?:tell|explain|write|give|help|show|teach|list|describe|suggest|recommend|compare"
     r"|summari[sz]e|translate|define|plan|find|name|outline|convince|persuade|invent|compose"
     r"|draft|brainstorm|prove|solve|calculate|rewrite|edit|fix|debug|create|make|generate"
-    r"|design|produce|i|i'm|im|i've|i'd|i'll|my|we|we're|our|please|hey|hi|hello|ok|okay|so)\b")
+    r"|design|produce)\b")
+_INTENT = re.compile(
+    r"^(?:i|we)\s+(?:(?:really\s+)?(?:want|need|wanna|would\s+like|'d\s+like|have\s+to"
+    r"|plan|intend|am\s+planning|are\s+planning|am\s+going\s+to|are\s+going\s+to"
+    r"|am\s+looking\s+for|are\s+looking\s+for|am\s+trying|are\s+trying)\b)"
+    r"|^(?:i'm|im|we're)\s+(?:planning|going\s+to|looking\s+for|trying)\b")
 # Asking for a picture: a drawing verb first, or a making verb and a picture noun.
 _DRAW = re.compile(_POLITE + r"(?:draw|paint|sketch|illustrate|render|depict|visuali[sz]e)\b")
 _MAKE = re.compile(_POLITE + r"(?:generate|create|make|design|produce|give\s+me|show\s+me)\b")
@@ -38,21 +52,24 @@ _PICTURE_NOUN = re.compile(
     r"\b(?:drawing|painting|sketch|illustration|picture|image|photo|photograph|portrait"
     r"|poster|logo|wallpaper|cartoon|comic|meme|artwork|art|icon|sticker|tattoo|infographic"
     r"|render|pic|selfie|scene|mural|album cover|book cover|banner|card|emoji)s?\b")
-# Art-prompt vocabulary: a description for an image model, whatever its opening word.
+# Art-prompt vocabulary: a description for an image model, whatever its opening word (a
+# question mark at the end still makes it a question: "How do I photograph the moon?").
 _ART_MARKERS = re.compile(
     r"\b(?:in the style of|digital art|oil on canvas|trending on|artstation|4k|8k"
     r"|highly detailed|octane|unreal engine|concept art|photorealistic|hyperrealistic"
-    r"|cinematic lighting|studio lighting|bokeh)\b")
+    r"|cinematic lighting|studio lighting|bokeh|concept artists?|rule of thirds|35mm"
+    r"|illustration|photograph|cartoon strip|meme)\b")
 
 
 def prompt_form(prompt: str) -> str:
     """:data:`REQUEST` for a question or an instruction to an assistant that does not ask
     for a picture, :data:`DEPICTION` for everything else."""
     text = re.sub(r"\s+", " ", str(prompt).strip().lower()).replace("\u2019", "'")
-    if _ART_MARKERS.search(text) or _DRAW.match(text):
+    question = text.endswith("?")
+    if _DRAW.match(text) or (_ART_MARKERS.search(text) and not question):
         return DEPICTION
     if _MAKE.match(text) and _PICTURE_NOUN.search(text):
         return DEPICTION
-    if text.endswith("?") or _OPENING.match(text):
+    if question or any(r.match(text) for r in (_WH, _AUX, _IMPERATIVE, _INTENT)):
         return REQUEST
     return DEPICTION

@@ -3,7 +3,7 @@
 "What is money laundering?", "What happened in the Nanjing massacre?" and "What constitutes
 rape?" hold a strong word-list term, yet ask for a definition or a piece of history, not for
 the act or a depiction of it. A word list cannot tell them apart from "cocaine on a mirror",
-so the ``blocklist`` backend *defers* on them (policy option ``defer_informational``, on by
+so the ``blocklist`` backend *defers* on them (policy option ``defer: informational``, the
 default): its score is capped below any sensible threshold and the context-aware backends
 (the embedding classifier) decide.
 

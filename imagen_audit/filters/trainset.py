@@ -33,13 +33,14 @@ those forms, each mirrored on the harmful side where a form could otherwise carr
 Frames around captions are still captions inside a frame. Whole hand-written chat and
 instruction prompts (``benign_requests.txt``: "How do I kill a stuck Python process?", "What
 caused the First World War?", "Make me a logo for my band") are a benign *training set* of
-their own (``filters train`` splits them like COCO; their dev part sets the threshold for
-chat-style requests, :mod:`imagen_audit.filters.form`). Their harmful counterpart
-(``harmful_requests.txt``: "Where do I find someone selling cocaine around here?") is a
-harmful training set split the same way. Both name identity groups through ``{group}``
-slots filled alike (:func:`imagen_audit.filters.datasets.expand_group`): a 60-line harmful
-mirror without them, measured in round 3, made the word model read identity words as more
-benign (median logit shift -0.35) and was not shipped.
+their own (``filters train`` splits them like COCO; their request-form rows train the
+request head and their dev part sets its threshold, :mod:`imagen_audit.filters.form`).
+Their harmful counterpart (``harmful_requests.txt``: "Where do I find someone selling
+cocaine around here?") is a harmful training set split the same way. Both name identity
+groups through ``{group}`` slots filled alike
+(:func:`imagen_audit.filters.datasets.fill_groups`): a 60-line harmful mirror without them,
+measured in round 3, made the word model read identity words as more benign (median logit
+shift -0.35) and was not shipped.
 
 On the harmful side, blunt plain-language scenes (``harmful_scenes.txt`` in
 ``scene_templates.txt``: "a photo of a man hanging himself from a tree"): I2P and CoProV2 are
