@@ -189,3 +189,20 @@ def test_group_slot_is_filled_with_every_term_in_turn(tmp_path) -> None:
     df = D.load_harmful_requests(tmp_path / "r.txt")
     assert df["prompt"].iloc[0].startswith("Why do ") and set(df["label"]) == {1}
 
+
+
+def test_picture_requests_are_a_benign_evaluation_set_never_trained_on() -> None:
+    """Chat-style picture requests ("Make a meme about ...") are for evaluation only: benign,
+    distinct, depictions by form, and not among the shipped model's training prompts."""
+    from imagen_audit.filters.embedding import EmbeddingModel, default_model_path
+    from imagen_audit.filters.form import DEPICTION, prompt_form
+
+    df = D.load_named("picture-requests")
+    assert len(df) >= 300 and set(df["label"]) == {0}
+    assert set(df["source"]) == {"picture-requests"}
+    assert not df["prompt"].map(D.near_key).duplicated().any()
+    assert not df["prompt"].str.contains(D.GROUP_SLOT, regex=False).any()
+    assert (df["prompt"].map(prompt_form) == DEPICTION).mean() > 0.8
+    others = pd.concat([D.load_named("benign-requests"), D.load_named("harmful-requests")])
+    assert not set(df["prompt"].map(D.near_key)) & set(others["prompt"].map(D.near_key))
+    assert not EmbeddingModel.load(default_model_path()).seen(df["prompt"].tolist()).any()

@@ -43,9 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     e = fs.add_parser("eval", help="evaluate a policy on harmful and benign prompt sets",
                       description="Sets are names (i2p, coco, coco:5000, partiprompts, xstest, "
                                   "xstest-safe, xstest-unsafe, coprov2-test, identities, "
-                                  "holisticbias, benign-requests, harmful-requests) or CSV "
-                                  "paths with a prompt column (optional label and category "
-                                  "columns).")
+                                  "holisticbias, benign-requests, harmful-requests, "
+                                  "picture-requests) or CSV paths with a prompt column "
+                                  "(optional label and category columns).")
     e.add_argument("--policy", default="default")
     e.add_argument("--harmful", default="i2p", help="harmful set (default i2p)")
     e.add_argument("--benign", default="coco:5000", help="benign set (default coco:5000)")

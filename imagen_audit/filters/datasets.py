@@ -213,6 +213,15 @@ def load_harmful_requests(path: str | Path | None = None) -> pd.DataFrame:
     return _load_requests("harmful_requests.txt", path, 1, "harmful-requests")
 
 
+def load_picture_requests(path: str | Path | None = None) -> pd.DataFrame:
+    """The shipped hand-written chat-style *picture* requests, all benign
+    (``filters/augment/picture_requests.txt``: "Make a comic strip about a cat who hates
+    Mondays", "Draw a pirate skeleton guarding a treasure chest"), label 0: an evaluation set
+    only, never trained on, for the over-blocking of conversational image prompts
+    (``filters eval --extra-benign picture-requests``)."""
+    return _load_requests("picture_requests.txt", path, 0, "picture-requests")
+
+
 GROUP_SLOT = "{group}"
 
 
@@ -295,7 +304,7 @@ def _parse_label(value: object, path: Path, index: int) -> int:
 def load_named(spec: str, **kw: object) -> pd.DataFrame:
     """A set by name (``i2p``, ``coco``, ``coco:5000``, ``partiprompts``, ``xstest``,
     ``xstest-safe``, ``coprov2-test``, ``identities``, ``holisticbias``,
-    ``benign-requests``, ``harmful-requests``) or a CSV path."""
+    ``benign-requests``, ``harmful-requests``, ``picture-requests``) or a CSV path."""
     name, _, arg = spec.partition(":")
     if name == "i2p":
         return load_i2p(arg or None)
@@ -318,6 +327,8 @@ def load_named(spec: str, **kw: object) -> pd.DataFrame:
         return load_benign_requests(arg or None)
     if name == "harmful-requests":
         return load_harmful_requests(arg or None)
+    if name == "picture-requests":
+        return load_picture_requests(arg or None)
     return load_prompt_csv(spec, **kw)  # type: ignore[arg-type]
 
 
