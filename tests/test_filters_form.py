@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from filters_helpers import NoEncoder
 
-from imagen_audit.filters.commands import _pick_form_thresholds, _pick_threshold
+from imagen_audit.filters.commands import _is_request, _pick_form_thresholds, _pick_threshold
 from imagen_audit.filters.embedding import (
     EmbeddingFilter,
     EmbeddingModel,
@@ -102,14 +102,15 @@ def test_form_thresholds_are_picked_on_their_own_rows() -> None:
     scores = np.r_[rng.uniform(0, 0.4, n // 2), rng.uniform(0.6, 1, n // 2),
                    rng.uniform(0.5, 0.9, n // 2), rng.uniform(0.85, 1, n // 2)]
     sources = ["coco"] * n + ["requests"] * n
-    t_dep, t_req, at = _pick_form_thresholds(scores, prompts, labels, sources, 0.05)
+    t_dep, t_req, at = _pick_form_thresholds(scores, _is_request(prompts), labels, sources,
+                                             0.05)
     assert t_dep <= 0.41 and 0.85 <= t_req <= 0.9
     assert at["request"]["fpr"]["requests"] <= 0.05
     one, _ = _pick_threshold(scores, labels, sources, 0.05)
     assert one == pytest.approx(t_req, abs=0.01)  # one threshold: the requests set it
     # Too few benign requests: no request threshold.
     few = [p for p in prompts[:n]] + prompts[n:n + 10]
-    t, none, _ = _pick_form_thresholds(scores[:n + 10], few, labels[:n + 10],
+    t, none, _ = _pick_form_thresholds(scores[:n + 10], _is_request(few), labels[:n + 10],
                                        sources[:n + 10], 0.05)
     assert none is None and t == pytest.approx(t_dep, abs=0.01)
 

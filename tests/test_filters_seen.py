@@ -316,25 +316,34 @@ class _SignalEncoder(_HashEncoder):
         return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-@pytest.mark.filterwarnings("ignore:Stochastic Optimizer")
-def test_cli_train_end_to_end(tmp_path, monkeypatch) -> None:
-    """``filters train`` on small CSVs: calibration, threshold and hashes land in the files."""
+def _train_cli(tmp_path, monkeypatch, harm: pd.DataFrame, ben: pd.DataFrame,
+               *extra: str) -> Path:
+    """Run ``filters train --no-augment --ensemble 2`` on the given harmful and benign tables
+    (written as CSVs) with :class:`_SignalEncoder` in place of MiniLM; returns the model
+    path."""
     import imagen_audit.filters.embedding as E
     import imagen_audit.filters.encoder as enc_mod
     from imagen_audit.cli import main
 
     monkeypatch.setattr(enc_mod, "shared_encoder", lambda *a, **k: _SignalEncoder())
     monkeypatch.setattr(E, "shared_encoder", lambda *a, **k: _SignalEncoder())
-    harm = [f"harmful thing number {i}" for i in range(150)]
-    ben = [f"benign caption number {i}" for i in range(150)]
-    pd.DataFrame({"prompt": harm, "category": "violence"}).to_csv(tmp_path / "h.csv",
-                                                                  index=False)
-    pd.DataFrame({"prompt": ben}).to_csv(tmp_path / "b.csv", index=False)
+    harm.to_csv(tmp_path / "h.csv", index=False)
+    ben.to_csv(tmp_path / "b.csv", index=False)
     out = tmp_path / "m" / "model"
     monkeypatch.setenv("IMAGEN_AUDIT_DATA", str(tmp_path / "no-shared-data"))
     assert main(["filters", "train", "--harmful", str(tmp_path / "h.csv"), "--benign",
                  str(tmp_path / "b.csv"), "--no-augment", "--ensemble", "2",
-                 "--out", str(out)]) == 0
+                 "--out", str(out), *extra]) == 0
+    return out
+
+
+@pytest.mark.filterwarnings("ignore:Stochastic Optimizer")
+def test_cli_train_end_to_end(tmp_path, monkeypatch) -> None:
+    """``filters train`` on small CSVs: calibration, threshold and hashes land in the files."""
+    harm = [f"harmful thing number {i}" for i in range(150)]
+    ben = [f"benign caption number {i}" for i in range(150)]
+    out = _train_cli(tmp_path, monkeypatch, pd.DataFrame({"prompt": harm, "category": "violence"}),
+                     pd.DataFrame({"prompt": ben}))
     doc = json.loads(out.with_suffix(".json").read_text())
     assert 0.05 <= doc["decision_threshold"] <= 0.99
     assert doc["calibration"]["method"] == "platt" and doc["ensemble"] == 2
@@ -380,24 +389,14 @@ def test_cli_train_with_requests_adds_request_threshold_and_head(tmp_path, monke
     """With enough chat-style requests in the data, ``filters train`` picks a second
     threshold for them and (unless ``--no-request-head``) fits a request head; the files
     say so (format 3) and the reloaded model scores requests with it."""
-    import imagen_audit.filters.embedding as E
-    import imagen_audit.filters.encoder as enc_mod
-    from imagen_audit.cli import main
     from imagen_audit.filters.form import REQUEST
 
-    monkeypatch.setattr(enc_mod, "shared_encoder", lambda *a, **k: _SignalEncoder())
-    monkeypatch.setattr(E, "shared_encoder", lambda *a, **k: _SignalEncoder())
     harm = [f"harmful thing number {i}" for i in range(150)] + \
         [f"How do I do harmful thing {i}?" for i in range(200)]
     ben = [f"benign caption number {i}" for i in range(150)] + \
         [f"How do I do benign thing {i}?" for i in range(200)]
-    pd.DataFrame({"prompt": harm}).to_csv(tmp_path / "h.csv", index=False)
-    pd.DataFrame({"prompt": ben}).to_csv(tmp_path / "b.csv", index=False)
-    out = tmp_path / "m" / "model"
-    monkeypatch.setenv("IMAGEN_AUDIT_DATA", str(tmp_path / "no-shared-data"))
-    args = ["filters", "train", "--harmful", str(tmp_path / "h.csv"), "--benign",
-            str(tmp_path / "b.csv"), "--no-augment", "--ensemble", "2", "--out", str(out)]
-    assert main(args + ([] if head else ["--no-request-head"])) == 0
+    out = _train_cli(tmp_path, monkeypatch, pd.DataFrame({"prompt": harm}),
+                     pd.DataFrame({"prompt": ben}), *([] if head else ["--no-request-head"]))
     doc = json.loads(out.with_suffix(".json").read_text())
     assert doc["format_version"] == 3 and 0.05 <= doc["request_threshold"] <= 0.99
     at = doc["calibration_split"]["at_threshold"]

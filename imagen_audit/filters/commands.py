@@ -298,18 +298,24 @@ def _pick_threshold(scores: Any, labels: Any, sources: Any, target_fpr: float
                   "target_fpr": target_fpr, "note": "target not reached"}
 
 
-def _pick_form_thresholds(scores: Any, prompts: list[str], labels: Any, sources: Any,
-                          target_fpr: float) -> tuple[float, float | None, dict[str, Any]]:
-    """One threshold for depictions, one for chat-style requests
-    (:mod:`imagen_audit.filters.form`), each by :func:`_pick_threshold` on its own rows of
-    the dev split; no request threshold when the split holds fewer than 30 benign
-    requests."""
+def _is_request(prompts: Any) -> np.ndarray:
+    """Boolean mask: which prompts are chat-style requests (:mod:`imagen_audit.filters.form`)."""
     import numpy as np
 
     from imagen_audit.filters.form import REQUEST, prompt_form
 
+    return np.asarray([prompt_form(p) == REQUEST for p in prompts], dtype=bool)
+
+
+def _pick_form_thresholds(scores: Any, req: Any, labels: Any, sources: Any,
+                          target_fpr: float) -> tuple[float, float | None, dict[str, Any]]:
+    """One threshold for depictions, one for chat-style requests (rows where ``req``, see
+    :func:`_is_request`), each by :func:`_pick_threshold` on its own rows of the dev split;
+    no request threshold when the split holds fewer than 30 benign requests."""
+    import numpy as np
+
     scores, labels, sources = np.asarray(scores), np.asarray(labels), np.asarray(sources)
-    req = np.asarray([prompt_form(p) == REQUEST for p in prompts], dtype=bool)
+    req = np.asarray(req, dtype=bool)
     t_dep, at_dep = _pick_threshold(scores[~req], labels[~req], sources[~req], target_fpr)
     if int(((labels == 0) & req).sum()) < _MIN_SOURCE_ROWS:
         return t_dep, None, {"depiction": at_dep}
@@ -394,16 +400,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     dev_prompts = dev["prompt"].astype(str).tolist()
     x_dev = enc.encode(dev_prompts)
     head = not args.no_request_threshold and not args.no_request_head
+    train_req, dev_req = _is_request(train["prompt"]), _is_request(dev_prompts)
     main_dev, x_main_dev = dev, x_dev
     if head and not args.shared_requests:
         # Requests go to the head alone: the main network, its calibration and its lexical
         # view see depictions only.
-        from imagen_audit.filters.form import REQUEST, prompt_form
-
-        dep = np.asarray([prompt_form(p) != REQUEST for p in train["prompt"]], dtype=bool)
+        dep, dep_dev = ~train_req, ~dev_req
         train, x_train = train[dep].reset_index(drop=True), x_train[dep]
         prompt_weights = [w for w, k in zip(prompt_weights, dep, strict=True) if k]
-        dep_dev = np.asarray([prompt_form(p) != REQUEST for p in dev_prompts], dtype=bool)
         main_dev, x_main_dev = dev[dep_dev].reset_index(drop=True), x_dev[dep_dev]
     main_dev_prompts = main_dev["prompt"].astype(str).tolist()
     model = train_model(train["prompt"].tolist(), train["label"].tolist(),
@@ -418,7 +422,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         _add_lexical(model, train, prompt_weights, ~near_duplicate_mask(x_train, x_exclude),
                      x_main_dev, main_dev, args)
     if head:
-        _add_request_head(model, all_train, all_x, x_exclude, all_weights, enc, args)
+        _add_request_head(model, all_train[train_req], all_x[train_req], x_exclude,
+                          np.asarray(all_weights)[train_req].tolist(), enc, args)
         model.add_seen(all_train["prompt"].astype(str).tolist() + dev_prompts)
     dev_scores = model.aligned_proba(x_dev, dev_prompts)[1]
     if args.no_request_threshold:
@@ -426,7 +431,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                         args.target_fpr)
         t_req = None
     else:
-        threshold, t_req, at = _pick_form_thresholds(dev_scores, dev_prompts, dev["label"],
+        threshold, t_req, at = _pick_form_thresholds(dev_scores, dev_req, dev["label"],
                                                      dev["source"], args.target_fpr)
     model.meta["decision_threshold"] = threshold
     if t_req is not None:
@@ -465,30 +470,25 @@ def cmd_train(args: argparse.Namespace) -> int:
 REQUEST_HEAD = {"hidden": 256, "alpha": 1e-2}
 
 
-def _add_request_head(model: EmbeddingModel, train: pd.DataFrame, x_train: np.ndarray,
+def _add_request_head(model: EmbeddingModel, requests: pd.DataFrame, x: np.ndarray,
                       x_exclude: np.ndarray, prompt_weights: list[float], enc: Any,
                       args: argparse.Namespace) -> None:
-    """Fit a network on the training set's chat-style requests alone
-    (:mod:`imagen_audit.filters.form`) and attach it as the model's request head: among
+    """Fit a network on the training set's chat-style requests (``requests``, embedded as
+    ``x``; :mod:`imagen_audit.filters.form`) and attach it as the model's request head: among
     25,000 captions and art prompts a shared network spends little of itself on what
     separates "How do I kill a stuck process?" from "How do I kill my landlord?", and the
     harmful requests it learns from push up its scores for violent-sounding but benign
     depictions ("a knight slaying a dragon"), which raises the depiction threshold."""
-    import numpy as np
-
     from imagen_audit.filters.embedding import train_model
-    from imagen_audit.filters.form import REQUEST, prompt_form
 
-    req = np.asarray([prompt_form(p) == REQUEST for p in train["prompt"]], dtype=bool)
-    y = train["label"].to_numpy()[req]
-    if len(set(y.tolist())) < 2:
+    y = requests["label"].tolist()
+    if len(set(y)) < 2:
         return
-    head = train_model(train["prompt"][req].tolist(), y.tolist(),
-                       sources=train["source"][req].tolist(), classifier="mlp",
-                       hidden=REQUEST_HEAD["hidden"], alpha=REQUEST_HEAD["alpha"],
-                       seed=args.seed, ensemble=args.ensemble, embeddings=x_train[req],
-                       exclude_embeddings=x_exclude,
-                       prompt_weights=np.asarray(prompt_weights)[req].tolist(), encoder=enc)
+    head = train_model(requests["prompt"].tolist(), y, sources=requests["source"].tolist(),
+                       classifier="mlp", hidden=REQUEST_HEAD["hidden"],
+                       alpha=REQUEST_HEAD["alpha"], seed=args.seed, ensemble=args.ensemble,
+                       embeddings=x, exclude_embeddings=x_exclude,
+                       prompt_weights=prompt_weights, encoder=enc)
     model.request_head = (head.weights, head.biases)
     model.meta["request_head"] = {**REQUEST_HEAD, "ensemble": args.ensemble,
                                   "mix": "mean" if args.shared_requests else "alone",

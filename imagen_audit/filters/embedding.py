@@ -75,7 +75,8 @@ class EmbeddingModel:
     lexical: LexicalModel | None = None
     stack: np.ndarray | None = None  # (s_embedding, s_lexical, bias), with ``lexical`` only
     # A network of its own for chat-style requests (weights, biases), trained on the request
-    # rows only; a request's logit is the mean of this and the model's own logit.
+    # rows only; it scores requests alone, or (meta request_head.mix == "mean") averaged
+    # with the model's own logit (:meth:`request_proba`).
     request_head: tuple[list[np.ndarray], list[np.ndarray]] | None = None
 
     def __post_init__(self) -> None:
@@ -156,9 +157,9 @@ class EmbeddingModel:
         return out, raw, forms
 
     def request_proba(self, x: np.ndarray, proba: np.ndarray) -> np.ndarray:
-        """P(harmful) of requests: the mean of the model's logit (from ``proba``, its
-        probability for these rows) and the request head's logit; ``proba`` unchanged
-        without a head."""
+        """P(harmful) of requests: the request head's own (mix ``alone``), or the mean of its
+        logit and the model's (from ``proba``, the model's probability for these rows; mix
+        ``mean``); ``proba`` unchanged without a head."""
         if self.request_head is None:
             return np.asarray(proba, dtype=np.float64)
         if (self.meta.get("request_head") or {}).get("mix") == "alone":
@@ -218,8 +219,10 @@ class EmbeddingModel:
         with atomic_path(npz) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **self.arrays())
         digest = hashlib.sha256(npz.read_bytes()).hexdigest()
-        version = 3 if self.request_head is not None or "request_threshold" in self.meta \
-            else 2 if self.lexical is not None else 1
+        if self.request_head is not None or "request_threshold" in self.meta:
+            version = FORMAT_VERSION
+        else:
+            version = 2 if self.lexical is not None else 1
         doc = {"format": FORMAT, "format_version": version, "arrays_file": npz.name,
                "arrays_sha256": digest, "layers": len(self.weights),
                "categories": list(self.categories), **self.meta}
