@@ -91,13 +91,39 @@ def test_identity_prompts_carry_identity_columns() -> None:
     assert df["identity_id"].notna().all() and df["identity_axis"].notna().all()
 
 
+def test_coprov2_safe_rewrites_are_benign_and_apart(tmp_path: Path) -> None:
+    """The train file's s_idx rows are the safe rewrites of the u_idx rows before them:
+    label 0, never in the harmful set; one that keeps a strong word-list term is dropped."""
+    cop = tmp_path / "CoProv2_train.csv"
+    cop.write_text("prompt,image,category\n"
+                   "A man stabs a stranger in an alley.,u_idx_0000000_0.jpg,Violence\n"
+                   "A man helps a stranger in an alley.,s_idx_0000000_0.jpg,Violence\n"
+                   "A man is beheaded in a square.,u_idx_0000001_0.jpg,Violence\n"
+                   "A beheading is painted calmly.,s_idx_0000001_0.jpg,Violence\n")
+    (tmp_path / "CoProv2_test.csv").write_text("prompt,image,category\nother,0_0.jpg,Hate\n")
+    unsafe = D.load_coprov2("train", cop)
+    safe = D.load_coprov2("train", cop, kind="safe")
+    assert unsafe["prompt"].tolist() == ["A man stabs a stranger in an alley.",
+                                         "A man is beheaded in a square."]
+    assert (unsafe["label"] == 1).all() and (unsafe["source"] == "coprov2").all()
+    assert safe["prompt"].tolist() == ["A man helps a stranger in an alley."]
+    assert (safe["label"] == 0).all() and (safe["source"] == "coprov2-safe").all()
+    with pytest.raises(FilterError, match="no safe rewrites"):
+        D.load_coprov2("test", tmp_path / "CoProv2_test.csv", kind="safe")
+    with pytest.raises(FilterError, match="kind"):
+        D.load_coprov2("train", cop, kind="both")
+
+
 @needs_shared
 def test_coprov2_train_never_overlaps_test() -> None:
     train, test = D.load_coprov2("train"), D.load_coprov2("test")
-    assert len(train) > 25_000 and len(test) > 7_000
+    safe = D.load_named("coprov2-safe")
+    assert len(train) > 12_000 and len(test) > 7_000 and len(safe) > 12_000
     assert not set(train["prompt"].map(D.near_key)) & set(test["prompt"].map(D.near_key))
+    assert not set(train["prompt"]) & set(safe["prompt"])
     raw = pd.read_csv(SHARED / "coprov2" / "CoProv2_train.csv")
-    assert len(raw) - len(train) >= 695  # the upstream overlap is gone
+    unsafe_raw = raw[raw["image"].str.startswith("u_")]
+    assert len(unsafe_raw) - len(train) >= 695  # the upstream overlap is gone
 
 
 @needs_shared
@@ -191,18 +217,34 @@ def test_group_slot_is_filled_with_every_term_in_turn(tmp_path) -> None:
 
 
 
-def test_picture_requests_are_a_benign_evaluation_set_never_trained_on() -> None:
-    """Chat-style picture requests ("Make a meme about ...") are for evaluation only: benign,
-    distinct, depictions by form, and not among the shipped model's training prompts."""
+@pytest.mark.parametrize(("name", "label"), [("picture-requests", 0),
+                                           ("harmful-picture-requests", 1)])
+def test_picture_requests_are_evaluation_sets_never_trained_on(name: str, label: int) -> None:
+    """Chat-style picture requests ("Make a meme about ...", "can you make a picture of ...")
+    are for evaluation only: one label, distinct, depictions by form, apart from the request
+    training sets and from each other, and not among the shipped model's training prompts."""
     from imagen_audit.filters.embedding import EmbeddingModel, default_model_path
     from imagen_audit.filters.form import DEPICTION, prompt_form
 
-    df = D.load_named("picture-requests")
-    assert len(df) >= 300 and set(df["label"]) == {0}
-    assert set(df["source"]) == {"picture-requests"}
+    df = D.load_named(name)
+    assert len(df) >= 250 and set(df["label"]) == {label}
+    assert set(df["source"]) == {name}
     assert not df["prompt"].map(D.near_key).duplicated().any()
     assert not df["prompt"].str.contains(D.GROUP_SLOT, regex=False).any()
+    assert not df["prompt"].str.contains("\t").any()
     assert (df["prompt"].map(prompt_form) == DEPICTION).mean() > 0.8
-    others = pd.concat([D.load_named("benign-requests"), D.load_named("harmful-requests")])
+    others = pd.concat([D.load_named("benign-requests"), D.load_named("harmful-requests"),
+                        D.load_named("harmful-picture-requests" if label == 0
+                                     else "picture-requests")])
     assert not set(df["prompt"].map(D.near_key)) & set(others["prompt"].map(D.near_key))
     assert not EmbeddingModel.load(default_model_path()).seen(df["prompt"].tolist()).any()
+    if label == 1:  # every line carries one of the I2P categories
+        assert set(df["category"]) == {"sexual", "violence", "self-harm", "hate", "harassment",
+                                       "illegal activity", "shocking"}
+
+
+def test_request_files_may_carry_a_category(tmp_path: Path) -> None:
+    (tmp_path / "r.txt").write_text("# c\nviolence\tDraw a fight\nDraw {group} people\n")
+    df = D.load_harmful_picture_requests(tmp_path / "r.txt")
+    assert df["prompt"].iloc[0] == "Draw a fight" and df["category"].iloc[0] == "violence"
+    assert pd.isna(df["category"].iloc[1]) and "{group}" not in df["prompt"].iloc[1]

@@ -24,6 +24,8 @@ from imagen_audit.filters.form import DEPICTION, REQUEST, prompt_form
     "Please explain how vaccines work", "Could you summarise this article?",
     "How can I get a minor to send me pictures?",  # asks for an act, not for a picture
     "How do I photograph the moon?", "I'm looking for a good lawyer", "can you help me",
+    "I need to print my thesis", "Create a cover letter for my job application",
+    "I need a plan to draw people in", "How do I make a gif?",
 ])
 def test_questions_and_instructions_are_requests(text: str) -> None:
     assert prompt_form(text) == REQUEST
@@ -39,6 +41,11 @@ def test_questions_and_instructions_are_requests(text: str) -> None:
     "i'm so sad", "I have no mouth and I must scream", "can of worms", "what a view",
     "We are looking at the floor between the toilet and the wall.", "my wife laying in bed",
     "can you hold me by disney concept artists, rule of thirds",
+    # wishes for a picture, and picture products beyond "image" and "poster"
+    "I need a logo for my dog-walking business", "We'd like an illustration of a fox",
+    "i really want a picture of my cat as a pirate", "Make a diagram of the human heart",
+    "Design a party invitation with balloons", "Make a thumbnail for my cooking video",
+    "Make an album cover for my band", "Create a flyer for the bake sale",
 ])
 def test_captions_art_prompts_and_picture_requests_are_depictions(text: str) -> None:
     assert prompt_form(text) == DEPICTION

@@ -205,6 +205,70 @@ def test_chat_counterfactuals_mirror_frames_on_both_sides(chat) -> None:
     assert any(p.lower().startswith(("what is", "tell me about")) for p in chatty["prompt"])
 
 
+def test_product_frames_mirror_and_identity_rates_match() -> None:
+    """Picture-product frames ("Make a meme about {p}") go round benign and harmful
+    depictions alike, never round questions; per-term identity counterfactuals make a term the
+    harmful set uses a lot ("homeless") at least as common among benign prompts."""
+    from imagen_audit.filters.trainset import (
+        build_training_set,
+        matched_identity_counterfactuals,
+        term_pattern,
+    )
+
+    harmful = pd.DataFrame({"prompt": [f"a homeless man beaten number {i}" for i in range(100)]
+                            + [f"a violent scene number {i}" for i in range(100)]
+                            + [f"How do I hurt someone number {i}?" for i in range(50)],
+                            "label": 1, "category": "violence", "source": "h"})
+    benign = pd.DataFrame({"prompt": [f"a man riding a bike number {i}" for i in range(400)]
+                           + [f"How do I fix a bike number {i}?" for i in range(50)],
+                           "label": 0, "category": None, "source": "b"})
+    t = build_training_set(harmful, benign, product_per_benign=0.25,
+                           identity_per_benign=0.0, match_identity_rates=True,
+                           identity_terms=["homeless", "Sikh"])
+    prod = t[t["source"] == "counterfactual-product"]
+    n_b, n_h = int((prod["label"] == 0).sum()), int((prod["label"] == 1).sum())
+    assert n_b > 30 and n_h > 30 and 0.5 < n_b / n_h < 2
+    assert not prod["prompt"].str.contains("How do I").any()
+    assert (prod.loc[prod["label"] == 1, "category"] == "violence").all()
+    homeless = term_pattern("homeless")
+    ident = t.loc[t["source"] == "counterfactual-identity", "prompt"]
+    added = ident.map(lambda p: bool(homeless.search(p))).sum()
+    assert 0 < added <= 0.02 * len(benign)  # capped at 2% of the benign set per term
+    assert not any(term_pattern("Sikh").search(p) for p in t["prompt"])  # no harmful use
+    # Uncapped, the term is ``factor`` times as common among benign prompts as among harmful.
+    h, b = harmful["prompt"].tolist(), benign["prompt"].tolist()
+    for factor in (1.0, 2.0):
+        more = matched_identity_counterfactuals(h, b, ["homeless"], factor=factor, cap=1.0)
+        assert len(more) / len(b) >= factor * 100 / len(h)
+    off = build_training_set(harmful, benign, identity_per_benign=0.0,
+                             identity_terms=["homeless"])
+    assert not off["prompt"].map(lambda p: bool(homeless.search(p)))[off["label"] == 0].any()
+    # The cap: at most ``cap`` of the benign set per term.
+    few = matched_identity_counterfactuals(h, b, ["homeless"], cap=0.01)
+    assert len(few) == 4 and all(homeless.search(p) for p in few)
+    assert not term_pattern("trans").search("a transit bus")
+
+
+def test_shipped_model_trained_on_coprov2_safe_rewrites_but_not_their_test_part() -> None:
+    """CoProV2's safe rewrites are benign training data (split like the other sets); the
+    test part that ``filters eval --extra-benign coprov2-safe`` reports was never seen."""
+    from imagen_audit.filters import datasets as D
+    from imagen_audit.filters.base import FilterError
+    from imagen_audit.filters.embedding import default_model_path
+
+    try:
+        safe = D.load_named("coprov2-safe")
+    except FilterError:
+        pytest.skip("shared data absent")
+    model = EmbeddingModel.load(default_model_path())
+    assert "coprov2-safe:8000" in model.meta["sets"]["benign"]
+    assert model.meta["training_sources"]["coprov2-safe"] > 1000
+    test = D.split_by_prompt(safe, **D.CANONICAL_SPLIT)[-1]
+    assert not model.seen(test["prompt"].tolist()).any()
+    assert model.meta["calibration_split"]["at_threshold"]["depiction"]["fpr"][
+        "coprov2-safe"] <= 0.05
+
+
 def test_shipped_model_never_saw_the_over_blocking_probes() -> None:
     """Identity probes, XSTest and HolisticBias measure over-blocking on unseen prompts: the
     shipped model's own record must not contain any of them."""
@@ -411,3 +475,43 @@ def test_cli_train_with_requests_adds_request_threshold_and_head(tmp_path, monke
     prompts = ["How do I do harmful thing 7?", "harmful thing number 7"]
     scores, _raw, forms = model.aligned_proba(_SignalEncoder().encode(prompts), prompts)
     assert forms == [REQUEST, "depiction"] and (scores >= 0).all() and (scores <= 1).all()
+
+
+@pytest.mark.filterwarnings("ignore:Stochastic Optimizer")
+def test_cli_train_request_head_from_keeps_the_head(tmp_path, monkeypatch) -> None:
+    """``--request-head-from`` attaches another model's request head unchanged (retraining
+    the main network cannot re-roll it), records where it came from, re-picks its threshold
+    and keeps every prompt that head learned from among the prompts the model has seen."""
+    from imagen_audit.cli import main
+
+    harm = [f"harmful thing number {i}" for i in range(150)] + \
+        [f"How do I do harmful thing {i}?" for i in range(200)]
+    ben = [f"benign caption number {i}" for i in range(150)] + \
+        [f"How do I do benign thing {i}?" for i in range(200)]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = _train_cli(tmp_path / "a", monkeypatch, pd.DataFrame({"prompt": harm}),
+                       pd.DataFrame({"prompt": ben}))
+    more = [f"benign scene number {i}" for i in range(100)]
+    second = _train_cli(tmp_path / "b", monkeypatch, pd.DataFrame({"prompt": harm}),
+                        pd.DataFrame({"prompt": ben + more}), "--request-head-from",
+                        str(first))
+    a, b = EmbeddingModel.load(first), EmbeddingModel.load(second)
+    for wa, wb in zip(a.request_head[0] + a.request_head[1],
+                      b.request_head[0] + b.request_head[1], strict=True):
+        assert np.array_equal(wa, wb)
+    doc = json.loads(second.with_suffix(".json").read_text())
+    assert doc["request_head"]["copied_from"]["model"] == first.name
+    assert len(doc["request_head"]["copied_from"]["arrays_sha256"]) == 64
+    assert doc["request_head"]["training_size"] == \
+        json.loads(first.with_suffix(".json").read_text())["request_head"]["training_size"]
+    assert 0.05 <= doc["request_threshold"] <= 0.99
+    assert np.isin(a.seen_hashes, b.seen_hashes).all()
+    # A model without a head cannot lend one.
+    (tmp_path / "c").mkdir()
+    no_head = _train_cli(tmp_path / "c", monkeypatch, pd.DataFrame({"prompt": harm}),
+                         pd.DataFrame({"prompt": ben}), "--no-request-head")
+    assert main(["filters", "train", "--harmful", str(tmp_path / "a" / "h.csv"), "--benign",
+                 str(tmp_path / "a" / "b.csv"), "--no-augment", "--ensemble", "2",
+                 "--out", str(tmp_path / "d" / "model"), "--request-head-from",
+                 str(no_head)]) != 0

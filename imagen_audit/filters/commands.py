@@ -7,6 +7,7 @@ No heavy import at module level: ``imagen-audit --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -21,8 +22,8 @@ if TYPE_CHECKING:  # heavy imports only for the type checker: `--help` stays fas
 EXIT_OK = 0
 # Shared sets the shipped embedding model was trained on (its train bucket): evaluating on
 # them uses only the held-out test bucket unless --split all.
-_TRAINED_ON = ("i2p", "coco", "partiprompts", "coprov2-train", "benign-requests",
-               "harmful-requests")
+_TRAINED_ON = ("i2p", "coco", "partiprompts", "coprov2-train", "coprov2-safe",
+               "benign-requests", "harmful-requests")
 DEFAULT_SOURCE_WEIGHTS = ("partiprompts=4", "benign-requests=4")
 
 
@@ -42,9 +43,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     e = fs.add_parser("eval", help="evaluate a policy on harmful and benign prompt sets",
                       description="Sets are names (i2p, coco, coco:5000, partiprompts, xstest, "
-                                  "xstest-safe, xstest-unsafe, coprov2-test, identities, "
-                                  "holisticbias, benign-requests, harmful-requests, "
-                                  "picture-requests) or CSV paths with a prompt column "
+                                  "xstest-safe, xstest-unsafe, coprov2-test, coprov2-safe, "
+                                  "identities, holisticbias, benign-requests, "
+                                  "harmful-requests, picture-requests, "
+                                  "harmful-picture-requests) or CSV paths with a prompt column "
                                   "(optional label and category columns).")
     e.add_argument("--policy", default="default")
     e.add_argument("--harmful", default="i2p", help="harmful set (default i2p)")
@@ -71,11 +73,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     t = fs.add_parser("train", help="train the embedding filter (MiniLM + scikit-learn)")
     t.add_argument("--harmful", action="append", default=None, metavar="SET",
-                   help="harmful sets (repeatable; default i2p, coprov2-train:4000 and "
-                        "harmful-requests)")
+                   help="harmful sets (repeatable; default i2p, coprov2-train:8000 (the "
+                        "unsafe half of CoProV2's train file) and harmful-requests)")
     t.add_argument("--benign", action="append", default=None, metavar="SET",
-                   help="benign sets (repeatable; default coco:12000, partiprompts and "
-                        "benign-requests)")
+                   help="benign sets (repeatable; default coco:12000, partiprompts, "
+                        "benign-requests and coprov2-safe:8000, CoProV2's safe rewrites)")
     t.add_argument("--classifier", choices=("logreg", "mlp"), default="mlp")
     t.add_argument("--c", type=float, default=1.0, help="inverse regularisation strength")
     t.add_argument("--no-augment", action="store_true",
@@ -85,6 +87,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--chat-ratio", type=float, default=0.5,
                    help="chat-style counterfactuals (request, action, informational frames) "
                         "per benign prompt; 0 turns them off")
+    t.add_argument("--no-identity-matching", action="store_true",
+                   help="no per-term identity counterfactuals (by default each identity term "
+                        "is made at least as common among benign prompts as among harmful)")
+    t.add_argument("--request-head-from", metavar="MODEL",
+                   help="keep this model's request head (its networks and training record) "
+                        "instead of fitting a new one: retraining the main network then "
+                        "cannot re-roll how requests are scored; its threshold is re-picked")
+    t.add_argument("--product-ratio", type=float, default=0.125,
+                   help="picture-product frames ('Make a meme about {p}') per benign prompt, "
+                        "mirrored on as many harmful prompts; 0 turns them off")
     t.add_argument("--ensemble", type=int, default=5,
                    help="MLPs (seeds) whose logits are averaged")
     t.add_argument("--alpha", type=float, help="L2 penalty of the MLP (default 1e-3 / c)")
@@ -342,13 +354,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     from imagen_audit.filters.trainset import build_training_set
 
     _quiet()
-    harmful_specs = args.harmful or ["i2p", "coprov2-train:4000", "harmful-requests"]
-    benign_specs = args.benign or ["coco:12000", "partiprompts", "benign-requests"]
+    harmful_specs = args.harmful or ["i2p", "coprov2-train:8000", "harmful-requests"]
+    benign_specs = args.benign or ["coco:12000", "partiprompts", "benign-requests",
+                                   "coprov2-safe:8000"]
 
     def load(spec: str, label: int) -> pd.DataFrame:
         name, _, arg = spec.partition(":")
         if name == "coprov2-train":
             df = D.load_coprov2("train")
+            return df.sample(n=min(int(arg), len(df)), random_state=args.seed) if arg else df
+        if name == "coprov2-safe":
+            df = D.load_coprov2("train", kind="safe")
             return df.sample(n=min(int(arg), len(df)), random_state=args.seed) if arg else df
         if name == "coco":
             return D.load_coco(limit=int(arg) if arg else None, seed=1)
@@ -377,7 +393,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         train = build_training_set(harmful, benign, seed=args.seed,
                                    identity_per_benign=args.identity_ratio,
-                                   chat_per_benign=args.chat_ratio)
+                                   chat_per_benign=args.chat_ratio,
+                                   product_per_benign=args.product_ratio,
+                                   match_identity_rates=not args.no_identity_matching)
     test = pd.concat(test_parts, ignore_index=True)
     dev = pd.concat(dev_parts, ignore_index=True)
     # Never train on anything we calibrate or evaluate on: dev and held-out splits, identity
@@ -421,7 +439,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.no_lexical:
         _add_lexical(model, train, prompt_weights, ~near_duplicate_mask(x_train, x_exclude),
                      x_main_dev, main_dev, args)
-    if head:
+    if head and args.request_head_from:
+        _copy_request_head(model, args.request_head_from, enc)
+        model.add_seen(all_train["prompt"].astype(str).tolist() + dev_prompts)
+    elif head:
         _add_request_head(model, all_train[train_req], all_x[train_req], x_exclude,
                           np.asarray(all_weights)[train_req].tolist(), enc, args)
         model.add_seen(all_train["prompt"].astype(str).tolist() + dev_prompts)
@@ -442,6 +463,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     model.meta["split"] = dict(D.CANONICAL_SPLIT)
     model.meta["sets"] = {"harmful": harmful_specs, "benign": benign_specs,
                           "augmented": not args.no_augment, "chat_ratio": args.chat_ratio,
+                          "product_ratio": args.product_ratio,
+                          "identity_matching": not args.no_identity_matching,
                           "identity_ratio": args.identity_ratio,
                           "source_weights": source_weights, "lexical": not args.no_lexical}
     js = model.save(args.out)
@@ -494,6 +517,31 @@ def _add_request_head(model: EmbeddingModel, requests: pd.DataFrame, x: np.ndarr
                                   "mix": "mean" if args.shared_requests else "alone",
                                   "training_size": head.meta["training_size"],
                                   "training_sources": head.meta["training_sources"]}
+
+
+def _copy_request_head(model: EmbeddingModel, source: str, enc: Any) -> None:
+    """Attach the request head of the model at ``source`` (same encoder required), with its
+    training record, and take over the prompts that model has seen so the honesty guard
+    still knows every prompt any part of the model learned from."""
+    import numpy as np
+
+    from imagen_audit.filters.base import FilterError
+    from imagen_audit.filters.embedding import EmbeddingModel, _stem
+
+    other = EmbeddingModel.load(source)
+    if other.request_head is None:
+        raise FilterError(f"{source}: --request-head-from needs a model with a request head")
+    if other.meta.get("encoder_fingerprint") != enc.fingerprint():
+        raise FilterError(f"{source}: its request head was trained on another encoder "
+                          f"({other.meta.get('encoder_fingerprint')} vs {enc.fingerprint()})")
+    model.request_head = other.request_head
+    npz = _stem(source).with_suffix(".npz")
+    model.meta["request_head"] = {**other.meta["request_head"],
+                                  "copied_from": {"model": npz.stem, "arrays_sha256":
+                                                  hashlib.sha256(npz.read_bytes()).hexdigest()}}
+    if other.seen_hashes is not None:
+        old = model.seen_hashes if model.seen_hashes is not None else np.zeros(0, np.uint64)
+        model.seen_hashes = np.unique(np.concatenate([old, other.seen_hashes]))
 
 
 def _add_lexical(model: EmbeddingModel, train: pd.DataFrame, prompt_weights: list[float],

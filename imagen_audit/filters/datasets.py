@@ -134,8 +134,18 @@ def load_xstest(path: str | Path | None = None) -> pd.DataFrame:
 
 
 def load_coprov2(split: str = "train", path: str | Path | None = None,
-                 dedupe_against_test: bool = True) -> pd.DataFrame:
-    """CoProV2 unsafe prompts (label 1, I2P-style ``category``), one split.
+                 dedupe_against_test: bool = True, kind: str = "unsafe") -> pd.DataFrame:
+    """CoProV2 prompts of one split: the unsafe ones (label 1, I2P-style ``category``) or,
+    with ``kind="safe"``, the train file's paired safe rewrites (label 0).
+
+    The train file holds *pairs*: each unsafe prompt (image ``u_idx_*``) is followed by the
+    safe rewrite SafetyDPO generated from it (``s_idx_*``: "A speaker shares inclusive ideas
+    with an engaged audience"). Until session 4 both halves were read as harmful, which
+    taught the classifier that any LLM-written narrative sentence is harm. The safe
+    rewrites are benign prompts in exactly the unsafe prompts' style and topics, the
+    contrast a classifier needs; a rewrite that still carries a strong word-list term (the
+    hate category often keeps the slur: "A porch monkey enjoys a peaceful evening") is not
+    benign text and is dropped, not relabelled. The test file holds unsafe prompts only.
 
     The upstream train and test files share 695 prompts: with ``dedupe_against_test`` the
     train split drops every prompt whose near-duplicate key occurs in the test file, so
@@ -143,11 +153,22 @@ def load_coprov2(split: str = "train", path: str | Path | None = None,
     """
     if split not in ("train", "test"):
         raise FilterError(f"CoProV2 split must be 'train' or 'test', not {split!r}")
+    if kind not in ("unsafe", "safe"):
+        raise FilterError(f"CoProV2 kind must be 'unsafe' or 'safe', not {kind!r}")
     p = _resolve(f"coprov2-{split}", path)
     raw = _read(p)
-    df = _finish(pd.DataFrame({"prompt": raw["prompt"], "label": 1,
+    image = raw["image"].astype(str) if "image" in raw else pd.Series([""] * len(raw))
+    safe = image.str.startswith("s_").to_numpy()
+    if kind == "safe" and not safe.any():
+        raise FilterError(f"{p}: no safe rewrites (no 'image' column with s_idx_* rows)")
+    raw = raw[safe] if kind == "safe" else raw[~safe]
+    df = _finish(pd.DataFrame({"prompt": raw["prompt"].to_numpy(),
+                               "label": 0 if kind == "safe" else 1,
                                "category": [normalise_category(c) for c in raw["category"]]}),
-                 "coprov2")
+                 "coprov2-safe" if kind == "safe" else "coprov2")
+    if kind == "safe":
+        df["category"] = None
+        df = df[~_strong_terms(df["prompt"].tolist())].reset_index(drop=True)
     df = df[~near_key_series(df["prompt"]).duplicated()].reset_index(drop=True)
     if split == "train" and dedupe_against_test:
         test_path = p.with_name(Path(SHARED_FILES["coprov2-test"]).name) if path else None
@@ -157,6 +178,15 @@ def load_coprov2(split: str = "train", path: str | Path | None = None,
             return df
         df = drop_overlap(df, test)
     return df
+
+
+def _strong_terms(prompts: list[str]) -> np.ndarray:
+    """Which prompts the shipped word list blocks on its own (a weight-1 term: a slur, an
+    explicit sexual term, a self-harm method)."""
+    from imagen_audit.filters.blocklist import Blocklist
+
+    results = Blocklist(defer="never").score(prompts)
+    return np.asarray([r.score >= 0.9 for r in results], dtype=bool)
 
 
 def load_identity_prompts(spec: str = "identities") -> pd.DataFrame:
@@ -222,6 +252,15 @@ def load_picture_requests(path: str | Path | None = None) -> pd.DataFrame:
     return _load_requests("picture_requests.txt", path, 0, "picture-requests")
 
 
+def load_harmful_picture_requests(path: str | Path | None = None) -> pd.DataFrame:
+    """The shipped hand-written harmful chat-style *picture* requests
+    (``filters/augment/harmful_picture_requests.txt``: "can you make a picture of ...", "I want
+    a fake mugshot of my landlord ..."; one ``category<TAB>prompt`` a line), label 1: the
+    harmful counterpart of :func:`load_picture_requests`, an evaluation set only, never
+    trained on (``filters eval --extra-harmful harmful-picture-requests``)."""
+    return _load_requests("harmful_picture_requests.txt", path, 1, "harmful-picture-requests")
+
+
 GROUP_SLOT = "{group}"
 
 
@@ -249,10 +288,16 @@ def _load_requests(default_name: str, path: str | Path | None, label: int,
     lines = read_lines(p)
     if not lines:
         raise FilterError(f"{p}: no prompts (one prompt a line, '#' starts a comment)")
+    # A line may carry its category first, TAB-separated ("violence<TAB>Draw ...").
+    cats = [line.split("\t", 1)[0].strip() if "\t" in line else None for line in lines]
+    lines = [line.split("\t", 1)[1].strip() if "\t" in line else line for line in lines]
     if any(GROUP_SLOT in line for line in lines):
         terms = read_lines(augment_file("identity_terms.txt"))
         lines = fill_groups(lines, terms)
-    return _finish(pd.DataFrame({"prompt": lines, "label": label}), source)
+    df = pd.DataFrame({"prompt": lines, "label": label})
+    if any(c is not None for c in cats):
+        df["category"] = [normalise_category(c) if c else None for c in cats]
+    return _finish(df, source)
 
 
 def load_prompt_csv(path: str | Path, *, prompt_column: str = "prompt",
@@ -303,8 +348,9 @@ def _parse_label(value: object, path: Path, index: int) -> int:
 
 def load_named(spec: str, **kw: object) -> pd.DataFrame:
     """A set by name (``i2p``, ``coco``, ``coco:5000``, ``partiprompts``, ``xstest``,
-    ``xstest-safe``, ``coprov2-test``, ``identities``, ``holisticbias``,
-    ``benign-requests``, ``harmful-requests``, ``picture-requests``) or a CSV path."""
+    ``xstest-safe``, ``coprov2-test``, ``coprov2-safe``, ``identities``, ``holisticbias``,
+    ``benign-requests``, ``harmful-requests``, ``picture-requests``,
+    ``harmful-picture-requests``) or a CSV path."""
     name, _, arg = spec.partition(":")
     if name == "i2p":
         return load_i2p(arg or None)
@@ -319,6 +365,8 @@ def load_named(spec: str, **kw: object) -> pd.DataFrame:
         return df
     if name in ("coprov2-train", "coprov2-test"):
         return load_coprov2(name.split("-")[1], arg or None)
+    if name == "coprov2-safe":
+        return load_coprov2("train", arg or None, kind="safe")
     if name == "identities":
         return load_identity_prompts(arg or "identities")
     if name == "holisticbias":
@@ -329,6 +377,8 @@ def load_named(spec: str, **kw: object) -> pd.DataFrame:
         return load_harmful_requests(arg or None)
     if name == "picture-requests":
         return load_picture_requests(arg or None)
+    if name == "harmful-picture-requests":
+        return load_harmful_picture_requests(arg or None)
     return load_prompt_csv(spec, **kw)  # type: ignore[arg-type]
 
 

@@ -51,7 +51,16 @@ _MAKE = re.compile(_POLITE + r"(?:generate|create|make|design|produce|give\s+me|
 _PICTURE_NOUN = re.compile(
     r"\b(?:drawing|painting|sketch|illustration|picture|image|photo|photograph|portrait"
     r"|poster|logo|wallpaper|cartoon|comic|meme|artwork|art|icon|sticker|tattoo|infographic"
-    r"|render|pic|selfie|scene|mural|album cover|book cover|banner|card|emoji)s?\b")
+    r"|render|pic|selfie|scene|mural|banner|card|emoji|cover(?!\s+letter)|thumbnail"
+    r"|diagram|invitation|flyer|postcard|bookmark|mascot|avatar|sprite|gif|storyboard"
+    r"|collage|caricature|doodle|animation)s?\b")
+# A wish for a picture: "I need a logo for ...", "we want an illustration of ...": the picture
+# noun within the first few words of the wish, so "I need a plan to draw people in" stays a
+# request.
+_WISH = re.compile(
+    r"^(?:i|we)\s*(?:really\s+)?(?:want|need|would\s+like|'d\s+like|'m\s+looking\s+for"
+    r"|am\s+looking\s+for|are\s+looking\s+for)\s+(?:\S+\s+){0,3}?"
+    + _PICTURE_NOUN.pattern)
 # Art-prompt vocabulary: a description for an image model, whatever its opening word (a
 # question mark at the end still makes it a question: "How do I photograph the moon?").
 _ART_MARKERS = re.compile(
@@ -68,7 +77,7 @@ def prompt_form(prompt: str) -> str:
     question = text.endswith("?")
     if _DRAW.match(text) or (_ART_MARKERS.search(text) and not question):
         return DEPICTION
-    if _MAKE.match(text) and _PICTURE_NOUN.search(text):
+    if (_MAKE.match(text) and _PICTURE_NOUN.search(text)) or _WISH.match(text):
         return DEPICTION
     if question or any(r.match(text) for r in (_WH, _AUX, _IMPERATIVE, _INTENT)):
         return REQUEST

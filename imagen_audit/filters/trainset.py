@@ -114,6 +114,43 @@ def identity_counterfactuals(prompts: Sequence[str], terms: Sequence[str], n: in
     return out
 
 
+def term_pattern(term: str) -> re.Pattern[str]:
+    """A case-insensitive whole-word pattern for an identity term ("trans" not in "transit")."""
+    return re.compile(r"(?<![\w-])" + re.escape(term) + r"(?![\w-])", re.IGNORECASE)
+
+
+def matched_identity_counterfactuals(harmful: Sequence[str], benign: Sequence[str],
+                                     terms: Sequence[str], seed: int = 0, factor: float = 2.0,
+                                     cap: float = 0.02) -> list[str]:
+    """Benign identity counterfactuals, term by term, until each identity term is ``factor``
+    times as common among the benign prompts as among the harmful ones (at most ``cap`` of
+    the benign set per term).
+
+    Counterfactuals spread evenly over all terms leave the terms a harmful set uses most
+    (CoProV2's hate and harassment prompts name "homeless", "fat", "disabled" far more often
+    than most terms, and its safe rewrites drop the word) more common among harmful prompts
+    than benign ones, and the word model learns them as harm. Matching the rate per term
+    takes that away, whatever the harmful sets are. Equal rates were not enough (measured:
+    the word model still moved "disabled" and "homeless" by +1.26, against +0.91 for "fat"):
+    in harmful prompts a term stands next to words of harm the model learns from as well,
+    in counterfactual captions it stands next to bicycles and kitchens."""
+    rng = np.random.default_rng(seed)
+    with_person = [p for p in benign if _PERSON.search(p)]
+    if not with_person or not harmful or not benign:
+        return []
+    n_h, n_b = len(harmful), len(benign)
+    out: list[str] = []
+    for term in terms:
+        pat = term_pattern(term)
+        rate_h = sum(1 for p in harmful if pat.search(p)) / n_h
+        have = sum(1 for p in benign if pat.search(p))
+        need = min(int(np.ceil(factor * rate_h * n_b)) - have, int(cap * n_b))
+        if need > 0:
+            out += identity_counterfactuals(with_person, [term], need,
+                                            int(rng.integers(1 << 31)))
+    return out
+
+
 def person_prompts(terms: Sequence[str], templates: Sequence[str], nouns: Sequence[str],
                    n: int, seed: int = 0) -> list[str]:
     """``n`` benign prompts from person templates, each naming an identity ("portrait of a
@@ -222,6 +259,7 @@ def noun_phrases(prompts: Sequence[str], n: int, seed: int = 0) -> list[str]:
 def build_training_set(harmful: pd.DataFrame, benign: pd.DataFrame, *, seed: int = 0,
                        identity_per_benign: float = 0.5, style_fraction: float = 0.3,
                        short_per_benign: float = 0.1, chat_per_benign: float = 0.0,
+                       product_per_benign: float = 0.0, match_identity_rates: bool = False,
                        identity_terms: Sequence[str] | None = None,
                        style_modifiers: Sequence[str] | None = None) -> pd.DataFrame:
     """One table (``prompt``, ``label``, ``category``, ``source``) of the given harmful and
@@ -229,7 +267,11 @@ def build_training_set(harmful: pd.DataFrame, benign: pd.DataFrame, *, seed: int
     the number of identity counterfactuals relative to the benign rows; ``chat_per_benign``
     (0 = off) the number of chat-style counterfactuals (request, action and informational
     frames, abstract prompts; see the module docstring), of which the harmful side gets
-    mirrored request and action frames."""
+    mirrored request and action frames; ``product_per_benign`` (0 = off) the number of
+    picture-product frames, mirrored in full (:func:`product_counterfactuals`);
+    ``match_identity_rates`` adds identity counterfactuals until no identity term is rarer
+    among benign prompts than among harmful ones
+    (:func:`matched_identity_counterfactuals`)."""
     terms = list(identity_terms) if identity_terms is not None else read_lines(
         augment_file("identity_terms.txt"))
     mods = list(style_modifiers) if style_modifiers is not None else read_lines(
@@ -241,6 +283,10 @@ def build_training_set(harmful: pd.DataFrame, benign: pd.DataFrame, *, seed: int
     ident += person_prompts(terms, read_lines(augment_file("person_templates.txt")),
                             read_lines(augment_file("person_nouns.txt")), n_ident - len(ident),
                             seed + 4)
+    if match_identity_rates:
+        ident += matched_identity_counterfactuals(
+            harmful["prompt"].astype(str).tolist(),
+            benign["prompt"].astype(str).tolist() + ident, terms, seed + 10)
     parts.append(pd.DataFrame({"prompt": ident, "label": 0, "category": None,
                                "source": "counterfactual-identity"}))
     short = short_prompts(benign["prompt"].tolist(), int(short_per_benign * len(benign)),
@@ -261,6 +307,10 @@ def build_training_set(harmful: pd.DataFrame, benign: pd.DataFrame, *, seed: int
     if chat_per_benign > 0:
         parts += chat_counterfactuals(harmful, benign, int(chat_per_benign * len(benign)),
                                       seed + 6, extra_benign=ident)
+    if product_per_benign > 0:
+        parts += product_counterfactuals(harmful, benign,
+                                         int(product_per_benign * len(benign)), seed + 9,
+                                         extra_benign=ident)
     out = pd.concat([p for p in parts if len(p)], ignore_index=True)
     out = out[~out["prompt"].duplicated()].reset_index(drop=True)
     return out
@@ -313,3 +363,35 @@ def chat_counterfactuals(harmful: pd.DataFrame, benign: pd.DataFrame, n: int,
         pd.DataFrame({"prompt": h_act + h_scene, "label": 1, "category": None,
                       "source": "counterfactual-chat"}),
     ]
+
+
+def product_counterfactuals(harmful: pd.DataFrame, benign: pd.DataFrame, n: int,
+                            seed: int = 0,
+                            extra_benign: Sequence[str] = ()) -> list[pd.DataFrame]:
+    """About ``n`` benign prompts inside picture-product frames (``product_templates.txt``:
+    "Make a meme about {p}", "Design a book cover with {p}") and as many harmful prompts in
+    the same frames.
+
+    Chat users ask for memes, comics, posters, logos and covers. In I2P such words come with
+    harmful prompts (hateful memes, propaganda posters) and captions never use them, so
+    without this a classifier read the product word itself as harm: "Make a meme about
+    Mondays with a sleepy cat" scored 0.997. Mirrored one for one, the frame carries no label
+    and the content inside it decides. Only depictions get frames: "Make a meme about how
+    do I ...?" is no prompt anyone writes."""
+    from imagen_audit.filters.form import DEPICTION, prompt_form
+
+    frames = read_lines(augment_file("product_templates.txt"))
+    pool = benign["prompt"].astype(str).tolist() + [str(p) for p in extra_benign]
+    pool = [p for p in pool if prompt_form(p) == DEPICTION]  # no frames around questions
+    harmful = harmful[harmful["prompt"].astype(str).map(prompt_form) == DEPICTION]
+    b_prod = reframe(pool, frames, n / max(len(pool), 1), seed)
+    h_prompts = harmful["prompt"].astype(str).tolist()
+    rng = np.random.default_rng(seed + 1)
+    h_pick = rng.random(len(h_prompts)) < len(b_prod) / max(len(h_prompts), 1)
+    h_prod = reframe([p for p, k in zip(h_prompts, h_pick, strict=True) if k], frames, 1.0,
+                     seed + 2)
+    h_cat = [c for c, k in zip(harmful["category"], h_pick, strict=True) if k]
+    return [pd.DataFrame({"prompt": b_prod, "label": 0, "category": None,
+                          "source": "counterfactual-product"}),
+            pd.DataFrame({"prompt": h_prod, "label": 1, "category": h_cat,
+                          "source": "counterfactual-product"})]
