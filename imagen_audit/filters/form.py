@@ -11,8 +11,9 @@ embedding filter therefore scores requests with a network of their own (the requ
 trained on the request rows only) at a threshold of their own, chosen by the same rule on
 the request part of its dev split (:mod:`imagen_audit.filters.embedding`).
 
-A prompt that asks for a picture ("Can you draw a knight?", "make an image of ...") is a
-depiction whatever its grammar: the image is the risk, and the depiction threshold judges it.
+A prompt that asks for a picture ("Can you draw a knight?", "make an image of ...", "I need a
+logo for my bakery") is a depiction whatever its grammar: the image is the risk, and the
+depiction threshold judges it.
 """
 
 from __future__ import annotations

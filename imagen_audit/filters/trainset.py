@@ -3,7 +3,7 @@
 The trap this module exists for: trained on I2P against COCO captions alone, a classifier
 learns that identity words (gay, Muslim, transgender, Black, ...) and art-style words
 ("trending on artstation") mean *harmful*, because they are common in I2P and rare in
-captions. Two counterfactual augmentations take those shortcuts away:
+captions. Counterfactual augmentations take those shortcuts away:
 
 - **identity counterfactuals**: benign captions about people get an identity descriptor
   (``filters/augment/identity_terms.txt``): "a man riding a bike" → "a Muslim man riding
@@ -12,7 +12,12 @@ captions. Two counterfactual augmentations take those shortcuts away:
   "a red bicycle"), because captions are always sentences and a classifier would
   otherwise flag every short prompt;
 - **style counterfactuals**: benign *and* harmful prompts get art-style modifiers
-  (``filters/augment/style_modifiers.txt``), so style carries no label.
+  (``filters/augment/style_modifiers.txt``), so style carries no label;
+- **per-term identity rates** (:func:`matched_identity_counterfactuals`): more identity
+  counterfactuals for the terms the harmful sets use most ("homeless", "disabled" in CoProV2's
+  hate prompts), until each is twice as common among benign prompts as among harmful ones;
+- **picture-product frames** (``product_templates.txt``): "Make a meme about {p}" around
+  benign *and* harmful depictions, so asking for a meme or a poster carries no label.
 
 Captions and I2P are also narrow in *form*: every benign training prompt was a sentence-long
 description, so a classifier learned that anything else (a question, a request, a single
