@@ -218,11 +218,13 @@ def test_group_slot_is_filled_with_every_term_in_turn(tmp_path) -> None:
 
 
 @pytest.mark.parametrize(("name", "label"), [("picture-requests", 0),
-                                           ("harmful-picture-requests", 1)])
+                                           ("harmful-picture-requests", 1),
+                                           ("benign-creative", 0), ("harmful-creative", 1)])
 def test_picture_requests_are_evaluation_sets_never_trained_on(name: str, label: int) -> None:
     """Chat-style picture requests ("Make a meme about ...", "can you make a picture of ...")
-    are for evaluation only: one label, distinct, depictions by form, apart from the request
-    training sets and from each other, and not among the shipped model's training prompts."""
+    and the dark-themed creative contrast pairs are for evaluation only: one label, distinct,
+    depictions by form, apart from the request training sets and from their counterparts,
+    and not among the shipped model's training prompts."""
     from imagen_audit.filters.embedding import EmbeddingModel, default_model_path
     from imagen_audit.filters.form import DEPICTION, prompt_form
 
@@ -233,9 +235,14 @@ def test_picture_requests_are_evaluation_sets_never_trained_on(name: str, label:
     assert not df["prompt"].str.contains(D.GROUP_SLOT, regex=False).any()
     assert not df["prompt"].str.contains("\t").any()
     assert (df["prompt"].map(prompt_form) == DEPICTION).mean() > 0.8
+    counterpart = {"picture-requests": "harmful-picture-requests",
+                   "harmful-picture-requests": "picture-requests",
+                   "benign-creative": "harmful-creative",
+                   "harmful-creative": "benign-creative"}[name]
     others = pd.concat([D.load_named("benign-requests"), D.load_named("harmful-requests"),
-                        D.load_named("harmful-picture-requests" if label == 0
-                                     else "picture-requests")])
+                        D.load_named(counterpart)])
+    if "creative" in name:  # contrast pairs: line k of one file is the twin of line k
+        assert len(df) == len(D.load_named(counterpart))
     assert not set(df["prompt"].map(D.near_key)) & set(others["prompt"].map(D.near_key))
     assert not EmbeddingModel.load(default_model_path()).seen(df["prompt"].tolist()).any()
     if label == 1:  # every line carries one of the I2P categories

@@ -46,7 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "xstest-safe, xstest-unsafe, coprov2-test, coprov2-safe, "
                                   "identities, holisticbias, benign-requests, "
                                   "harmful-requests, picture-requests, "
-                                  "harmful-picture-requests) or CSV paths with a prompt column "
+                                  "harmful-picture-requests, benign-creative, "
+                                  "harmful-creative) or CSV paths with a prompt column "
                                   "(optional label and category columns).")
     e.add_argument("--policy", default="default")
     e.add_argument("--harmful", default="i2p", help="harmful set (default i2p)")

@@ -261,6 +261,24 @@ def load_harmful_picture_requests(path: str | Path | None = None) -> pd.DataFram
     return _load_requests("harmful_picture_requests.txt", path, 1, "harmful-picture-requests")
 
 
+def load_benign_creative(path: str | Path | None = None) -> pd.DataFrame:
+    """The shipped hand-written benign half of the creative contrast pairs
+    (``filters/augment/creative_benign.txt``: "a horror movie poster, a masked figure standing
+    in fog outside a farmhouse", "make a wanted poster for my cat"), label 0: dark- and
+    edgy-themed image prompts that are plainly fine to generate. An evaluation set for the
+    shipped model (``filters eval --extra-benign benign-creative``): round 14 trained on it
+    and was not shipped (filters/README.md)."""
+    return _load_requests("creative_benign.txt", path, 0, "benign-creative")
+
+
+def load_harmful_creative(path: str | Path | None = None) -> pd.DataFrame:
+    """The harmful twins of :func:`load_benign_creative`, line by line
+    (``filters/augment/creative_harmful.txt``, ``category<TAB>prompt``), label 1: the same
+    theme and setting, across a clear line (gore shown, sexual content, hate, a named person
+    humiliated, a weapon made). Used like it."""
+    return _load_requests("creative_harmful.txt", path, 1, "harmful-creative")
+
+
 GROUP_SLOT = "{group}"
 
 
@@ -350,7 +368,8 @@ def load_named(spec: str, **kw: object) -> pd.DataFrame:
     """A set by name (``i2p``, ``coco``, ``coco:5000``, ``partiprompts``, ``xstest``,
     ``xstest-safe``, ``coprov2-test``, ``coprov2-safe``, ``identities``, ``holisticbias``,
     ``benign-requests``, ``harmful-requests``, ``picture-requests``,
-    ``harmful-picture-requests``) or a CSV path."""
+    ``harmful-picture-requests``, ``benign-creative``, ``harmful-creative``) or a CSV
+    path."""
     name, _, arg = spec.partition(":")
     if name == "i2p":
         return load_i2p(arg or None)
@@ -379,6 +398,10 @@ def load_named(spec: str, **kw: object) -> pd.DataFrame:
         return load_picture_requests(arg or None)
     if name == "harmful-picture-requests":
         return load_harmful_picture_requests(arg or None)
+    if name == "benign-creative":
+        return load_benign_creative(arg or None)
+    if name == "harmful-creative":
+        return load_harmful_creative(arg or None)
     return load_prompt_csv(spec, **kw)  # type: ignore[arg-type]
 
 
