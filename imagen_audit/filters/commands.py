@@ -90,7 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "per benign prompt; 0 turns them off")
     t.add_argument("--no-identity-matching", action="store_true",
                    help="no per-term identity counterfactuals (by default each identity term "
-                        "is made at least as common among benign prompts as among harmful)")
+                        "is made twice as common among benign prompts as among harmful ones)")
     t.add_argument("--request-head-from", metavar="MODEL",
                    help="keep this model's request head (its networks and training record) "
                         "instead of fitting a new one: retraining the main network then "
@@ -355,6 +355,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from imagen_audit.filters.trainset import build_training_set
 
     _quiet()
+    # A borrowed request head is checked before minutes of training, not after.
+    head_source = _load_head_source(args.request_head_from) if args.request_head_from else None
     harmful_specs = args.harmful or ["i2p", "coprov2-train:8000", "harmful-requests"]
     benign_specs = args.benign or ["coco:12000", "partiprompts", "benign-requests",
                                    "coprov2-safe:8000"]
@@ -440,8 +442,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.no_lexical:
         _add_lexical(model, train, prompt_weights, ~near_duplicate_mask(x_train, x_exclude),
                      x_main_dev, main_dev, args)
-    if head and args.request_head_from:
-        _copy_request_head(model, args.request_head_from, enc)
+    if head and head_source is not None:
+        _copy_request_head(model, head_source, args.request_head_from, enc)
         model.add_seen(all_train["prompt"].astype(str).tolist() + dev_prompts)
     elif head:
         _add_request_head(model, all_train[train_req], all_x[train_req], x_exclude,
@@ -520,18 +522,27 @@ def _add_request_head(model: EmbeddingModel, requests: pd.DataFrame, x: np.ndarr
                                   "training_sources": head.meta["training_sources"]}
 
 
-def _copy_request_head(model: EmbeddingModel, source: str, enc: Any) -> None:
-    """Attach the request head of the model at ``source`` (same encoder required), with its
-    training record, and take over the prompts that model has seen so the honesty guard
-    still knows every prompt any part of the model learned from."""
-    import numpy as np
-
+def _load_head_source(source: str) -> EmbeddingModel:
+    """The model whose request head ``--request-head-from`` borrows; it must have one."""
     from imagen_audit.filters.base import FilterError
-    from imagen_audit.filters.embedding import EmbeddingModel, _stem
+    from imagen_audit.filters.embedding import EmbeddingModel
 
     other = EmbeddingModel.load(source)
     if other.request_head is None:
         raise FilterError(f"{source}: --request-head-from needs a model with a request head")
+    return other
+
+
+def _copy_request_head(model: EmbeddingModel, other: EmbeddingModel, source: str,
+                       enc: Any) -> None:
+    """Attach the request head of ``other`` (the model at ``source``; same encoder required),
+    with its training record, and take over the prompts that model has seen so the honesty
+    guard still knows every prompt any part of the model learned from."""
+    import numpy as np
+
+    from imagen_audit.filters.base import FilterError
+    from imagen_audit.filters.embedding import _stem
+
     if other.meta.get("encoder_fingerprint") != enc.fingerprint():
         raise FilterError(f"{source}: its request head was trained on another encoder "
                           f"({other.meta.get('encoder_fingerprint')} vs {enc.fingerprint()})")
