@@ -243,6 +243,19 @@ def reframe(prompts: Sequence[str], templates: Sequence[str], fraction: float,
     return out
 
 
+def mirror_frames(harmful: pd.DataFrame, n: int, templates: Sequence[str], seed: int = 0
+                  ) -> tuple[list[str], list[object]]:
+    """About ``n`` harmful prompts (a random draw) each inside a random frame of
+    ``templates``, with their categories: the harmful mirror of benign frames, so that a
+    frame carries no label."""
+    prompts = harmful["prompt"].astype(str).tolist()
+    rng = np.random.default_rng(seed)
+    pick = rng.random(len(prompts)) < n / max(len(prompts), 1)
+    framed_h = reframe([p for p, k in zip(prompts, pick, strict=True) if k], templates, 1.0,
+                       seed + 1)
+    return framed_h, [c for c, k in zip(harmful["category"], pick, strict=True) if k]
+
+
 _NOUN_PHRASE = re.compile(r"\b(?:a|an|the)\s+([a-z]+(?:\s+[a-z]+)?)\b")
 
 
@@ -347,12 +360,7 @@ def chat_counterfactuals(harmful: pd.DataFrame, benign: pd.DataFrame, n: int,
     b_abstract = read_lines(augment_file("abstract_words.txt"))
     # Harmful mirrors: the same request frames around as many harmful prompts, and the
     # same action frames around harmful actions, so neither frame carries the label.
-    h_prompts = harmful["prompt"].astype(str).tolist()
-    rng = np.random.default_rng(seed + 5)
-    h_pick = rng.random(len(h_prompts)) < len(b_req) / max(len(h_prompts), 1)
-    h_req = reframe([p for p, k in zip(h_prompts, h_pick, strict=True) if k], requests, 1.0,
-                    seed + 6)
-    h_req_cat = [c for c, k in zip(harmful["category"], h_pick, strict=True) if k]
+    h_req, h_req_cat = mirror_frames(harmful, len(b_req), requests, seed + 5)
     h_act = framed(read_lines(augment_file("harmful_intents.txt")), actions, "x", n_act,
                    seed + 7)
     # Blunt, plain-language harmful scenes: the harmful sets are mostly art prompts.
@@ -390,12 +398,7 @@ def product_counterfactuals(harmful: pd.DataFrame, benign: pd.DataFrame, n: int,
     pool = [p for p in pool if prompt_form(p) == DEPICTION]  # no frames around questions
     harmful = harmful[harmful["prompt"].astype(str).map(prompt_form) == DEPICTION]
     b_prod = reframe(pool, frames, n / max(len(pool), 1), seed)
-    h_prompts = harmful["prompt"].astype(str).tolist()
-    rng = np.random.default_rng(seed + 1)
-    h_pick = rng.random(len(h_prompts)) < len(b_prod) / max(len(h_prompts), 1)
-    h_prod = reframe([p for p, k in zip(h_prompts, h_pick, strict=True) if k], frames, 1.0,
-                     seed + 2)
-    h_cat = [c for c, k in zip(harmful["category"], h_pick, strict=True) if k]
+    h_prod, h_cat = mirror_frames(harmful, len(b_prod), frames, seed + 1)
     return [pd.DataFrame({"prompt": b_prod, "label": 0, "category": None,
                           "source": "counterfactual-product"}),
             pd.DataFrame({"prompt": h_prod, "label": 1, "category": h_cat,
