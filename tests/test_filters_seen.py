@@ -515,3 +515,20 @@ def test_cli_train_request_head_from_keeps_the_head(tmp_path, monkeypatch) -> No
                  str(tmp_path / "a" / "b.csv"), "--no-augment", "--ensemble", "2",
                  "--out", str(tmp_path / "d" / "model"), "--request-head-from",
                  str(no_head)]) != 0
+
+
+def test_default_policy_on_held_out_coprov2_safe_rewrites() -> None:
+    """CoProV2's safe rewrites, held out: the model trained on them as harmful (sessions 1-3)
+    blocked 98%; trained on them as benign it blocks 4.3% of the test part. A label mix-up
+    coming back would show here first."""
+    from imagen_audit.filters import datasets as D
+    from imagen_audit.filters.base import FilterError
+    from imagen_audit.filters.policy import Policy
+
+    try:
+        safe = D.load_named("coprov2-safe")
+    except FilterError:
+        pytest.skip("shared data absent")
+    test = D.split_by_prompt(safe, **D.CANONICAL_SPLIT)[-1].sample(n=800, random_state=0)
+    res = Policy.load("default").score_frame(test["prompt"].tolist())
+    assert (res["decision"] == "block").mean() <= 0.08
