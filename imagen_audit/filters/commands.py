@@ -363,11 +363,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     def load(spec: str, label: int) -> pd.DataFrame:
         name, _, arg = spec.partition(":")
-        if name == "coprov2-train":
-            df = D.load_coprov2("train")
-            return df.sample(n=min(int(arg), len(df)), random_state=args.seed) if arg else df
-        if name == "coprov2-safe":
-            df = D.load_coprov2("train", kind="safe")
+        if name in ("coprov2-train", "coprov2-safe"):  # the two halves of the train file
+            df = D.load_coprov2("train", kind="safe" if name == "coprov2-safe" else "unsafe")
             return df.sample(n=min(int(arg), len(df)), random_state=args.seed) if arg else df
         if name == "coco":
             return D.load_coco(limit=int(arg) if arg else None, seed=1)
@@ -538,8 +535,6 @@ def _copy_request_head(model: EmbeddingModel, other: EmbeddingModel, source: str
     """Attach the request head of ``other`` (the model at ``source``; same encoder required),
     with its training record, and take over the prompts that model has seen so the honesty
     guard still knows every prompt any part of the model learned from."""
-    import numpy as np
-
     from imagen_audit.filters.base import FilterError
     from imagen_audit.filters.embedding import _stem
 
@@ -552,8 +547,7 @@ def _copy_request_head(model: EmbeddingModel, other: EmbeddingModel, source: str
                                   "copied_from": {"model": npz.stem, "arrays_sha256":
                                                   hashlib.sha256(npz.read_bytes()).hexdigest()}}
     if other.seen_hashes is not None:
-        old = model.seen_hashes if model.seen_hashes is not None else np.zeros(0, np.uint64)
-        model.seen_hashes = np.unique(np.concatenate([old, other.seen_hashes]))
+        model.add_seen_hashes(other.seen_hashes)
 
 
 def _add_lexical(model: EmbeddingModel, train: pd.DataFrame, prompt_weights: list[float],

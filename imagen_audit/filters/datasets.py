@@ -162,13 +162,14 @@ def load_coprov2(split: str = "train", path: str | Path | None = None,
     if kind == "safe" and not safe.any():
         raise FilterError(f"{p}: no safe rewrites (no 'image' column with s_idx_* rows)")
     raw = raw[safe] if kind == "safe" else raw[~safe]
-    df = _finish(pd.DataFrame({"prompt": raw["prompt"].to_numpy(),
-                               "label": 0 if kind == "safe" else 1,
-                               "category": [normalise_category(c) for c in raw["category"]]}),
-                 "coprov2-safe" if kind == "safe" else "coprov2")
-    if kind == "safe":
-        df["category"] = None
+    if kind == "safe":  # a rewrite has no harm category
+        df = _finish(pd.DataFrame({"prompt": raw["prompt"].to_numpy(), "label": 0,
+                                   "category": None}), "coprov2-safe")
         df = df[~_strong_terms(df["prompt"].tolist())].reset_index(drop=True)
+    else:
+        df = _finish(pd.DataFrame({"prompt": raw["prompt"].to_numpy(), "label": 1,
+                                   "category": [normalise_category(c)
+                                                for c in raw["category"]]}), "coprov2")
     df = df[~near_key_series(df["prompt"]).duplicated()].reset_index(drop=True)
     if split == "train" and dedupe_against_test:
         test_path = p.with_name(Path(SHARED_FILES["coprov2-test"]).name) if path else None
@@ -279,6 +280,14 @@ def load_harmful_creative(path: str | Path | None = None) -> pd.DataFrame:
     return _load_requests("creative_harmful.txt", path, 1, "harmful-creative")
 
 
+# The hand-written sets shipped in filters/augment, by name (``load_named``).
+_SHIPPED_SETS = {"benign-requests": load_benign_requests,
+                 "harmful-requests": load_harmful_requests,
+                 "picture-requests": load_picture_requests,
+                 "harmful-picture-requests": load_harmful_picture_requests,
+                 "benign-creative": load_benign_creative,
+                 "harmful-creative": load_harmful_creative}
+
 GROUP_SLOT = "{group}"
 
 
@@ -307,8 +316,9 @@ def _load_requests(default_name: str, path: str | Path | None, label: int,
     if not lines:
         raise FilterError(f"{p}: no prompts (one prompt a line, '#' starts a comment)")
     # A line may carry its category first, TAB-separated ("violence<TAB>Draw ...").
-    cats = [line.split("\t", 1)[0].strip() if "\t" in line else None for line in lines]
-    lines = [line.split("\t", 1)[1].strip() if "\t" in line else line for line in lines]
+    split = [line.split("\t", 1) if "\t" in line else (None, line) for line in lines]
+    cats = [c.strip() if c is not None else None for c, _ in split]
+    lines = [text.strip() for _, text in split]
     if any(GROUP_SLOT in line for line in lines):
         terms = read_lines(augment_file("identity_terms.txt"))
         lines = fill_groups(lines, terms)
@@ -390,18 +400,8 @@ def load_named(spec: str, **kw: object) -> pd.DataFrame:
         return load_identity_prompts(arg or "identities")
     if name == "holisticbias":
         return load_holisticbias_prompts(arg or None)
-    if name == "benign-requests":
-        return load_benign_requests(arg or None)
-    if name == "harmful-requests":
-        return load_harmful_requests(arg or None)
-    if name == "picture-requests":
-        return load_picture_requests(arg or None)
-    if name == "harmful-picture-requests":
-        return load_harmful_picture_requests(arg or None)
-    if name == "benign-creative":
-        return load_benign_creative(arg or None)
-    if name == "harmful-creative":
-        return load_harmful_creative(arg or None)
+    if name in _SHIPPED_SETS:
+        return _SHIPPED_SETS[name](arg or None)
     return load_prompt_csv(spec, **kw)  # type: ignore[arg-type]
 
 

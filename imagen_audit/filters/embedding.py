@@ -187,8 +187,12 @@ class EmbeddingModel:
         """Record ``prompts`` (e.g. a calibration split) among those the model has seen."""
         from imagen_audit.filters.datasets import prompt_hashes
 
+        self.add_seen_hashes(prompt_hashes(prompts))
+
+    def add_seen_hashes(self, hashes: np.ndarray) -> None:
+        """Record prompt hashes (``datasets.prompt_hashes``), e.g. another model's record."""
         old = self.seen_hashes if self.seen_hashes is not None else np.zeros(0, np.uint64)
-        self.seen_hashes = np.unique(np.concatenate([old, prompt_hashes(prompts)]))
+        self.seen_hashes = np.unique(np.concatenate([old, np.asarray(hashes, np.uint64)]))
 
     # ------------------------------------------------------------------ files
     def arrays(self) -> dict[str, np.ndarray]:

@@ -17,7 +17,9 @@ captions. Counterfactual augmentations take those shortcuts away:
   counterfactuals for the terms the harmful sets use most ("homeless", "disabled" in CoProV2's
   hate prompts), until each is twice as common among benign prompts as among harmful ones;
 - **picture-product frames** (``product_templates.txt``): "Make a meme about {p}" around
-  benign *and* harmful depictions, so asking for a meme or a poster carries no label.
+  benign *and* harmful depictions, so asking for a meme or a poster carries no label
+  (measured: no lower blocking of benign picture requests; see
+  :func:`product_counterfactuals`).
 
 Captions and I2P are also narrow in *form*: every benign training prompt was a sentence-long
 description, so a classifier learned that anything else (a question, a request, a single
@@ -287,8 +289,8 @@ def build_training_set(harmful: pd.DataFrame, benign: pd.DataFrame, *, seed: int
     frames, abstract prompts; see the module docstring), of which the harmful side gets
     mirrored request and action frames; ``product_per_benign`` (0 = off) the number of
     picture-product frames, mirrored in full (:func:`product_counterfactuals`);
-    ``match_identity_rates`` adds identity counterfactuals until no identity term is rarer
-    among benign prompts than among harmful ones
+    ``match_identity_rates`` adds identity counterfactuals until every identity term is
+    twice as common among benign prompts as among harmful ones
     (:func:`matched_identity_counterfactuals`)."""
     terms = list(identity_terms) if identity_terms is not None else read_lines(
         augment_file("identity_terms.txt"))
@@ -386,11 +388,12 @@ def product_counterfactuals(harmful: pd.DataFrame, benign: pd.DataFrame, n: int,
     the same frames.
 
     Chat users ask for memes, comics, posters, logos and covers. In I2P such words come with
-    harmful prompts (hateful memes, propaganda posters) and captions never use them, so
-    without this a classifier read the product word itself as harm: "Make a meme about
-    Mondays with a sleepy cat" scored 0.997. Mirrored one for one, the frame carries no label
-    and the content inside it decides. Only depictions get frames: "Make a meme about how
-    do I ...?" is no prompt anyone writes."""
+    harmful prompts (hateful memes, propaganda posters) and captions never use them, so a
+    classifier could read the product word itself as harm. Mirrored one for one, the frame
+    carries no label and the content inside it decides. Measured (round 7, filters/README),
+    the frames did not lower the blocking of benign picture requests ("Make a meme about
+    Mondays with a sleepy cat" scored 0.997): the content, not the frame, scored high. Only
+    depictions get frames: "Make a meme about how do I ...?" is no prompt anyone writes."""
     from imagen_audit.filters.form import DEPICTION, prompt_form
 
     frames = read_lines(augment_file("product_templates.txt"))
