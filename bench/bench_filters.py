@@ -30,13 +30,15 @@ def _fmt(v: object) -> str:
 
 def throughput(prompts: list[str]) -> None:
     from imagen_audit.filters.base import make_filter
-    from imagen_audit.filters.embedding import EmbeddingFilter
+    from imagen_audit.filters.embedding import EmbeddingFilter, EmbeddingModel, default_model_path
     from imagen_audit.filters.encoder import Encoder
 
+    model = EmbeddingModel.load(default_model_path())
     print(f"== throughput on {len(prompts)} prompts (I2P + COCO), one process, "
           f"{os.cpu_count()} CPUs")
     backends = [("blocklist", make_filter("blocklist")), ("profanity", make_filter("profanity")),
-                ("embedding (cold cache)", EmbeddingFilter(encoder=Encoder()))]
+                ("embedding (cold cache)", EmbeddingFilter(model, encoder=Encoder(
+                    delta=model.encoder_delta)))]
     ckpt = os.environ.get("DETOXIFY_CHECKPOINT")
     if ckpt:
         backends.append(("detoxify", make_filter(

@@ -56,3 +56,34 @@ class NoEncoder:
 
     def encode(self, prompts: Sequence[str]) -> Any:  # pragma: no cover - must not be called
         raise AssertionError("embeddings were given")
+
+
+def tiny_sentence_encoder(folder: Any, words: Sequence[str], seed: int = 0) -> Any:
+    """A randomly initialised 3-layer BERT sentence encoder (mean pooling, unit norm) saved as
+    a sentence-transformers folder: MiniLM's structure at toy size, built offline."""
+    from pathlib import Path
+
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    try:  # sentence-transformers >= 6
+        from sentence_transformers.sentence_transformer import modules as models
+    except ImportError:  # pragma: no cover - older releases
+        from sentence_transformers import models
+
+    folder = Path(folder)
+    raw = folder / "bert"
+    raw.mkdir(parents=True, exist_ok=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted({w.lower() for w in words})]
+    (raw / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    BertTokenizer(str(raw / "vocab.txt")).save_pretrained(raw)
+    torch.manual_seed(seed)
+    BertModel(BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=3,
+                         num_attention_heads=2, intermediate_size=32,
+                         max_position_embeddings=64)).save_pretrained(raw)
+    word = models.Transformer(str(raw), max_seq_length=32)
+    st = SentenceTransformer(modules=[word, models.Pooling(16, "mean"), models.Normalize()],
+                             device="cpu")
+    st.save(str(folder / "st"))
+    return folder / "st"

@@ -98,6 +98,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--product-ratio", type=float, default=0.125,
                    help="picture-product frames ('Make a meme about {p}') per benign prompt, "
                         "mirrored on as many harmful prompts; 0 turns them off")
+    t.add_argument("--adapt-encoder-layers", type=int, default=0, metavar="N",
+                   help="first fine-tune MiniLM's top N layers on the training split and "
+                        "train on the adapted embeddings (the layers are saved in the model "
+                        "as a float16 delta); 0 keeps MiniLM frozen")
+    t.add_argument("--adapt-epochs", type=float, default=1.0,
+                   help="passes over the training split when adapting the encoder")
     t.add_argument("--ensemble", type=int, default=5,
                    help="MLPs (seeds) whose logits are averaged")
     t.add_argument("--alpha", type=float, help="L2 penalty of the MLP (default 1e-3 / c)")
@@ -409,10 +415,31 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"training on {len(train)} prompts ({int(train['label'].sum())} harmful) from "
           f"{train['source'].value_counts().to_dict()}", file=sys.stderr)
     source_weights = _source_weights(args.source_weight)
-    enc = shared_encoder()
-    if args.embedding_cache:
-        enc.load_cache(args.embedding_cache)
     prompt_weights = [source_weights.get(s, 1.0) for s in train["source"]]
+    delta, adapt, adapt_dropped, adapt_rows = None, None, 0, 0
+    if args.adapt_encoder_layers:
+        from imagen_audit.filters.adapt import AdaptSettings, adapt_encoder
+
+        adapt = AdaptSettings(layers=args.adapt_encoder_layers, epochs=args.adapt_epochs,
+                              seed=args.seed)
+        # The same guard the networks get, applied before the encoder learns anything:
+        # no row that plain MiniLM places at cosine >= 0.95 to a dev, test or over-blocking
+        # prompt (identity probes, XSTest, HolisticBias) trains the encoder.
+        plain = shared_encoder()
+        if args.embedding_cache:
+            plain.load_cache(args.embedding_cache)
+        near = near_duplicate_mask(plain.encode(train["prompt"].astype(str).tolist()),
+                                   plain.encode(exclude))
+        if args.embedding_cache:
+            plain.save_cache(args.embedding_cache)
+        adapt_dropped, adapt_rows = int(near.sum()), int((~near).sum())
+        delta = adapt_encoder(train["prompt"].astype(str)[~near].tolist(),
+                              train["label"][~near].tolist(),
+                              np.asarray(prompt_weights)[~near].tolist(), adapt)
+    enc = shared_encoder(delta=delta)
+    cache_file = _cache_file(args.embedding_cache, enc) if args.embedding_cache else None
+    if cache_file:
+        enc.load_cache(cache_file)
     x_train, x_exclude = enc.encode(train["prompt"].tolist()), enc.encode(exclude)
     all_train, all_x, all_weights = train, x_train, prompt_weights
     dev_prompts = dev["prompt"].astype(str).tolist()
@@ -434,6 +461,14 @@ def cmd_train(args: argparse.Namespace) -> int:
                         embeddings=x_train, exclude_embeddings=x_exclude,
                         ensemble=args.ensemble, alpha=args.alpha,
                         prompt_weights=prompt_weights, encoder=enc)
+    if delta is not None and adapt is not None:
+        from imagen_audit.filters.encoder import delta_digest
+
+        model.encoder_delta = delta
+        model.meta["encoder_adaptation"] = {**adapt.record(), "weights": len(delta),
+                                            "delta_sha256": delta_digest(delta),
+                                            "training_rows": adapt_rows,
+                                            "dropped_near_duplicates": adapt_dropped}
     if not args.no_calibrate:
         calibrate(model, x_main_dev, main_dev["label"].tolist(), main_dev_prompts)
     if not args.no_lexical:
@@ -470,8 +505,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     js = model.save(args.out)
     f = EmbeddingFilter(model)
     p = np.asarray([r.score for r in f.score(test["prompt"].tolist())])
-    if args.embedding_cache:
-        enc.save_cache(args.embedding_cache)
+    if cache_file:
+        enc.save_cache(cache_file)
     y = test["label"].to_numpy()
     held = {f"held_out_at_{t:g}": {"n": len(test), **ranking(y, p), **confusion(y, p >= t)}
             for t in sorted({threshold, 0.5})}
@@ -488,6 +523,15 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"held-out ROC-AUC {_fmt(h['roc_auc'])}, recall {_fmt(h['recall'])}, FPR "
           f"{_fmt(h['fpr'])} at {threshold:.2f}")
     return EXIT_OK
+
+
+def _cache_file(path: str, enc: Any) -> Path:
+    """The embedding cache for ``enc``: the file given for plain MiniLM, a sibling named by
+    the fingerprint for an adapted encoder (each adaptation's embeddings are its own)."""
+    p = Path(path)
+    if not getattr(enc, "delta", None):
+        return p
+    return p.with_name(f"{p.stem}.{enc.fingerprint()}{p.suffix or '.npz'}")
 
 
 REQUEST_HEAD = {"hidden": 256, "alpha": 1e-2}

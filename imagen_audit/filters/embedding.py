@@ -51,9 +51,11 @@ from imagen_audit.filters.encoder import Encoder, shared_encoder
 from imagen_audit.filters.lexical import LexicalModel
 
 FORMAT = "imagen-audit/embedding-filter"
-# 2: optional lexical view + stacker; 3: optional request threshold and request head (files
-# without them are written with the lowest version that reads them whole).
-FORMAT_VERSION = 3
+# 2: optional lexical view + stacker; 3: optional request threshold and request head;
+# 4: optional encoder delta (files without them are written with the lowest version that
+# reads them whole).
+FORMAT_VERSION = 4
+ENCODER_PREFIX = "enc."  # array names of the encoder delta in the .npz
 DEFAULT_MODEL = "models/prompt-embedding"
 
 
@@ -78,6 +80,9 @@ class EmbeddingModel:
     # rows only; it scores requests alone, or (meta request_head.mix == "mean") averaged
     # with the model's own logit (:meth:`request_proba`).
     request_head: tuple[list[np.ndarray], list[np.ndarray]] | None = None
+    # float16 replacements for the encoder's top layers (:mod:`imagen_audit.filters.adapt`):
+    # the model's embeddings come from MiniLM with these weights, never from plain MiniLM.
+    encoder_delta: dict[str, np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         if len(self.weights) != len(self.biases) or not self.weights:
@@ -211,7 +216,14 @@ class EmbeddingModel:
             for i, (w, b) in enumerate(zip(*self.request_head, strict=True)):
                 out[f"rq_w{i}"] = np.asarray(w, np.float32)
                 out[f"rq_b{i}"] = np.asarray(b, np.float32)
+        for name, value in (self.encoder_delta or {}).items():
+            out[ENCODER_PREFIX + name] = np.asarray(value, np.float16)
         return out
+
+    def encoder(self) -> Encoder:
+        """The shared encoder this model's embeddings come from (MiniLM, adapted by the
+        model's delta when it has one)."""
+        return shared_encoder(delta=self.encoder_delta)
 
     def save(self, path: str | Path) -> Path:
         """Write ``PATH.npz`` and ``PATH.json`` (atomically); returns the JSON path."""
@@ -223,8 +235,10 @@ class EmbeddingModel:
         with atomic_path(npz) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **self.arrays())
         digest = hashlib.sha256(npz.read_bytes()).hexdigest()
-        if self.request_head is not None or "request_threshold" in self.meta:
-            version = FORMAT_VERSION
+        if self.encoder_delta:
+            version = FORMAT_VERSION  # an older reader would ignore the delta: refuse it
+        elif self.request_head is not None or "request_threshold" in self.meta:
+            version = 3
         else:
             version = 2 if self.lexical is not None else 1
         doc = {"format": FORMAT, "format_version": version, "arrays_file": npz.name,
@@ -292,8 +306,13 @@ class EmbeddingModel:
             if stack is None:
                 raise FilterError(f"{npz}: array 'stack' missing (lexical view without its "
                                   "stacker)")
+        delta = {k[len(ENCODER_PREFIX):]: v for k, v in data.items()
+                 if k.startswith(ENCODER_PREFIX)}
+        if delta and any(v.dtype != np.float16 for v in delta.values()):
+            raise FilterError(f"{npz}: encoder delta arrays ({ENCODER_PREFIX}*) must be "
+                              "float16")
         return cls(weights, biases, tuple(doc.get("categories", ())), data.get("cat_w"),
-                   data.get("cat_b"), meta, seen, lexical, stack, head)
+                   data.get("cat_b"), meta, seen, lexical, stack, head, delta or None)
 
 
 def _forward(weights: Sequence[np.ndarray], biases: Sequence[np.ndarray],
@@ -548,7 +567,7 @@ class EmbeddingFilter:
         else:
             self.model_path = Path(model) if model else default_model_path()
             self.model = EmbeddingModel.load(self.model_path)
-        self.encoder = encoder or shared_encoder()
+        self.encoder = encoder or self.model.encoder()
 
     def score(self, prompts: Sequence[str]) -> list[FilterResult]:
         if not prompts:
@@ -570,7 +589,8 @@ class EmbeddingFilter:
                 "lexical_view": self.model.lexical is not None,
                 "decision_threshold": self.model.meta.get("decision_threshold"),
                 "request_threshold": self.model.meta.get("request_threshold"),
-                "request_head": self.model.request_head is not None}
+                "request_head": self.model.request_head is not None,
+                "encoder_adapted": bool(self.model.encoder_delta)}
 
 
 @register("embedding")

@@ -5,6 +5,11 @@ time) and only from the local files inside that wheel: nothing is downloaded. Em
 are L2-normalised float32 rows; the same text always gives the same row, so an in-process
 cache keyed by the text avoids re-encoding prompts that several backends or the threshold
 sweep share.
+
+An encoder may carry a *delta*: float16 replacements for some of MiniLM's weights (its top
+layers, fine-tuned by :mod:`imagen_audit.filters.adapt`), stored as plain arrays inside a
+trained model's ``.npz``. The fingerprint covers the delta, so embeddings cached or trained
+under one adaptation are never mistaken for another's.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +40,10 @@ class Encoder:
     """MiniLM sentence encoder with a bounded in-process cache."""
 
     def __init__(self, model_path: str | Path | None = None, device: str = "cpu",
-                 batch_size: int = 64, cache_size: int = 200_000) -> None:
+                 batch_size: int = 64, cache_size: int = 200_000,
+                 delta: Mapping[str, np.ndarray] | None = None) -> None:
         self.model_path = Path(model_path) if model_path else None
+        self.delta = dict(delta) if delta else None
         self.device = device
         self.batch_size = batch_size
         self._model = None
@@ -55,8 +62,10 @@ class Encoder:
                 raise FilterError(f"{path}: not a sentence-transformers model folder")
             from sentence_transformers import SentenceTransformer
 
-            self._model = SentenceTransformer(str(path), device=self.device,
-                                              local_files_only=True)
+            model = SentenceTransformer(str(path), device=self.device, local_files_only=True)
+            if self.delta:
+                apply_delta(model, self.delta, str(path))
+            self._model = model
         return self._model
 
     def fingerprint(self) -> str:
@@ -68,6 +77,8 @@ class Encoder:
             h.update(str(f.stat().st_size).encode())
             with open(f, "rb") as fh:
                 h.update(fh.read(1 << 20))  # first MiB: enough to tell weights apart, fast
+        if self.delta:
+            h.update(delta_digest(self.delta).encode())
         return h.hexdigest()[:16]
 
     def encode(self, prompts: Sequence[str]) -> np.ndarray:
@@ -135,12 +146,42 @@ class Encoder:
                      fingerprint=np.array(self.fingerprint()))
 
 
-_SHARED: dict[str, Encoder] = {}
+def delta_digest(delta: Mapping[str, np.ndarray]) -> str:
+    """sha256 over a delta's names, shapes and bytes (order-independent)."""
+    h = hashlib.sha256()
+    for name in sorted(delta):
+        a = np.ascontiguousarray(delta[name])
+        h.update(f"{name}:{a.dtype.str}:{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
-def shared_encoder(model_path: str | Path | None = None) -> Encoder:
-    """One encoder per model path per process (backends and evaluation share its cache)."""
-    key = str(model_path or "")
+def apply_delta(model: object, delta: Mapping[str, np.ndarray], where: str) -> None:
+    """Overwrite the transformer weights named in ``delta`` (sentence-transformers ``model``,
+    its first module's ``auto_model``); every name and shape must match, so a delta made for
+    another encoder fails loudly instead of producing quietly wrong embeddings."""
+    import torch
+
+    state = model[0].auto_model.state_dict()  # type: ignore[index]
+    with torch.no_grad():
+        for name, value in delta.items():
+            if name not in state:
+                raise FilterError(f"{where}: the encoder has no weight {name!r} (a delta made "
+                                  "for another encoder)")
+            if tuple(state[name].shape) != tuple(value.shape):
+                raise FilterError(f"{where}: weight {name!r} is {tuple(state[name].shape)}, "
+                                  f"the delta's is {tuple(value.shape)}")
+            state[name].copy_(torch.from_numpy(np.asarray(value, dtype=np.float32)))
+
+
+_SHARED: dict[tuple[str, str], Encoder] = {}
+
+
+def shared_encoder(model_path: str | Path | None = None,
+                   delta: Mapping[str, np.ndarray] | None = None) -> Encoder:
+    """One encoder per model path and delta per process (backends and evaluation share its
+    cache)."""
+    key = (str(model_path or ""), delta_digest(delta) if delta else "")
     if key not in _SHARED:
-        _SHARED[key] = Encoder(model_path)
+        _SHARED[key] = Encoder(model_path, delta=delta)
     return _SHARED[key]
