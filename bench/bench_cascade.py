@@ -170,21 +170,12 @@ def building_on(device: str, dtype: Any) -> Iterator[None]:
         torch.set_default_dtype(previous)
 
 
-def _if_schedulers() -> dict[str, Any]:
-    from diffusers import DDPMScheduler
-
-    return {"scheduler": DDPMScheduler(
-        num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", beta_start=0.0001,
-        beta_end=0.02, thresholding=True, dynamic_thresholding_ratio=0.95,
-        sample_max_value=1.0, prediction_type="epsilon", variance_type="learned_range")}
-
-
 def real_stage1_components(device: str, dtype: Any) -> dict[str, Any]:
     """``IFPipeline`` components: T5-v1.1-XXL encoder and the IF-I-XL-sized UNet."""
     from diffusers import UNet2DConditionModel
     from transformers import T5EncoderModel
 
-    from imagen_audit.generate.tiny import tiny_t5_tokenizer
+    from imagen_audit.generate.tiny import if_schedulers, tiny_t5_tokenizer
 
     tokenizer = tiny_t5_tokenizer()
     config = t5_config()
@@ -193,29 +184,29 @@ def real_stage1_components(device: str, dtype: Any) -> dict[str, Any]:
         text_encoder = T5EncoderModel(config)
         unet = UNet2DConditionModel(**stage1_unet_config())
     return {"tokenizer": tokenizer, "text_encoder": text_encoder, "unet": unet,
-            **_if_schedulers(), "safety_checker": None, "feature_extractor": None,
+            **if_schedulers(), "safety_checker": None, "feature_extractor": None,
             "watermarker": None}
 
 
 def real_stage2_components(device: str, dtype: Any) -> dict[str, Any]:
     """``IFSuperResolutionPipeline`` components: the IF-II-L-sized UNet (T5 shared)."""
-    from diffusers import DDPMScheduler, UNet2DConditionModel
+    from diffusers import UNet2DConditionModel
+
+    from imagen_audit.generate.tiny import if_noising_scheduler, if_schedulers
 
     with building_on(device, dtype):
         unet = UNet2DConditionModel(**stage2_unet_config())
-    noising = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
-                            beta_start=0.0001, beta_end=0.02)
-    return {"tokenizer": None, "text_encoder": None, "unet": unet, **_if_schedulers(),
-            "image_noising_scheduler": noising, "safety_checker": None,
+    return {"tokenizer": None, "text_encoder": None, "unet": unet, **if_schedulers(),
+            "image_noising_scheduler": if_noising_scheduler(), "safety_checker": None,
             "feature_extractor": None, "watermarker": None}
 
 
 def real_stage3_components(device: str, dtype: Any) -> dict[str, Any]:
     """``StableDiffusionUpscalePipeline`` components: x4 UNet, VAE, ViT-H text tower."""
-    from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditionModel
+    from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel
 
-    from imagen_audit.generate.tiny import tiny_clip_tokenizer
+    from imagen_audit.generate.tiny import tiny_clip_tokenizer, x4_schedulers
 
     tokenizer = tiny_clip_tokenizer()
     config = clip_config()
@@ -225,10 +216,8 @@ def real_stage3_components(device: str, dtype: Any) -> dict[str, Any]:
         unet = UNet2DConditionModel(**x4_unet_config())
         vae = AutoencoderKL(**x4_vae_config())
     return {"vae": vae, "text_encoder": text_encoder, "tokenizer": tokenizer, "unet": unet,
-            "low_res_scheduler": DDPMScheduler(num_train_timesteps=1000),
-            "scheduler": DDIMScheduler(prediction_type="v_prediction", num_train_timesteps=1000),
-            "safety_checker": None, "feature_extractor": None, "watermarker": None,
-            "max_noise_level": 350}
+            **x4_schedulers(), "safety_checker": None, "feature_extractor": None,
+            "watermarker": None}
 
 
 def _n_params(module: Any) -> int:

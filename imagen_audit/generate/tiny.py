@@ -67,11 +67,40 @@ def tiny_clip_tokenizer() -> Any:
                          pad_token="<|endoftext|>")
 
 
+# ---------------------------------------------------------------------- schedulers
+def if_schedulers() -> dict[str, Any]:
+    """The sampler of IF stages I and II (DeepFloyd's settings: cosine schedule, learned
+    variance, dynamic thresholding); shared with the real-size builders of the benchmarks."""
+    from diffusers import DDPMScheduler
+
+    return {"scheduler": DDPMScheduler(
+        num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", beta_start=0.0001,
+        beta_end=0.02, thresholding=True, dynamic_thresholding_ratio=0.95,
+        sample_max_value=1.0, prediction_type="epsilon", variance_type="learned_range")}
+
+
+def if_noising_scheduler() -> Any:
+    """Stage II's scheduler for noising its low-resolution input."""
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
+                         beta_start=0.0001, beta_end=0.02)
+
+
+def x4_schedulers() -> dict[str, Any]:
+    """The x4 upscaler's schedulers and noise-level bound (its published settings)."""
+    from diffusers import DDIMScheduler, DDPMScheduler
+
+    return {"low_res_scheduler": DDPMScheduler(num_train_timesteps=1000),
+            "scheduler": DDIMScheduler(prediction_type="v_prediction", num_train_timesteps=1000),
+            "max_noise_level": 350}
+
+
 # ---------------------------------------------------------------------- components
 def stage1_components() -> dict[str, Any]:
     """Dummy components for ``IFPipeline`` at 64×64 (cf. diffusers' IF test scaffolding)."""
     import torch
-    from diffusers import DDPMScheduler, UNet2DConditionModel
+    from diffusers import UNet2DConditionModel
     from transformers import T5Config, T5EncoderModel
 
     torch.manual_seed(_SEED)
@@ -88,12 +117,8 @@ def stage1_components() -> dict[str, Any]:
         attention_head_dim=8, addition_embed_type="text", addition_embed_type_num_heads=2,
         cross_attention_norm="group_norm", resnet_time_scale_shift="scale_shift",
         act_fn="gelu", norm_num_groups=8)
-    scheduler = DDPMScheduler(
-        num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", beta_start=0.0001,
-        beta_end=0.02, thresholding=True, dynamic_thresholding_ratio=0.95,
-        sample_max_value=1.0, prediction_type="epsilon", variance_type="learned_range")
     return {"tokenizer": tokenizer, "text_encoder": text_encoder, "unet": unet,
-            "scheduler": scheduler, "safety_checker": None, "feature_extractor": None,
+            **if_schedulers(), "safety_checker": None, "feature_extractor": None,
             "watermarker": None}
 
 
@@ -101,7 +126,7 @@ def stage2_components() -> dict[str, Any]:
     """Dummy components for ``IFSuperResolutionPipeline`` 64 → 256 (attention only at the
     lowest resolution, 32×32: attention at higher resolutions costs seconds to tens of GB)."""
     import torch
-    from diffusers import DDPMScheduler, UNet2DConditionModel
+    from diffusers import UNet2DConditionModel
 
     torch.manual_seed(_SEED + 1)
     unet = UNet2DConditionModel(
@@ -116,14 +141,8 @@ def stage2_components() -> dict[str, Any]:
         cross_attention_norm="group_norm", resnet_time_scale_shift="scale_shift",
         act_fn="gelu", class_embed_type="timestep", mid_block_scale_factor=1.414,
         time_embedding_act_fn="gelu", time_embedding_dim=32, norm_num_groups=8)
-    scheduler = DDPMScheduler(
-        num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", beta_start=0.0001,
-        beta_end=0.02, thresholding=True, dynamic_thresholding_ratio=0.95,
-        sample_max_value=1.0, prediction_type="epsilon", variance_type="learned_range")
-    noising = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
-                            beta_start=0.0001, beta_end=0.02)
-    return {"tokenizer": None, "text_encoder": None, "unet": unet, "scheduler": scheduler,
-            "image_noising_scheduler": noising, "safety_checker": None,
+    return {"tokenizer": None, "text_encoder": None, "unet": unet, **if_schedulers(),
+            "image_noising_scheduler": if_noising_scheduler(), "safety_checker": None,
             "feature_extractor": None, "watermarker": None}
 
 
@@ -132,7 +151,7 @@ def stage3_components() -> dict[str, Any]:
     text encoder; attention only in the lowest-resolution block (32×32 latents) and none in
     the VAE, whose mid-block attention would span 256×256 latents)."""
     import torch
-    from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, UNet2DConditionModel
+    from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     torch.manual_seed(_SEED + 2)
@@ -153,10 +172,8 @@ def stage3_components() -> dict[str, Any]:
         down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
         norm_num_groups=8, scaling_factor=0.08333, mid_block_add_attention=False)
     return {"vae": vae, "text_encoder": text_encoder, "tokenizer": tokenizer, "unet": unet,
-            "low_res_scheduler": DDPMScheduler(num_train_timesteps=1000),
-            "scheduler": DDIMScheduler(prediction_type="v_prediction", num_train_timesteps=1000),
-            "safety_checker": None, "feature_extractor": None, "watermarker": None,
-            "max_noise_level": 350}
+            **x4_schedulers(), "safety_checker": None, "feature_extractor": None,
+            "watermarker": None}
 
 
 def build_tiny_cascade(target: Path) -> Path:
