@@ -122,3 +122,16 @@ def test_save_round_trip_keeps_relative_paths(tmp_path) -> None:
     assert {b.name: b.threshold for b in again.backends} == {"blocklist": 0.9, "embedding": 0.7}
     assert again.backends[1].options["model"] == pol.backends[1].options["model"]
     assert "!!python" not in out.read_text()
+
+
+def test_precision_first_is_the_default_at_a_higher_classifier_threshold() -> None:
+    """precision-first.yaml must stay the default policy but for the classifier's threshold
+    (raised, so it blocks a subset of what the default blocks)."""
+    default, pf = Policy.load("default"), Policy.load("precision-first")
+    assert pf.combine == default.combine
+    assert [(b.name, b.options) for b in pf.backends] == \
+        [(b.name, b.options) for b in default.backends]
+    thresholds = [(b.threshold, c.threshold) for b, c in zip(default.backends, pf.backends,
+                                                              strict=True)]
+    assert thresholds[0][0] == thresholds[0][1]  # the word list is the same
+    assert thresholds[1][1] > thresholds[1][0]
