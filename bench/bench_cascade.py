@@ -492,15 +492,9 @@ def _torch_threads() -> int:
 def _write_json(path: Path | None, results: dict[str, Any]) -> None:
     if path is None:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(results, fh, indent=2, default=str)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    from imagen_audit.files import write_atomic
+
+    write_atomic(path, json.dumps(results, indent=2, default=str))
 
 
 def machine_info(device: str) -> dict[str, Any]:
