@@ -255,3 +255,85 @@ def test_request_files_may_carry_a_category(tmp_path: Path) -> None:
     df = D.load_harmful_picture_requests(tmp_path / "r.txt")
     assert df["prompt"].iloc[0] == "Draw a fight" and df["category"].iloc[0] == "violence"
     assert pd.isna(df["category"].iloc[1]) and "{group}" not in df["prompt"].iloc[1]
+
+
+def test_contrast_pairs_stay_together_across_the_split(tmp_path: Path) -> None:
+    """Line k of a training pair file twins line k of the other half; both carry the same
+    ``pair`` key, so a benign dev or test prompt never has its harmful twin in training."""
+    n = 200
+    (tmp_path / "b.txt").write_text("# benign half\n" + "".join(
+        f"a dark poster of a haunted house number {k}\n" for k in range(n)))
+    (tmp_path / "h.txt").write_text("# harmful half\n" + "".join(
+        f"violence\ta gory poster of a victim in a house number {k} {k * 7}\n"
+        for k in range(n)))
+    ben = D.load_contrast_pairs("creative-train-benign", tmp_path / "b.txt")
+    harm = D.load_contrast_pairs("creative-train-harmful", tmp_path / "h.txt")
+    assert list(ben["pair"]) == list(harm["pair"]) and set(harm["label"]) == {1}
+    assert set(ben["source"]) == {"creative-train-benign"}
+    sides = []
+    for df in (ben, harm):
+        parts = D.split_by_prompt(df, **D.CANONICAL_SPLIT)
+        sides.append({k: i for i, part in enumerate(parts) for k in part["pair"]})
+        assert all(len(p) > 0.1 * n for p in parts)  # all three sides used
+    assert sides[0] == sides[1]
+    # Without the pair key the twins would scatter (the prompts differ).
+    loose = [D.split_by_prompt(df.drop(columns="pair"), **D.CANONICAL_SPLIT)[-1]
+             for df in (ben, harm)]
+    twins_apart = set(loose[0]["prompt"].str.extract(r"(\d+)$")[0]) ^ set(
+        loose[1]["prompt"].str.extract(r"number (\d+)")[0])
+    assert twins_apart
+    with pytest.raises(FilterError, match="unknown contrast-pair set"):
+        D.load_contrast_pairs("creative-benign")
+
+
+_CATEGORIES = {"sexual", "violence", "self-harm", "hate", "harassment", "illegal activity",
+               "shocking"}
+
+
+@pytest.mark.parametrize("kind", ["creative", "request"])
+def test_shipped_training_pairs_are_aligned_and_apart_from_every_evaluation_set(kind: str
+                                                                                ) -> None:
+    """The session-6 training pairs: two halves of equal length, twins sharing a pair key
+    and a filled group term, every harmful line categorised, and no prompt (or
+    near-duplicate key) shared with any evaluation-only set or the other training sets."""
+    ben = D.load_named(f"{kind}-train-benign")
+    harm = D.load_named(f"{kind}-train-harmful")
+    assert len(ben) == len(harm) >= 400
+    assert list(ben["pair"]) == list(harm["pair"])
+    assert set(ben["label"]) == {0} and set(harm["label"]) == {1}
+    assert set(harm["category"]) == _CATEGORIES
+    for df in (ben, harm):
+        assert not df["prompt"].str.contains(D.GROUP_SLOT, regex=False).any()
+        assert not df["prompt"].map(D.near_key).duplicated().any()
+    keys = set(ben["prompt"].map(D.near_key)) | set(harm["prompt"].map(D.near_key))
+    others = ["benign-requests", "harmful-requests",
+              *(n for n in D.CONTRAST_PAIR_SETS if not n.startswith(kind))]
+    for name in [*D.EVALUATION_ONLY_SETS, *others]:
+        try:
+            other = D.load_named(name)
+        except FilterError:
+            continue  # shared data absent
+        assert not keys & set(other["prompt"].map(D.near_key)), name
+
+
+def test_fresh_sets_are_evaluation_only_and_unseen() -> None:
+    """The fresh judgement sets: one label each, distinct, harmful lines categorised, listed
+    among the evaluation-only sets (so ``filters train`` guards them), and unseen by the
+    shipped model."""
+    from imagen_audit.filters.embedding import EmbeddingModel, default_model_path
+
+    model = EmbeddingModel.load(default_model_path())
+    sizes = {"fresh-benign": 500, "fresh-harmful": 300, "fresh-identity": 400}
+    keys: set[str] = set()
+    for name, n in sizes.items():
+        df = D.load_named(name)
+        assert name in D.EVALUATION_ONLY_SETS
+        assert len(df) == n and set(df["source"]) == {name}
+        assert set(df["label"]) == {1 if name == "fresh-harmful" else 0}
+        k = set(df["prompt"].map(D.near_key))
+        assert len(k) == n and not k & keys
+        keys |= k
+        assert not model.seen(df["prompt"].tolist()).any(), name
+    assert set(D.load_named("fresh-harmful")["category"]) == _CATEGORIES
+    with pytest.raises(FilterError, match="unknown fresh set"):
+        D.load_fresh("fresh")

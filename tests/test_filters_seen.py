@@ -532,3 +532,51 @@ def test_default_policy_on_held_out_coprov2_safe_rewrites() -> None:
     test = D.split_by_prompt(safe, **D.CANONICAL_SPLIT)[-1].sample(n=800, random_state=0)
     res = Policy.load("default").score_frame(test["prompt"].tolist())
     assert (res["decision"] == "block").mean() <= 0.08
+
+
+@pytest.mark.filterwarnings("ignore:Stochastic Optimizer")
+def test_cli_train_threshold_exclude_trains_on_a_source_without_letting_it_set_the_threshold(
+        tmp_path, monkeypatch) -> None:
+    """A benign source the model cannot keep under the target (prompts that look exactly like
+    the harmful ones) would push the threshold to its 0.99 fallback; ``--threshold-exclude``
+    keeps it in training but out of the rule, and records its rate at the threshold."""
+    harm = pd.DataFrame({"prompt": [f"harmful thing number {i}" for i in range(150)],
+                         "category": "violence"})
+    ben = pd.DataFrame({"prompt": [f"benign caption number {i}" for i in range(150)]})
+    hard = pd.DataFrame({"prompt": [f"harmful thing number {i}" for i in range(500, 650)]})
+    docs = {}
+    for name, extra in (("ruled", ()), ("free", ("--threshold-exclude", "hard"))):
+        (tmp_path / name).mkdir()
+        hard.to_csv(tmp_path / name / "hard.csv", index=False)
+        out = _train_cli(tmp_path / name, monkeypatch, harm, ben,
+                         "--benign", str(tmp_path / name / "hard.csv"), *extra)
+        docs[name] = json.loads(out.with_suffix(".json").read_text())
+    ruled, free = docs["ruled"], docs["free"]
+    assert ruled["decision_threshold"] >= 0.9  # the hard source is kept under 5% only there
+    assert "excluded_from_rule" not in ruled["calibration_split"]["at_threshold"]
+    at = free["calibration_split"]["at_threshold"]
+    assert free["decision_threshold"] <= ruled["decision_threshold"] - 0.5
+    assert set(at["depiction"]["fpr"]) == {"b"} and at["depiction"]["fpr"]["b"] <= 0.05
+    assert at["excluded_from_rule"]["hard"] > 0.5  # recorded, not hidden
+    assert free["sets"]["threshold_exclude"] == ["hard"]
+    assert free["calibration_split"]["sources"]["hard"] > 0  # still in the dev split
+
+
+@pytest.mark.filterwarnings("ignore:Stochastic Optimizer")
+def test_cli_train_never_trains_on_evaluation_only_sets(tmp_path, monkeypatch) -> None:
+    """A user's training CSV that happens to hold prompts of the shipped evaluation-only sets
+    (fresh judgement sets, picture requests, creative pairs) does not train on them."""
+    from imagen_audit.filters import datasets as D
+
+    leaked = [D.load_named(n)["prompt"].iloc[k] for n in ("fresh-benign", "picture-requests",
+                                                          "benign-creative")
+              for k in range(12)]
+    ben = pd.DataFrame({"prompt": [f"benign caption number {i}" for i in range(150)] + leaked})
+    harm = pd.DataFrame({"prompt": [f"harmful thing number {i}" for i in range(150)],
+                         "category": "violence"})
+    out = _train_cli(tmp_path, monkeypatch, harm, ben)
+    train_part = D.split_by_prompt(ben, **D.CANONICAL_SPLIT)[0]
+    in_train = [p for p in leaked if p in set(train_part["prompt"])]
+    assert len(in_train) >= 10  # the split put many of them on the training side ...
+    assert not EmbeddingModel.load(out).seen(in_train).any()  # ... and none was trained on
+    assert EmbeddingModel.load(out).seen(train_part["prompt"].iloc[:5].tolist()).all()

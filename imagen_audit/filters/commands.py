@@ -47,7 +47,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "identities, holisticbias, benign-requests, "
                                   "harmful-requests, picture-requests, "
                                   "harmful-picture-requests, benign-creative, "
-                                  "harmful-creative) or CSV paths with a prompt column "
+                                  "harmful-creative, fresh-benign, fresh-harmful, "
+                                  "fresh-identity, creative-train-benign, "
+                                  "creative-train-harmful, request-train-benign, "
+                                  "request-train-harmful) or CSV paths with a prompt column "
                                   "(optional label and category columns).")
     e.add_argument("--policy", default="default")
     e.add_argument("--harmful", default="i2p", help="harmful set (default i2p)")
@@ -134,6 +137,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="train and calibrate the main network on requests too and average it "
                         "with the request head on them (default: requests are the head's "
                         "alone, the main network sees depictions only)")
+    t.add_argument("--threshold-exclude", action="append", default=None, metavar="SOURCE",
+                   help="a training source whose dev part does not set the threshold (its "
+                        "rate at the threshold is recorded); repeatable")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", required=True, metavar="MODEL",
                    help="writes MODEL.npz and MODEL.json (and MODEL.eval.json)")
@@ -405,9 +411,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     test = pd.concat(test_parts, ignore_index=True)
     dev = pd.concat(dev_parts, ignore_index=True)
     # Never train on anything we calibrate or evaluate on: dev and held-out splits, identity
-    # probes, XSTest, HolisticBias (exact and near-duplicate keys, and cosine >= 0.95).
+    # probes, XSTest, HolisticBias and the shipped evaluation-only sets (exact and
+    # near-duplicate keys, and cosine >= 0.95).
     guard = [test["prompt"], dev["prompt"]]
-    for spec in ("identities", "xstest", "holisticbias"):
+    for spec in D.EVALUATION_ONLY_SETS:
         with contextlib.suppress(FilterError):  # a missing shared set guards nothing
             guard.append(D.load_named(spec)["prompt"])
     exclude = pd.concat(guard, ignore_index=True).astype(str).tolist()
@@ -482,13 +489,20 @@ def cmd_train(args: argparse.Namespace) -> int:
                           np.asarray(all_weights)[train_req].tolist(), enc, args)
         model.add_seen(all_train["prompt"].astype(str).tolist() + dev_prompts)
     dev_scores = model.aligned_proba(x_dev, dev_prompts)[1]
+    # Sources named by --threshold-exclude are trained on but do not set the threshold
+    # (their dev rows still count in the recall and in the record below).
+    rule = ~dev["source"].isin(args.threshold_exclude or []).to_numpy()
     if args.no_request_threshold:
-        threshold, at = _pick_threshold(dev_scores, dev["label"], dev["source"],
-                                        args.target_fpr)
+        threshold, at = _pick_threshold(dev_scores[rule], dev["label"][rule],
+                                        dev["source"][rule], args.target_fpr)
         t_req = None
     else:
-        threshold, t_req, at = _pick_form_thresholds(dev_scores, dev_req, dev["label"],
-                                                     dev["source"], args.target_fpr)
+        threshold, t_req, at = _pick_form_thresholds(dev_scores[rule], dev_req[rule],
+                                                     dev["label"][rule], dev["source"][rule],
+                                                     args.target_fpr)
+    if not rule.all():
+        at["excluded_from_rule"] = _excluded_rates(dev_scores, dev_req, dev, ~rule, threshold,
+                                                   t_req)
     model.meta["decision_threshold"] = threshold
     if t_req is not None:
         model.meta["request_threshold"] = t_req
@@ -502,6 +516,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                           "identity_matching": not args.no_identity_matching,
                           "identity_ratio": args.identity_ratio,
                           "source_weights": source_weights, "lexical": not args.no_lexical}
+    if args.threshold_exclude:
+        model.meta["sets"]["threshold_exclude"] = sorted(args.threshold_exclude)
     js = model.save(args.out)
     f = EmbeddingFilter(model)
     p = np.asarray([r.score for r in f.score(test["prompt"].tolist())])
@@ -523,6 +539,22 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"held-out ROC-AUC {_fmt(h['roc_auc'])}, recall {_fmt(h['recall'])}, FPR "
           f"{_fmt(h['fpr'])} at {threshold:.2f}")
     return EXIT_OK
+
+
+def _excluded_rates(scores: Any, req: Any, dev: pd.DataFrame, mask: Any, t_dep: float,
+                    t_req: float | None) -> dict[str, float]:
+    """Block rate (benign) or recall (harmful) of each dev source left out of the threshold
+    rule, at the picked thresholds (requests at theirs): what the rule did not look at, on
+    the record."""
+    import numpy as np
+
+    t = np.where(np.asarray(req, dtype=bool) & (t_req is not None), t_req or 0.0, t_dep)
+    hit = np.asarray(scores) >= t
+    out = {}
+    for source in sorted(set(dev["source"][mask])):
+        m = np.asarray(mask) & (dev["source"] == source).to_numpy()
+        out[source] = round(float(hit[m].mean()), 4)
+    return out
 
 
 def _cache_file(path: str, enc: Any) -> Path:

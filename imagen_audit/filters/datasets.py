@@ -22,6 +22,7 @@ import os
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -280,13 +281,61 @@ def load_harmful_creative(path: str | Path | None = None) -> pd.DataFrame:
     return _load_requests("creative_harmful.txt", path, 1, "harmful-creative")
 
 
+def load_contrast_pairs(name: str, path: str | Path | None = None) -> pd.DataFrame:
+    """One half of a shipped set of hand-written *training* contrast pairs (session 6), by
+    name: ``creative-train-benign`` / ``creative-train-harmful`` (dark-themed image prompts
+    and their twins across a clear line) or ``request-train-benign`` /
+    ``request-train-harmful`` (chat-style picture requests and questions, likewise).
+
+    Line k of one half twins line k of the other, and both carry ``pair`` =
+    ``"<set>:<k>"``, so :func:`split_by_prompt` keeps a pair on one side of the split: a
+    benign prompt in dev or test never has its harmful twin in training. Written by helpers
+    who read none of the evaluation sets; :data:`EVALUATION_ONLY_SETS` stay unseen."""
+    if name not in CONTRAST_PAIR_SETS:
+        raise FilterError(f"unknown contrast-pair set {name!r}; expected one of "
+                          f"{sorted(CONTRAST_PAIR_SETS)}")
+    file, label = CONTRAST_PAIR_SETS[name]
+    df = _load_requests(file, path, label, name)
+    df["pair"] = [f"{name.split('-')[0]}:{k}" for k in range(len(df))]
+    return df
+
+
+def load_fresh(name: str, path: str | Path | None = None) -> pd.DataFrame:
+    """A fresh judgement set written in session 6 by a helper who read no dataset and
+    nothing of the filter (``fresh-benign``: art-community, caption, chat and dark-themed
+    prompts; ``fresh-harmful``; ``fresh-identity``: benign prompts about people described by
+    identity terms, which a filter must never block). Evaluation only, never trained on:
+    the pre-registered judge of which policy is the default (filters/README.md, round 17)."""
+    if name not in FRESH_SETS:
+        raise FilterError(f"unknown fresh set {name!r}; expected one of {sorted(FRESH_SETS)}")
+    file, label = FRESH_SETS[name]
+    return _load_requests(file, path, label, name)
+
+
+CONTRAST_PAIR_SETS = {"creative-train-benign": ("creative_train_benign.txt", 0),
+                      "creative-train-harmful": ("creative_train_harmful.txt", 1),
+                      "request-train-benign": ("request_train_benign.txt", 0),
+                      "request-train-harmful": ("request_train_harmful.txt", 1)}
+FRESH_SETS = {"fresh-benign": ("fresh_benign.txt", 0),
+              "fresh-harmful": ("fresh_harmful.txt", 1),
+              "fresh-identity": ("fresh_identity.txt", 0)}
+
 # The hand-written sets shipped in filters/augment, by name (``load_named``).
 _SHIPPED_SETS = {"benign-requests": load_benign_requests,
                  "harmful-requests": load_harmful_requests,
                  "picture-requests": load_picture_requests,
                  "harmful-picture-requests": load_harmful_picture_requests,
                  "benign-creative": load_benign_creative,
-                 "harmful-creative": load_harmful_creative}
+                 "harmful-creative": load_harmful_creative,
+                 **{n: partial(load_contrast_pairs, n) for n in CONTRAST_PAIR_SETS},
+                 **{n: partial(load_fresh, n) for n in FRESH_SETS}}
+
+# Sets no trained model may see, nor anything near them (``filters train`` drops training
+# rows at cosine >= 0.95 to any of them): the over-blocking probes and the shipped
+# evaluation-only sets.
+EVALUATION_ONLY_SETS = ("identities", "xstest", "holisticbias", "picture-requests",
+                        "harmful-picture-requests", "benign-creative", "harmful-creative",
+                        *FRESH_SETS)
 
 GROUP_SLOT = "{group}"
 
@@ -378,8 +427,9 @@ def load_named(spec: str, **kw: object) -> pd.DataFrame:
     """A set by name (``i2p``, ``coco``, ``coco:5000``, ``partiprompts``, ``xstest``,
     ``xstest-safe``, ``coprov2-test``, ``coprov2-safe``, ``identities``, ``holisticbias``,
     ``benign-requests``, ``harmful-requests``, ``picture-requests``,
-    ``harmful-picture-requests``, ``benign-creative``, ``harmful-creative``) or a CSV
-    path."""
+    ``harmful-picture-requests``, ``benign-creative``, ``harmful-creative``, the training
+    contrast pairs of :data:`CONTRAST_PAIR_SETS`, the fresh sets of :data:`FRESH_SETS`) or a
+    CSV path."""
     name, _, arg = spec.partition(":")
     if name == "i2p":
         return load_i2p(arg or None)
@@ -441,11 +491,16 @@ def split_by_prompt(df: pd.DataFrame, test_fraction: float = 0.3, seed: int = 0,
 
     Returns ``(train, test)``, or ``(train, dev, test)`` with ``dev_fraction > 0``. Buckets
     nest: ``test`` is the same for every ``dev_fraction``, so a model trained on ``train``
-    with a dev split for thresholds never sees ``test``. The shipped embedding model uses
-    seed 0, test 0.3, dev 0.2 (:data:`CANONICAL_SPLIT`)."""
+    with a dev split for thresholds never sees ``test``. Rows with a ``pair`` key (contrast
+    pairs, :func:`load_contrast_pairs`) are placed by that key instead, so twins stay
+    together. The shipped embedding model uses seed 0, test 0.3, dev 0.2
+    (:data:`CANONICAL_SPLIT`)."""
     if not 0.0 < test_fraction < 1.0 or not 0.0 <= dev_fraction < 1.0 - test_fraction:
         raise FilterError(f"bad split fractions: test {test_fraction}, dev {dev_fraction}")
     u = pd.Series(prompt_buckets(df["prompt"], seed), index=df.index)
+    if "pair" in df.columns:  # contrast pairs: both twins on one side
+        paired = df["pair"].notna()
+        u[paired] = [_bucket(f"pair\0{k}", seed) for k in df.loc[paired, "pair"]]
     test = u < test_fraction
     dev = (u >= test_fraction) & (u < test_fraction + dev_fraction)
     train = ~(test | dev)

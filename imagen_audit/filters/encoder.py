@@ -44,6 +44,10 @@ class Encoder:
                  delta: Mapping[str, np.ndarray] | None = None) -> None:
         self.model_path = Path(model_path) if model_path else None
         self.delta = dict(delta) if delta else None
+        # Hashed once: the fingerprint is asked for on every cache load and save, and a
+        # delta is ~10 MB.
+        self.delta_sha256 = delta_digest(self.delta) if self.delta else None
+        self._fingerprint: str | None = None
         self.device = device
         self.batch_size = batch_size
         self._model = None
@@ -69,7 +73,10 @@ class Encoder:
         return self._model
 
     def fingerprint(self) -> str:
-        """sha256 of the encoder's weight files: a trained classifier records it."""
+        """sha256 of the encoder's weight files and delta: a trained classifier records it.
+        Computed once per encoder."""
+        if self._fingerprint is not None:
+            return self._fingerprint
         path = Path(self.model_path or default_model_path())
         h = hashlib.sha256()
         for f in sorted(path.rglob("*.safetensors")) or sorted(path.rglob("*.bin")):
@@ -77,9 +84,10 @@ class Encoder:
             h.update(str(f.stat().st_size).encode())
             with open(f, "rb") as fh:
                 h.update(fh.read(1 << 20))  # first MiB: enough to tell weights apart, fast
-        if self.delta:
-            h.update(delta_digest(self.delta).encode())
-        return h.hexdigest()[:16]
+        if self.delta_sha256:
+            h.update(self.delta_sha256.encode())
+        self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
 
     def encode(self, prompts: Sequence[str]) -> np.ndarray:
         """Rows of unit-norm float32 embeddings, one per prompt."""
