@@ -32,13 +32,19 @@ def throughput(prompts: list[str]) -> None:
     from imagen_audit.filters.base import make_filter
     from imagen_audit.filters.embedding import EmbeddingFilter, EmbeddingModel, default_model_path
     from imagen_audit.filters.encoder import Encoder
+    from imagen_audit.resources import data_dir
 
     model = EmbeddingModel.load(default_model_path())
     print(f"== throughput on {len(prompts)} prompts (I2P + COCO), one process, "
           f"{os.cpu_count()} CPUs")
     backends = [("blocklist", make_filter("blocklist")), ("profanity", make_filter("profanity")),
                 ("embedding (cold cache)", EmbeddingFilter(model, encoder=Encoder(
-                    delta=model.encoder_delta)))]
+                    delta=model.encoder_delta))),
+                # As the default policy runs it: descriptors neutralised, prompts that name
+                # one scored twice (filters/README.md, round 21).
+                ("embedding, invariant", EmbeddingFilter(
+                    model, encoder=Encoder(delta=model.encoder_delta),
+                    identity_lexicon=data_dir("filters") / "lexicons" / "identity.txt"))]
     ckpt = os.environ.get("DETOXIFY_CHECKPOINT")
     if ckpt:
         backends.append(("detoxify", make_filter(

@@ -323,17 +323,19 @@ def test_fresh_sets_are_evaluation_only_and_unseen() -> None:
     from imagen_audit.filters.embedding import EmbeddingModel, default_model_path
 
     model = EmbeddingModel.load(default_model_path())
-    sizes = {"fresh-benign": 500, "fresh-harmful": 300, "fresh-identity": 400}
+    sizes = {"fresh-benign": 500, "fresh-harmful": 300, "fresh-identity": 400,
+             "fresh-identity-b": 400, "fresh-harmful-b": 150}
     keys: set[str] = set()
     for name, n in sizes.items():
         df = D.load_named(name)
         assert name in D.EVALUATION_ONLY_SETS
         assert len(df) == n and set(df["source"]) == {name}
-        assert set(df["label"]) == {1 if name == "fresh-harmful" else 0}
+        assert set(df["label"]) == {1 if name.startswith("fresh-harmful") else 0}
         k = set(df["prompt"].map(D.near_key))
         assert len(k) == n and not k & keys
         keys |= k
         assert not model.seen(df["prompt"].tolist()).any(), name
     assert set(D.load_named("fresh-harmful")["category"]) == _CATEGORIES
+    assert set(D.load_named("fresh-harmful-b")["category"]) == _CATEGORIES
     with pytest.raises(FilterError, match="unknown fresh set"):
         D.load_fresh("fresh")

@@ -122,17 +122,25 @@ def test_shipped_model_metadata(default_filter) -> None:
     assert meta["calibration"]["method"] == "platt"
 
 
-def test_default_policy_uses_the_models_threshold() -> None:
-    """The threshold was chosen on the calibration (dev) split when training; the default
-    policy must use that one, not a number tuned by hand on evaluation data."""
+def test_default_policies_use_the_thresholds_the_model_recorded() -> None:
+    """Both thresholds were chosen on the calibration (dev) split when training, by rules
+    fixed in advance (filters/README.md, round 18): the default policy's is the highest
+    keeping depiction dev recall at the recorded floor, recall-first's the model's own
+    ``decision_threshold``. Neither is a number tuned by hand on evaluation data."""
     import yaml
 
     from imagen_audit.resources import data_dir
 
-    doc = yaml.safe_load((data_dir("filters") / "default.yaml").read_text())
-    emb = next(b for b in doc["backends"] if b["name"] == "embedding")
     meta = json.loads(default_model_path().with_suffix(".json").read_text())
-    assert emb["threshold"] == pytest.approx(meta["decision_threshold"])
+    thresholds = {}
+    for name in ("default", "recall-first"):
+        doc = yaml.safe_load((data_dir("filters") / f"{name}.yaml").read_text())
+        thresholds[name] = next(b for b in doc["backends"] if b["name"] == "embedding")[
+            "threshold"]
+    assert thresholds["default"] == pytest.approx(meta["recall_floor"]["threshold"])
+    assert meta["recall_floor"]["recall"] >= meta["recall_floor"]["floor"] == 0.936
+    assert thresholds["recall-first"] == pytest.approx(meta["decision_threshold"])
+    assert thresholds["default"] > thresholds["recall-first"]
 
 
 def test_default_policy_blocks_no_identity_probe() -> None:

@@ -315,7 +315,9 @@ def test_shipped_model_trained_on_the_chat_requests_but_not_their_test_part(name
     assert max(at["depiction"]["fpr"].values()) <= 0.05
     assert 0 < model.meta["request_threshold"] < 1  # on the head's scale, not the main one's
     assert model.request_head is not None
-    assert model.meta["request_head"]["training_sources"][name] == int(is_req.sum())
+    # Every train-part request trains the head, but for the few the cosine guard drops as
+    # near-duplicates of a dev, test or evaluation-only prompt (1 of 494 in round 17).
+    assert 0 <= int(is_req.sum()) - model.meta["request_head"]["training_sources"][name] <= 3
     if name == "benign-requests":  # the requests' dev part set the request threshold
         n_req = int((dev["prompt"].map(prompt_form) == REQUEST).sum())
         assert n_req >= 30
@@ -360,7 +362,10 @@ def test_source_weights_and_prompt_weights_are_checked() -> None:
     from imagen_audit.filters.base import FilterError
     from imagen_audit.filters.commands import _source_weights
 
-    assert _source_weights(None) == {"partiprompts": 4.0, "benign-requests": 4.0}
+    assert _source_weights(None) == {"partiprompts": 4.0, "benign-requests": 4.0,
+                                     "creative-train-harmful": 4.0,
+                                     "request-train-harmful": 4.0,
+                                     "creative-train-benign": 4.0, "request-train-benign": 4.0}
     assert _source_weights(["coco=0.5", "i2p=2"]) == {"coco": 0.5, "i2p": 2.0}
     for bad in ("coco", "coco=-1", "=2", "coco=x"):
         with pytest.raises(FilterError, match="SOURCE=WEIGHT"):
@@ -580,3 +585,25 @@ def test_cli_train_never_trains_on_evaluation_only_sets(tmp_path, monkeypatch) -
     assert len(in_train) >= 10  # the split put many of them on the training side ...
     assert not EmbeddingModel.load(out).seen(in_train).any()  # ... and none was trained on
     assert EmbeddingModel.load(out).seen(train_part["prompt"].iloc[:5].tolist()).all()
+
+
+@pytest.mark.parametrize("name", ["creative-train-benign", "creative-train-harmful",
+                                  "request-train-benign", "request-train-harmful"])
+def test_shipped_model_trained_on_the_contrast_pairs_but_not_their_test_part(name: str
+                                                                           ) -> None:
+    """Round 17: the shipped model trained on each contrast-pair set's train part (×4), saw
+    its dev part only for calibration, never its test part, and did not let the dev part set
+    the threshold (its rate there is on the record)."""
+    from imagen_audit.filters import datasets as D
+    from imagen_audit.filters.embedding import default_model_path
+
+    model = EmbeddingModel.load(default_model_path())
+    train, dev, test = D.split_by_prompt(D.load_named(name), **D.CANONICAL_SPLIT)
+    assert model.seen(train["prompt"].tolist()).all()
+    assert model.seen(dev["prompt"].tolist()).all()
+    assert not model.seen(test["prompt"].tolist()).any()
+    assert model.meta["sets"]["source_weights"][name] == 4.0
+    assert name in model.meta["sets"]["threshold_exclude"]
+    at = model.meta["calibration_split"]["at_threshold"]
+    assert name in at["excluded_from_rule"]
+    assert name not in at["depiction"]["fpr"] and name not in at.get("request", {}).get("fpr", {})

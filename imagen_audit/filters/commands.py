@@ -24,7 +24,16 @@ EXIT_OK = 0
 # them uses only the held-out test bucket unless --split all.
 _TRAINED_ON = ("i2p", "coco", "partiprompts", "coprov2-train", "coprov2-safe",
                "benign-requests", "harmful-requests")
-DEFAULT_SOURCE_WEIGHTS = ("partiprompts=4", "benign-requests=4")
+# The hand-written training contrast pairs (round 17): trained on, each prompt x4, but their
+# dev parts do not set the threshold (no threshold keeps dark-themed benign prompts under 5%;
+# they would push it to its fallback, round 14).
+PAIR_SOURCES = ("creative-train-harmful", "request-train-harmful", "creative-train-benign",
+                "request-train-benign")
+DEFAULT_HARMFUL = ("i2p", "coprov2-train:8000", "harmful-requests", *PAIR_SOURCES[:2])
+DEFAULT_BENIGN = ("coco:12000", "partiprompts", "benign-requests", "coprov2-safe:8000",
+                  *PAIR_SOURCES[2:])
+DEFAULT_SOURCE_WEIGHTS = ("partiprompts=4", "benign-requests=4",
+                          *(f"{s}=4" for s in PAIR_SOURCES))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -78,10 +87,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     t = fs.add_parser("train", help="train the embedding filter (MiniLM + scikit-learn)")
     t.add_argument("--harmful", action="append", default=None, metavar="SET",
                    help="harmful sets (repeatable; default i2p, coprov2-train:8000 (the "
-                        "unsafe half of CoProV2's train file) and harmful-requests)")
+                        "unsafe half of CoProV2's train file), harmful-requests and the "
+                        "harmful halves of the training contrast pairs)")
     t.add_argument("--benign", action="append", default=None, metavar="SET",
                    help="benign sets (repeatable; default coco:12000, partiprompts, "
-                        "benign-requests and coprov2-safe:8000, CoProV2's safe rewrites)")
+                        "benign-requests, coprov2-safe:8000 (CoProV2's safe rewrites) and the "
+                        "benign halves of the training contrast pairs)")
     t.add_argument("--classifier", choices=("logreg", "mlp"), default="mlp")
     t.add_argument("--c", type=float, default=1.0, help="inverse regularisation strength")
     t.add_argument("--no-augment", action="store_true",
@@ -118,8 +129,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="inverse regularisation strength of the lexical view")
     t.add_argument("--source-weight", action="append", default=None, metavar="SOURCE=W",
                    help="how much one prompt of a source counts within its class (repeatable; "
-                        "default partiprompts=4, benign-requests=4: the creative and "
-                        "chat-style benign prompts, few among 12,000 captions)")
+                        "default partiprompts=4, benign-requests=4 and 4 for each half of the "
+                        "training contrast pairs: creative and chat-style prompts, few among "
+                        "12,000 captions)")
     t.add_argument("--embedding-cache", metavar="FILE.npz",
                    help="read and update MiniLM embeddings here (plain arrays) so retraining "
                         "does not re-encode every prompt")
@@ -139,7 +151,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "alone, the main network sees depictions only)")
     t.add_argument("--threshold-exclude", action="append", default=None, metavar="SOURCE",
                    help="a training source whose dev part does not set the threshold (its "
-                        "rate at the threshold is recorded); repeatable")
+                        "rate at the threshold is recorded); repeatable; default the training "
+                        "contrast pairs")
+    t.add_argument("--recall-floor", type=float, default=0.936, metavar="R",
+                   help="also record the highest threshold keeping depiction dev recall >= R "
+                        "(default 0.936, round 12's: the default policy's threshold since "
+                        "round 18)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", required=True, metavar="MODEL",
                    help="writes MODEL.npz and MODEL.json (and MODEL.eval.json)")
@@ -369,9 +386,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     _quiet()
     # A borrowed request head is checked before minutes of training, not after.
     head_source = _load_head_source(args.request_head_from) if args.request_head_from else None
-    harmful_specs = args.harmful or ["i2p", "coprov2-train:8000", "harmful-requests"]
-    benign_specs = args.benign or ["coco:12000", "partiprompts", "benign-requests",
-                                   "coprov2-safe:8000"]
+    harmful_specs = args.harmful or list(DEFAULT_HARMFUL)
+    benign_specs = args.benign or list(DEFAULT_BENIGN)
+    exclude_sources = (list(PAIR_SOURCES) if args.threshold_exclude is None
+                       else args.threshold_exclude)
 
     def load(spec: str, label: int) -> pd.DataFrame:
         name, _, arg = spec.partition(":")
@@ -491,7 +509,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     dev_scores = model.aligned_proba(x_dev, dev_prompts)[1]
     # Sources named by --threshold-exclude are trained on but do not set the threshold
     # (their dev rows still count in the recall and in the record below).
-    rule = ~dev["source"].isin(args.threshold_exclude or []).to_numpy()
+    rule = ~dev["source"].isin(exclude_sources).to_numpy()
     if args.no_request_threshold:
         threshold, at = _pick_threshold(dev_scores[rule], dev["label"][rule],
                                         dev["source"][rule], args.target_fpr)
@@ -500,6 +518,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         threshold, t_req, at = _pick_form_thresholds(dev_scores[rule], dev_req[rule],
                                                      dev["label"][rule], dev["source"][rule],
                                                      args.target_fpr)
+    if args.recall_floor is not None:
+        model.meta["recall_floor"] = _recall_floor_threshold(
+            dev_scores[rule & ~dev_req], dev["label"].to_numpy()[rule & ~dev_req],
+            args.recall_floor)
     if not rule.all():
         at["excluded_from_rule"] = _excluded_rates(dev_scores, dev_req, dev, ~rule, threshold,
                                                    t_req)
@@ -516,8 +538,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                           "identity_matching": not args.no_identity_matching,
                           "identity_ratio": args.identity_ratio,
                           "source_weights": source_weights, "lexical": not args.no_lexical}
-    if args.threshold_exclude:
-        model.meta["sets"]["threshold_exclude"] = sorted(args.threshold_exclude)
+    if rule.size and not rule.all():
+        model.meta["sets"]["threshold_exclude"] = sorted(set(dev["source"][~rule]))
     js = model.save(args.out)
     f = EmbeddingFilter(model)
     p = np.asarray([r.score for r in f.score(test["prompt"].tolist())])
@@ -539,6 +561,23 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"held-out ROC-AUC {_fmt(h['roc_auc'])}, recall {_fmt(h['recall'])}, FPR "
           f"{_fmt(h['fpr'])} at {threshold:.2f}")
     return EXIT_OK
+
+
+def _recall_floor_threshold(scores: Any, labels: Any, floor: float) -> dict[str, float]:
+    """The highest threshold (step 0.01) at which the harmful depictions of the dev split are
+    still caught at least ``floor`` of the time: the default policy's threshold since round 18
+    (the model's ``decision_threshold`` is the lowest keeping every benign dev set within the
+    target FPR; ``recall-first.yaml`` uses that one)."""
+    import numpy as np
+
+    harmful = np.asarray(scores)[np.asarray(labels) == 1]
+    best = {"floor": floor, "threshold": 0.05,
+            "recall": round(float((harmful >= 0.05).mean()), 4)}
+    for t in np.round(np.arange(0.05, 1.0, 0.01), 2):
+        r = float((harmful >= t).mean())
+        if r >= floor:
+            best = {"floor": floor, "threshold": float(t), "recall": round(r, 4)}
+    return best
 
 
 def _excluded_rates(scores: Any, req: Any, dev: pd.DataFrame, mask: Any, t_dep: float,

@@ -304,8 +304,10 @@ def load_fresh(name: str, path: str | Path | None = None) -> pd.DataFrame:
     """A fresh judgement set written in session 6 by a helper who read no dataset and
     nothing of the filter (``fresh-benign``: art-community, caption, chat and dark-themed
     prompts; ``fresh-harmful``; ``fresh-identity``: benign prompts about people described by
-    identity terms, which a filter must never block). Evaluation only, never trained on:
-    the pre-registered judge of which policy is the default (filters/README.md, round 17)."""
+    identity terms, which a filter must never block; ``fresh-identity-b`` and
+    ``fresh-harmful-b``: a second identity set and harmful prompts about identity, by a
+    second helper). Evaluation only, never trained on: the pre-registered judges of which
+    policy is the default (filters/README.md, rounds 18 and 21)."""
     if name not in FRESH_SETS:
         raise FilterError(f"unknown fresh set {name!r}; expected one of {sorted(FRESH_SETS)}")
     file, label = FRESH_SETS[name]
@@ -318,7 +320,9 @@ CONTRAST_PAIR_SETS = {"creative-train-benign": ("creative_train_benign.txt", 0),
                       "request-train-harmful": ("request_train_harmful.txt", 1)}
 FRESH_SETS = {"fresh-benign": ("fresh_benign.txt", 0),
               "fresh-harmful": ("fresh_harmful.txt", 1),
-              "fresh-identity": ("fresh_identity.txt", 0)}
+              "fresh-identity": ("fresh_identity.txt", 0),
+              "fresh-identity-b": ("fresh_identity_b.txt", 0),
+              "fresh-harmful-b": ("fresh_harmful_b.txt", 1)}
 
 # The hand-written sets shipped in filters/augment, by name (``load_named``).
 _SHIPPED_SETS = {"benign-requests": load_benign_requests,

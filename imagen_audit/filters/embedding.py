@@ -561,22 +561,67 @@ class EmbeddingFilter:
     name = "embedding"
 
     def __init__(self, model: str | Path | EmbeddingModel | None = None,
-                 encoder: Encoder | None = None) -> None:
+                 encoder: Encoder | None = None, identity_lexicon: str | Path | None = None,
+                 identity_mode: str = "neutral") -> None:
         if isinstance(model, EmbeddingModel):
             self.model, self.model_path = model, None
         else:
             self.model_path = Path(model) if model else default_model_path()
             self.model = EmbeddingModel.load(self.model_path)
         self.encoder = encoder or self.model.encoder()
+        from imagen_audit.filters.identity import MODES, IdentityLexicon
+
+        if identity_mode not in MODES:
+            raise FilterError(f"embedding: identity_mode {identity_mode!r} is not one of "
+                              f"{list(MODES)}")
+        self.identity_mode = identity_mode
+        self.identity_lexicon_path = Path(identity_lexicon) if identity_lexicon else None
+        self.identity = (IdentityLexicon.load(identity_lexicon) if identity_lexicon
+                         else None)
+
+    def _scores(self, prompts: list[str]) -> tuple[np.ndarray, np.ndarray, list[str],
+                                                   np.ndarray]:
+        x = self.encoder.encode(prompts)
+        probs, raw, forms = self.model.aligned_proba(x, prompts)
+        return probs, raw, forms, x
 
     def score(self, prompts: Sequence[str]) -> list[FilterResult]:
         if not prompts:
             return []
-        x = self.encoder.encode(list(prompts))
-        probs, raw, forms = self.model.aligned_proba(x, list(prompts))
+        prompts = [str(p) for p in prompts]
+        probs, raw, forms, x = self._scores(prompts)
         cats = self.model.predict_category(x)
-        return [FilterResult(float(np.clip(p, 0.0, 1.0)), c, {"form": f, "raw": float(r)})
-                for p, c, f, r in zip(probs, cats, forms, raw, strict=True)]
+        details = [{"form": f, "raw": float(r)} for f, r in zip(forms, raw, strict=True)]
+        if self.identity is not None:
+            probs = self._identity_invariant(prompts, probs, details)
+        return [FilterResult(float(np.clip(p, 0.0, 1.0)), c, d)
+                for p, c, d in zip(probs, cats, details, strict=True)]
+
+    def _identity_invariant(self, prompts: list[str], probs: np.ndarray,
+                            details: list[dict[str, Any]]) -> np.ndarray:
+        """The lower of each prompt's score and its score with identity descriptors
+        rewritten (:mod:`imagen_audit.filters.identity`): a block that only the descriptor
+        caused is lifted; the original score stays in ``details``."""
+        assert self.identity is not None
+        rewrite = (self.identity.neutralise if self.identity_mode == "neutral"
+                   else self.identity.swaps)
+        variants: list[tuple[int, list[str]]] = []
+        for i, p in enumerate(prompts):
+            v = rewrite(p)
+            if v is not None:
+                variants.append((i, [v] if isinstance(v, str) else v))
+        if not variants:
+            return probs
+        flat = [t for _, vs in variants for t in vs]
+        alt = self._scores(flat)[0]
+        out, k = probs.copy(), 0
+        for i, vs in variants:
+            s = float(np.median(alt[k:k + len(vs)]))
+            k += len(vs)
+            details[i]["identity_rewrite"] = vs[0]
+            details[i]["score_before_identity"] = float(probs[i])
+            out[i] = min(float(probs[i]), s)
+        return out
 
     def seen(self, prompts: Sequence[str]) -> np.ndarray | None:
         """Which prompts the model was trained or calibrated on (None: not recorded)."""
@@ -590,9 +635,13 @@ class EmbeddingFilter:
                 "decision_threshold": self.model.meta.get("decision_threshold"),
                 "request_threshold": self.model.meta.get("request_threshold"),
                 "request_head": self.model.request_head is not None,
-                "encoder_adapted": bool(self.model.encoder_delta)}
+                "encoder_adapted": bool(self.model.encoder_delta),
+                "identity_lexicon": (str(self.identity_lexicon_path)
+                                     if self.identity_lexicon_path else None),
+                "identity_mode": self.identity_mode if self.identity is not None else None}
 
 
 @register("embedding")
-def _make(model: str | None = None) -> EmbeddingFilter:
-    return EmbeddingFilter(model)
+def _make(model: str | None = None, identity_lexicon: str | None = None,
+          identity_mode: str = "neutral") -> EmbeddingFilter:
+    return EmbeddingFilter(model, identity_lexicon=identity_lexicon, identity_mode=identity_mode)

@@ -50,7 +50,8 @@ SCHEMA_VERSION = 1
 COMBINE = ("any", "weighted")
 _TOP_FIELDS = {"schema_version", "name", "description", "combine", "threshold", "backends"}
 _BACKEND_FIELDS = {"name", "threshold", "weight", "options"}
-_PATH_OPTIONS = {"wordlists", "model", "checkpoint", "huggingface_config_path"}
+_PATH_OPTIONS = {"wordlists", "model", "checkpoint", "huggingface_config_path",
+                 "identity_lexicon"}
 
 
 @dataclass(frozen=True)

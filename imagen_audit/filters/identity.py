@@ -1,0 +1,261 @@
+"""Identity invariance: a prompt filter's decision must not depend on who a prompt describes.
+
+A classifier trained on I2P against captions learns that words naming who someone is
+(religion, sexuality, disability, body, addiction recovery, migration status, ...) are more
+common in harmful prompts, and blocks "a recovering addict at a support meeting" for the word
+"addict". Counterfactual training data narrows that gap for the terms it lists; it cannot
+list every descriptor people type. So the embedding backend can also score each prompt with
+its identity descriptors *neutralised* and keep the lower score: a prompt is blocked only
+when it would be blocked whoever it described. What a prompt *does* (gore, nudity, a slur, a
+call to attack) is left in place and still decides.
+
+Descriptors come from a lexicon (``filters/lexicons/identity.txt``: ``axis<TAB>kind<TAB>term``,
+``kind`` ``adj`` or ``noun``; a term listed as both is read by its context). Two modes:
+
+- ``neutral``: adjectives are deleted, nouns become "person" / "people";
+- ``swap``: each descriptor is replaced by others of its axis and kind (three variants, the
+  median of their scores counts), which keeps a sentence's shape for hate prompts whose target
+  is the only word naming a group.
+
+A prompt that names a child is never rewritten: invariance must not lower the score of
+anything involving minors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from imagen_audit.filters.base import FilterError
+
+AXES = frozenset({"gender", "sexuality", "religion", "ethnicity", "nationality", "disability",
+                  "health", "body", "age", "class", "family", "politics", "culture"})
+KINDS = frozenset({"adj", "noun"})
+MODES = ("neutral", "swap")
+SWAP_VARIANTS = 3
+# Words that name (or may name) a minor: a prompt holding one is never rewritten, and no
+# lexicon entry containing one is used.
+MINOR_WORDS = frozenset({
+    "child", "children", "kid", "kids", "minor", "minors", "underage", "teen", "teens",
+    "teenage", "teenager", "teenagers", "preteen", "preteens", "toddler", "toddlers", "baby",
+    "babies", "infant", "infants", "schoolgirl", "schoolgirls", "schoolboy", "schoolboys",
+    "girl", "girls", "boy", "boys", "young", "youth", "juvenile", "adolescent", "adolescents",
+    "loli", "shota", "tween", "tweens", "pubescent", "prepubescent"})
+_MINOR_RE = re.compile(r"(?<![\w-])(" + "|".join(sorted(MINOR_WORDS)) + r")(?![\w-])", re.I)
+_PLURAL_NOUNS = ("men", "women", "people", "folk", "folks")
+_POSTMODIFIER_HEADS = frozenset({"with", "in", "on", "living", "who", "from"})
+_CONTEXT_FREE_AXES = frozenset({"religion", "ethnicity", "nationality", "sexuality", "gender"})
+# Nouns a descriptor may modify: a term listed both as adjective and as noun ("Muslim") is an
+# adjective before one of these or before another lexicon noun ("a Muslim woman" -> "a
+# woman"), a noun otherwise ("a Muslim praying" -> "a person praying").
+PERSON_NOUNS = frozenset(str.split("""
+person people persons individual individuals man men woman women guy guys lady ladies
+gentleman gentlemen couple couples family families mother mothers father fathers mom moms
+mum mums dad dads parent parents grandmother grandmothers grandfather grandfathers grandma
+grandpa grandparents wife wives husband husbands partner partners bride brides groom grooms
+son sons daughter daughters brother brothers sister sisters friend friends neighbor neighbors
+neighbour neighbours student students worker workers employee employees colleague colleagues
+coworker coworkers boss doctor doctors nurse nurses teacher teachers soldier soldiers veteran
+veterans athlete athletes artist artists model models chef chefs farmer farmers priest
+priests pastor imam rabbi monk nun community communities crowd group groups citizen citizens
+elder elders senior seniors patient patients customer customers tourist tourists traveler
+travelers traveller travellers dancer dancers singer singers musician musicians scientist
+scientists engineer engineers lawyer lawyers judge officer officers firefighter firefighters
+player players runner runners climber climbers survivor survivors volunteer volunteers
+activist activists protester protesters leader leaders owner owners entrepreneur
+entrepreneurs shopkeeper vendor vendors child children kid kids baby babies boy boys girl girls
+"""))
+_SPACES_RE = re.compile(r"[ \t]{2,}")
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """One lexicon entry: who-someone-is words of an ``axis``, used as ``adj`` or ``noun``."""
+
+    axis: str
+    kind: str
+    term: str
+
+    @property
+    def plural(self) -> bool:
+        last = self.term.split()[-1].lower()
+        return (last in _PLURAL_NOUNS or last.endswith("men")
+                or (last.endswith("s") and not last.endswith("ss")))
+
+    @property
+    def postmodifier(self) -> bool:
+        """An adjective phrase that follows its noun ("with PTSD", "in recovery")."""
+        return self.kind == "adj" and self.term.split()[0].lower() in _POSTMODIFIER_HEADS
+
+
+def read_lexicon(path: str | Path) -> list[Descriptor]:
+    """Parse a lexicon file; errors name the file and line."""
+    p = Path(path)
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise FilterError(f"{p}: cannot read the identity lexicon ({exc})") from exc
+    out: list[Descriptor] = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        parts = line.split("\t")
+        if len(parts) != 3 or not parts[2].strip():
+            raise FilterError(f"{p}, line {i}: expected axis<TAB>kind<TAB>term, got {line!r}")
+        axis, kind, term = (x.strip() for x in parts)
+        if axis not in AXES:
+            raise FilterError(f"{p}, line {i}: axis {axis!r} is not one of {sorted(AXES)}")
+        if kind not in KINDS:
+            raise FilterError(f"{p}, line {i}: kind {kind!r} is not one of {sorted(KINDS)}")
+        out.append(Descriptor(axis, kind, term))
+    if not out:
+        raise FilterError(f"{p}: no entries (axis<TAB>kind<TAB>term a line)")
+    return out
+
+
+def names_minor(text: str) -> bool:
+    return _MINOR_RE.search(text) is not None
+
+
+class IdentityLexicon:
+    """Finds identity descriptors in a prompt and rewrites them (``neutral`` / ``swap``)."""
+
+    def __init__(self, entries: Sequence[Descriptor], person_nouns: Sequence[str] = ()) -> None:
+        usable = [e for e in entries if not names_minor(e.term)]
+        # One entry per lower-cased term; a term listed as adjective and as noun is read by
+        # its context (:meth:`_replacement`).
+        self.entries: dict[str, Descriptor] = {}
+        self.kinds: dict[str, set[str]] = {}
+        for e in usable:
+            self.entries.setdefault(e.term.lower(), e)
+            self.kinds.setdefault(e.term.lower(), set()).add(e.kind)
+        if not self.entries:
+            raise FilterError("the identity lexicon has no usable entries")
+        # Person nouns: the built-in ones, the lexicon's one-word nouns and ``person_nouns``
+        # (e.g. the occupations a caller knows).
+        self.person_nouns = set(PERSON_NOUNS) | {w.lower() for w in person_nouns}
+        self.person_nouns |= {t for t, kinds in self.kinds.items()
+                              if "noun" in kinds and " " not in t}
+        terms = sorted(self.entries, key=len, reverse=True)  # longest first
+        alts = "|".join(re.escape(t).replace(r"\ ", r"[\s-]+").replace(r"\-", r"[\s-]?")
+                        for t in terms)
+        self._re = re.compile(rf"(?<![\w-])(?:{alts})(?![\w-])", re.I)
+        self._pools: dict[tuple[str, str, bool, bool], list[str]] = {}
+        for e in sorted(usable, key=lambda e: (e.term.lower(), e.kind)):
+            key = (e.axis, e.kind, e.plural, e.postmodifier)
+            if e.term not in self._pools.get(key, []):
+                self._pools.setdefault(key, []).append(e.term)
+
+    @classmethod
+    def load(cls, path: str | Path) -> IdentityLexicon:
+        """The lexicon at ``path``, with the shipped person nouns and occupations (the
+        identity counterfactuals' ``person_nouns.txt``) as the nouns a descriptor modifies."""
+        from imagen_audit.filters.trainset import augment_file, read_lines
+
+        try:
+            nouns = [line for line in read_lines(augment_file("person_nouns.txt"))
+                     if " " not in line]
+        except FilterError:
+            nouns = []
+        return cls(read_lexicon(path), nouns)
+
+    def find(self, text: str) -> list[tuple[int, int, Descriptor]]:
+        """``(start, end, descriptor)`` of each descriptor in ``text``, left to right."""
+        out = []
+        for m in self._re.finditer(text):
+            key = _SPACES_RE.sub(" ", re.sub(r"[\s-]+", " ", m.group(0).lower()))
+            e = self.entries.get(m.group(0).lower()) or self._lookup(key)
+            if e is not None:
+                out.append((m.start(), m.end(), e))
+        return out
+
+    def _lookup(self, key: str) -> Descriptor | None:
+        for term, e in self.entries.items():
+            if re.sub(r"[\s-]+", " ", term) == key:
+                return e
+        return None
+
+    def neutralise(self, text: str) -> str | None:
+        """``text`` with adjectives removed and nouns made "person"/"people"; None when it
+        names no descriptor or names a minor."""
+        return self._rewrite(text, lambda e, _k: "" if e.kind == "adj" else
+                             ("people" if e.plural else "person"), 0)
+
+    def _read_as(self, e: Descriptor, text: str, start: int, end: int,
+                 found_starts: set[int], found_ends: set[int]) -> Descriptor | None:
+        """``e`` as its context reads it, or None to leave it alone.
+
+        Before a person noun or another descriptor it modifies a person: an adjective,
+        deleted ("an undocumented immigrant farmworker" -> "a person"). Elsewhere a term that
+        can be a noun is one ("a Muslim praying" -> "a person praying"); an adjective is
+        rewritten there only on the axes whose words rarely mean anything but who someone is
+        (religion, ethnicity, nationality, sexuality, gender), so "a big nose" or "a black
+        dress" stay as written."""
+        if e.postmodifier:  # "with PTSD" after a person: deleted
+            before = re.search(r"([A-Za-z]+)[\s,]*$", text[:start])
+            return e if before is not None and (before.group(1).lower() in self.person_nouns
+                                                or start in found_ends) else None
+        rest = text[end:]
+        gap = len(rest) - len(rest.lstrip(" -"))
+        nxt = re.match(r"[A-Za-z]+", rest[gap:])
+        if nxt is not None and (nxt.group(0).lower() in self.person_nouns
+                                or end + gap in found_starts):
+            return Descriptor(e.axis, "adj", e.term)
+        if "noun" in self.kinds.get(e.term.lower(), {e.kind}):
+            return Descriptor(e.axis, "noun", e.term)
+        return e if e.axis in _CONTEXT_FREE_AXES else None
+
+    def swaps(self, text: str, n: int = SWAP_VARIANTS) -> list[str] | None:
+        """``n`` variants of ``text``, each descriptor replaced by another of its axis and
+        kind (chosen by a hash: the same prompt always gives the same variants); None when it
+        names no descriptor or names a minor."""
+        out = []
+        for k in range(n):
+            v = self._rewrite(text, self._substitute, k + 1)
+            if v is None:
+                return None
+            out.append(v)
+        return out
+
+    def _substitute(self, e: Descriptor, k: int) -> str:
+        pool = [t for t in self._pools.get((e.axis, e.kind, e.plural, e.postmodifier), [])
+                if t.lower() != e.term.lower()]
+        if not pool:
+            return "" if e.kind == "adj" else ("people" if e.plural else "person")
+        h = int.from_bytes(hashlib.sha256(e.term.lower().encode()).digest()[:4], "big")
+        return pool[(h + k) % len(pool)]  # consecutive: distinct while the pool allows
+
+    def _rewrite(self, text: str, replace: Callable[[Descriptor, int], str],
+                 k: int) -> str | None:
+        if names_minor(text):
+            return None
+        found = self.find(text)
+        if not found:
+            return None
+        out, last, rewritten = "", 0, 0
+        starts = {start for start, _, e in found if not e.postmodifier}
+        ends = {end + 1 for _, end, _ in found}
+        for start, end, e in found:
+            read = self._read_as(e, text, start, end, starts, ends)
+            if read is None:
+                continue
+            rep = replace(read, k)
+            out = _fix_article(out + text[last:start], rep or text[end:])
+            out, last, rewritten = out + rep, end, rewritten + 1
+        if not rewritten:
+            return None
+        out = _SPACES_RE.sub(" ", out + text[last:]).strip()
+        return re.sub(r"\s+([,.;:!?])", r"\1", out)
+
+
+def _fix_article(prefix: str, following: str) -> str:
+    """``prefix`` with a trailing "a"/"an" made to fit the word that now follows it."""
+    m = re.search(r"(?<![\w-])([Aa])n?(\s+)$", prefix)
+    nxt = following.lstrip(" -")
+    if m is None or not nxt:
+        return prefix
+    word = "an" if nxt[0].lower() in "aeiou" else "a"
+    return prefix[:m.start()] + (word.capitalize() if m.group(1) == "A" else word) + m.group(2)

@@ -1,0 +1,162 @@
+"""Identity invariance: descriptors found, rewritten and re-scored; a block that only the
+descriptor caused is lifted, anything else still decides; minors are never rewritten."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from filters_helpers import NoEncoder
+
+from imagen_audit.filters.base import FilterError
+from imagen_audit.filters.embedding import EmbeddingFilter, train_model
+from imagen_audit.filters.identity import Descriptor, IdentityLexicon, read_lexicon
+
+_ENTRIES = [Descriptor("religion", "adj", "Muslim"), Descriptor("religion", "adj", "Sikh"),
+            Descriptor("religion", "adj", "Jewish"), Descriptor("religion", "adj", "Hindu"),
+            Descriptor("health", "noun", "recovering addict"),
+            Descriptor("health", "noun", "recovering addicts"),
+            Descriptor("health", "noun", "person living with HIV"),
+            Descriptor("body", "adj", "plus-size"), Descriptor("class", "noun", "ex-con"),
+            Descriptor("class", "noun", "refugee"), Descriptor("class", "noun", "refugees"),
+            Descriptor("class", "noun", "immigrant"), Descriptor("age", "adj", "teenage"),
+            Descriptor("sexuality", "adj", "gay")]
+
+
+def test_neutralise_deletes_adjectives_and_makes_nouns_a_person() -> None:
+    lx = IdentityLexicon(_ENTRIES)
+    assert lx.neutralise("a recovering addict at a support meeting") == \
+        "a person at a support meeting"
+    assert lx.neutralise("Recovering addicts sharing coffee") == "people sharing coffee"
+    assert lx.neutralise("an ex con opening a bakery") == "a person opening a bakery"
+    assert lx.neutralise("A MUSLIM woman praying, oil painting") == "A woman praying, oil painting"
+    assert lx.neutralise("a plus size model on a runway") == "a model on a runway"
+    assert lx.neutralise("a Hindu wedding, a Sikh groom") == "a wedding, a groom"
+    assert lx.neutralise("a cat on a sofa") is None  # nothing to rewrite
+    assert lx.neutralise("Muslimah") is None  # whole words only
+
+
+def test_prompts_naming_a_minor_are_never_rewritten() -> None:
+    lx = IdentityLexicon(_ENTRIES)
+    for text in ("a gay teen at prom", "a Muslim girl reading", "young refugee at the border",
+                 "a Sikh boy", "refugee children arriving"):
+        assert lx.neutralise(text) is None and lx.swaps(text) is None
+    assert "teenage" not in lx.entries  # an entry naming a minor is dropped
+
+
+def test_swaps_keep_axis_kind_and_number_and_repeat_exactly() -> None:
+    lx = IdentityLexicon(_ENTRIES)
+    out = lx.swaps("propaganda showing Jewish people as rats")
+    assert out is not None and len(out) == 3
+    assert all(v.startswith("propaganda showing ") and v.endswith(" people as rats")
+               for v in out)
+    assert {v.split()[2] for v in out} <= {"Muslim", "Sikh", "Hindu"}
+    assert lx.swaps("propaganda showing Jewish people as rats") == out
+    # No other plural noun of its axis: the descriptor is neutralised instead.
+    assert lx.swaps("refugees at a station") == ["people at a station"] * 3
+    assert set(lx.swaps("a refugee at a station") or []) <= {
+        "a refugee at a station", "an immigrant at a station", "an ex-con at a station"}
+
+
+def test_read_lexicon_errors_name_the_file_and_line(tmp_path: Path) -> None:
+    good = "# header\nreligion\tadj\tMuslim\n"
+    for bad, match in [("religion\tadj\n", "line 3: expected axis"),
+                       ("planet\tadj\tMartian\n", "line 3: axis 'planet'"),
+                       ("religion\tverb\tpray\n", "line 3: kind 'verb'")]:
+        (tmp_path / "lx.txt").write_text(good + bad)
+        with pytest.raises(FilterError, match=match):
+            read_lexicon(tmp_path / "lx.txt")
+    (tmp_path / "empty.txt").write_text("# nothing\n")
+    with pytest.raises(FilterError, match="no entries"):
+        read_lexicon(tmp_path / "empty.txt")
+    with pytest.raises(FilterError, match="cannot read"):
+        read_lexicon(tmp_path / "missing.txt")
+
+
+class _WordEncoder(NoEncoder):
+    """Embeddings that carry a harm signal for "addict" (a descriptor the model wrongly
+    learned) and for "gore" (what a prompt does)."""
+
+    def encode(self, prompts):
+        x = np.zeros((len(prompts), 8), np.float32)
+        for i, p in enumerate(prompts):
+            x[i, 0] = 2.0 * (("addict" in p) + ("gore" in p))
+            x[i, 1] = 1.0
+        return x
+
+
+def _filter(tmp_path: Path, mode: str | None) -> EmbeddingFilter:
+    rng = np.random.default_rng(0)
+    y = np.r_[np.ones(60, int), np.zeros(60, int)]
+    x = np.zeros((120, 8), np.float32)
+    x[:, 0] = 2.0 * y + rng.normal(0, 0.2, 120)
+    x[:, 1] = 1.0
+    model = train_model([f"p{i}" for i in range(120)], y, [None] * 120, embeddings=x,
+                        encoder=NoEncoder())
+    model.meta["decision_threshold"] = 0.5
+    lex = None
+    if mode:
+        lex = tmp_path / "lx.txt"
+        lex.write_text("health\tnoun\trecovering addict\nhealth\tnoun\tformer user\n")
+    return EmbeddingFilter(model, encoder=_WordEncoder(), identity_lexicon=lex,
+                           identity_mode=mode or "neutral")
+
+
+@pytest.mark.parametrize("mode", ["neutral", "swap"])
+def test_embedding_filter_lifts_only_blocks_the_descriptor_caused(tmp_path, mode) -> None:
+    prompts = ["a recovering addict at a support meeting",
+               "a recovering addict covered in gore", "a cat covered in gore"]
+    plain = [r.score for r in _filter(tmp_path, None).score(prompts)]
+    assert all(s > 0.5 for s in plain)  # the trap: the descriptor alone blocks
+    res = _filter(tmp_path, mode).score(prompts)
+    assert res[0].score < 0.5  # lifted: blocked only for who it describes
+    assert res[0].details["score_before_identity"] == pytest.approx(plain[0])
+    assert res[0].details["identity_rewrite"] != prompts[0]
+    assert res[1].score > 0.5 and res[2].score == pytest.approx(plain[2])
+    assert "identity_rewrite" not in res[2].details
+    assert _filter(tmp_path, mode).describe()["identity_mode"] == mode
+
+
+def test_embedding_filter_rejects_an_unknown_mode(tmp_path) -> None:
+    with pytest.raises(FilterError, match="identity_mode"):
+        _filter(tmp_path, "erase")
+
+
+def test_shipped_lexicon_covers_the_identity_terms_and_spares_minors() -> None:
+    """The shipped lexicon parses, names every identity term the counterfactuals use (but the
+    binary sex words and the minors' words, left out on purpose), holds no word naming a
+    child, and none that says what someone does rather than who they are."""
+    from imagen_audit.filters.identity import MINOR_WORDS
+    from imagen_audit.filters.trainset import augment_file, read_lines
+    from imagen_audit.resources import data_dir
+
+    path = data_dir("filters") / "lexicons" / "identity.txt"
+    entries = read_lexicon(path)
+    assert len(entries) > 2000
+    assert {e.axis for e in entries} <= {"gender", "sexuality", "religion", "ethnicity",
+                                         "nationality", "disability", "health", "body",
+                                         "age", "class"}
+    lx = IdentityLexicon.load(path)
+    terms = read_lines(augment_file("identity_terms.txt"))
+    assert [t for t in terms if not lx.find(t)] == ["female", "male", "young", "teenage"]
+    words = {w.lower().strip(",.") for e in entries for w in e.term.split()}
+    used = {w.strip(",.") for t in lx.entries for w in t.split()}
+    assert not used & MINOR_WORDS  # "baby boomer" and "young adult" are in the file, unused
+    assert {"baby boomer", "young"} & {e.term for e in entries}
+    assert not words & {"naked", "nude", "drunk", "violent", "criminal", "terrorist",
+                        "murderer", "abuser", "pedophile", "dealer", "gang", "extremist",
+                        "nazi", "slut", "whore"}
+    assert lx.neutralise("a recovering drug addict at a support meeting") == \
+        "a person at a support meeting"
+    assert lx.neutralise("a woman at the beach") is None  # binary gender words stay
+
+
+def test_default_policy_scores_identity_invariantly() -> None:
+    """The default policy's classifier reads the shipped lexicon in ``neutral`` mode
+    (round 21), and its record says so."""
+    from imagen_audit.filters.policy import Policy
+
+    emb = next(b for b in Policy.load("default").backends if b.name == "embedding")
+    assert emb.options["identity_mode"] == "neutral"
+    assert emb.options["identity_lexicon"].endswith("lexicons/identity.txt")
