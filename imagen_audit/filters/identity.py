@@ -93,15 +93,11 @@ class Descriptor:
 
 def read_lexicon(path: str | Path) -> list[Descriptor]:
     """Parse a lexicon file; errors name the file and line."""
+    from imagen_audit.filters.trainset import numbered_lines
+
     p = Path(path)
-    try:
-        lines = p.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise FilterError(f"{p}: cannot read the identity lexicon ({exc})") from exc
     out: list[Descriptor] = []
-    for i, line in enumerate(lines, 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
+    for i, line in numbered_lines(p):
         parts = line.split("\t")
         if len(parts) != 3 or not parts[2].strip():
             raise FilterError(f"{p}, line {i}: expected axis<TAB>kind<TAB>term, got {line!r}")

@@ -80,12 +80,19 @@ _PERSON = re.compile(
 
 def read_lines(path: str | Path) -> list[str]:
     """Non-empty, non-comment lines of a data file."""
+    return [s for _, s in numbered_lines(path)]
+
+
+def numbered_lines(path: str | Path) -> list[tuple[int, str]]:
+    """``(line number, stripped text)`` of a data file's non-empty, non-comment lines, for
+    errors that name the line."""
     p = Path(path)
     try:
         lines = p.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise FilterError(f"{p}: cannot read ({exc})") from exc
-    return [s.strip() for s in lines if s.strip() and not s.lstrip().startswith("#")]
+    return [(i, s.strip()) for i, s in enumerate(lines, 1)
+            if s.strip() and not s.lstrip().startswith("#")]
 
 
 def augment_file(name: str) -> Path:
