@@ -76,6 +76,9 @@ def test_eval_writes_outputs_and_stores_them_in_the_run(tmp_path, capsys) -> Non
     expected = sum(Blocklist().score_one(p).score >= 0.9 for p in HARMFUL) / len(HARMFUL)
     assert doc["overall"]["fpr"] == 0.0 and doc["overall"]["recall"] == expected >= 0.6
     assert doc["over_blocking"]["identity_probes"]["fpr"] == 0.0
+    # The free-form identity sets are reported beside the template probes by default.
+    for name in ("fresh-identity", "fresh-identity-b"):
+        assert doc["over_blocking"][name]["n"] == 400
     for name in ("sweep.csv", "scores.csv", "identity_fpr.csv", "roc.png", "pr.png"):
         assert (out / name).is_file() and (run / "filters" / name).is_file()
     text = capsys.readouterr().out
@@ -102,3 +105,13 @@ def test_tune_writes_a_policy_that_loads(tmp_path, capsys) -> None:
     assert report["tuning_split"]["fpr"] <= 0.02
     assert report["sizes"]["tune_benign"] > 0 and report["sizes"]["test_benign"] > 0
     assert "held-out split" in capsys.readouterr().out
+
+
+def test_eval_identity_none_skips_every_identity_set(tmp_path) -> None:
+    h = _csv(tmp_path / "harm.csv", HARMFUL, category=["sexual"] * 10)
+    b = _csv(tmp_path / "ok.csv", BENIGN)
+    assert main(["filters", "eval", "--policy", "blocklist-only", "--harmful", str(h),
+                 "--benign", str(b), "--identity", "none", "--out", str(tmp_path / "e")]) == 0
+    doc = json.loads((tmp_path / "e" / "prompt-filter-eval.json").read_text())
+    assert not {"identity_probes", "fresh-identity", "fresh-identity-b"} & set(
+        doc["over_blocking"])

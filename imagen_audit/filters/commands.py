@@ -32,6 +32,10 @@ PAIR_SOURCES = ("creative-train-harmful", "request-train-harmful", "creative-tra
 DEFAULT_HARMFUL = ("i2p", "coprov2-train:8000", "harmful-requests", *PAIR_SOURCES[:2])
 DEFAULT_BENIGN = ("coco:12000", "partiprompts", "benign-requests", "coprov2-safe:8000",
                   *PAIR_SOURCES[2:])
+# Reported by ``filters eval`` next to the identity probes unless ``--identity none``: the
+# probes are templates, and free-form prompts about people are blocked far more often
+# (filters/README.md, round 18).
+FREE_FORM_IDENTITY_SETS = ("fresh-identity", "fresh-identity-b")
 DEFAULT_SOURCE_WEIGHTS = ("partiprompts=4", "benign-requests=4",
                           *(f"{s}=4" for s in PAIR_SOURCES))
 
@@ -65,7 +69,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--harmful", default="i2p", help="harmful set (default i2p)")
     e.add_argument("--benign", default="coco:5000", help="benign set (default coco:5000)")
     e.add_argument("--identity", default="identities",
-                   help="benign identity probes for over-blocking ('none' to skip)")
+                   help="benign identity probes for over-blocking, reported with the "
+                        "free-form identity sets fresh-identity and fresh-identity-b ('none' "
+                        "to skip all three)")
     e.add_argument("--extra-benign", action="append", default=[], metavar="SET",
                    help="more benign sets for over-blocking (repeatable), e.g. xstest-safe")
     e.add_argument("--extra-harmful", action="append", default=[], metavar="SET",
@@ -276,6 +282,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     benign, bname = _load_set(args.benign, args, 0, args.split, "benign")
     identity = None if args.identity == "none" else load_identity_prompts(args.identity)
     extra_b = {s: _load_set(s, args, 0, args.split, "benign")[0] for s in args.extra_benign}
+    if identity is not None:  # free-form identity prompts: over-blocking as users meet it
+        for s in FREE_FORM_IDENTITY_SETS:
+            extra_b.setdefault(s, _load_set(s, args, 0, args.split, "benign")[0])
     extra_h = {s: _load_set(s, args, 1, args.split, "harmful")[0] for s in args.extra_harmful}
     print(f"policy {policy.name!r}; harmful: {hname}; benign: {bname}", file=sys.stderr)
     result = evaluate(policy, harmful, benign, identity=identity, extra_benign=extra_b,
