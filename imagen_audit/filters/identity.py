@@ -122,7 +122,7 @@ class IdentityLexicon:
     def __init__(self, entries: Sequence[Descriptor], person_nouns: Sequence[str] = ()) -> None:
         usable = [e for e in entries if not names_minor(e.term)]
         # One entry per lower-cased term; a term listed as adjective and as noun is read by
-        # its context (:meth:`_replacement`).
+        # its context (:meth:`_read_as`).
         self.entries: dict[str, Descriptor] = {}
         self.kinds: dict[str, set[str]] = {}
         for e in usable:
@@ -188,8 +188,9 @@ class IdentityLexicon:
         deleted ("an undocumented immigrant farmworker" -> "a person"). Elsewhere a term that
         can be a noun is one ("a Muslim praying" -> "a person praying"); an adjective is
         rewritten there only on the axes whose words rarely mean anything but who someone is
-        (religion, ethnicity, nationality, sexuality, gender), so "a big nose" or "a black
-        dress" stay as written."""
+        (religion, ethnicity, nationality, sexuality, gender), so "a big nose" or "a fat cat"
+        stay as written (a colour word of the ethnicity axis is rewritten: "a black dress" is
+        scored as "a dress", which only lowers a score that the colour alone raised)."""
         if e.postmodifier:  # "with PTSD" after a person: deleted
             before = re.search(r"([A-Za-z]+)[\s,]*$", text[:start])
             return e if before is not None and (before.group(1).lower() in self.person_nouns
