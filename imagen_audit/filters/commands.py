@@ -496,11 +496,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                         ensemble=args.ensemble, alpha=args.alpha,
                         prompt_weights=prompt_weights, encoder=enc)
     if delta is not None and adapt is not None:
-        from imagen_audit.filters.encoder import delta_digest
-
         model.encoder_delta = delta
         model.meta["encoder_adaptation"] = {**adapt.record(), "weights": len(delta),
-                                            "delta_sha256": delta_digest(delta),
+                                            "delta_sha256": enc.delta_sha256,
                                             "training_rows": adapt_rows,
                                             "dropped_near_duplicates": adapt_dropped}
     if not args.no_calibrate:

@@ -291,11 +291,7 @@ def load_contrast_pairs(name: str, path: str | Path | None = None) -> pd.DataFra
     ``"<set>:<k>"``, so :func:`split_by_prompt` keeps a pair on one side of the split: a
     benign prompt in dev or test never has its harmful twin in training. Written by helpers
     who read none of the evaluation sets; :data:`EVALUATION_ONLY_SETS` stay unseen."""
-    if name not in CONTRAST_PAIR_SETS:
-        raise FilterError(f"unknown contrast-pair set {name!r}; expected one of "
-                          f"{sorted(CONTRAST_PAIR_SETS)}")
-    file, label = CONTRAST_PAIR_SETS[name]
-    df = _load_requests(file, path, label, name)
+    df = _load_listed(CONTRAST_PAIR_SETS, "contrast-pair set", name, path)
     df["pair"] = [f"{name.split('-')[0]}:{k}" for k in range(len(df))]
     return df
 
@@ -308,9 +304,15 @@ def load_fresh(name: str, path: str | Path | None = None) -> pd.DataFrame:
     ``fresh-harmful-b``: a second identity set and harmful prompts about identity, by a
     second helper). Evaluation only, never trained on: the pre-registered judges of which
     policy is the default (filters/README.md, rounds 18 and 21)."""
-    if name not in FRESH_SETS:
-        raise FilterError(f"unknown fresh set {name!r}; expected one of {sorted(FRESH_SETS)}")
-    file, label = FRESH_SETS[name]
+    return _load_listed(FRESH_SETS, "fresh set", name, path)
+
+
+def _load_listed(table: dict[str, tuple[str, int]], kind: str, name: str,
+                 path: str | Path | None) -> pd.DataFrame:
+    """The shipped hand-written set ``name`` of ``table`` (name -> file, label)."""
+    if name not in table:
+        raise FilterError(f"unknown {kind} {name!r}; expected one of {sorted(table)}")
+    file, label = table[name]
     return _load_requests(file, path, label, name)
 
 

@@ -125,9 +125,13 @@ class IdentityLexicon:
         # its context (:meth:`_read_as`).
         self.entries: dict[str, Descriptor] = {}
         self.kinds: dict[str, set[str]] = {}
+        # The same entries by their spelling with spaces and hyphens made one space, for
+        # matches written another way ("ex con" for "ex-con").
+        self._by_key: dict[str, Descriptor] = {}
         for e in usable:
             self.entries.setdefault(e.term.lower(), e)
             self.kinds.setdefault(e.term.lower(), set()).add(e.kind)
+            self._by_key.setdefault(_separators_key(e.term), e)
         if not self.entries:
             raise FilterError("the identity lexicon has no usable entries")
         # Person nouns: the built-in ones, the lexicon's one-word nouns and ``person_nouns``
@@ -162,23 +166,19 @@ class IdentityLexicon:
         """``(start, end, descriptor)`` of each descriptor in ``text``, left to right."""
         out = []
         for m in self._re.finditer(text):
-            key = _SPACES_RE.sub(" ", re.sub(r"[\s-]+", " ", m.group(0).lower()))
-            e = self.entries.get(m.group(0).lower()) or self._lookup(key)
+            e = (self.entries.get(m.group(0).lower())
+                 or self._by_key.get(_separators_key(m.group(0))))
             if e is not None:
                 out.append((m.start(), m.end(), e))
         return out
 
-    def _lookup(self, key: str) -> Descriptor | None:
-        for term, e in self.entries.items():
-            if re.sub(r"[\s-]+", " ", term) == key:
-                return e
-        return None
-
     def neutralise(self, text: str) -> str | None:
         """``text`` with adjectives removed and nouns made "person"/"people"; None when it
         names no descriptor or names a minor."""
-        return self._rewrite(text, lambda e, _k: "" if e.kind == "adj" else
-                             ("people" if e.plural else "person"), 0)
+        found = self._rewritable(text)
+        return None if found is None else self._rewrite(
+            text, found, lambda e, _k: "" if e.kind == "adj" else
+            ("people" if e.plural else "person"), 0)
 
     def _read_as(self, e: Descriptor, text: str, start: int, end: int,
                  found_starts: set[int], found_ends: set[int]) -> Descriptor | None:
@@ -209,13 +209,11 @@ class IdentityLexicon:
         """``n`` variants of ``text``, each descriptor replaced by another of its axis and
         kind (chosen by a hash: the same prompt always gives the same variants); None when it
         names no descriptor or names a minor."""
-        out = []
-        for k in range(n):
-            v = self._rewrite(text, self._substitute, k + 1)
-            if v is None:
-                return None
-            out.append(v)
-        return out
+        found = self._rewritable(text)
+        if found is None:
+            return None
+        out = [self._rewrite(text, found, self._substitute, k + 1) for k in range(n)]
+        return None if None in out else out  # type: ignore[return-value]
 
     def _substitute(self, e: Descriptor, k: int) -> str:
         pool = [t for t in self._pools.get((e.axis, e.kind, e.plural, e.postmodifier), [])
@@ -225,13 +223,14 @@ class IdentityLexicon:
         h = int.from_bytes(hashlib.sha256(e.term.lower().encode()).digest()[:4], "big")
         return pool[(h + k) % len(pool)]  # consecutive: distinct while the pool allows
 
-    def _rewrite(self, text: str, replace: Callable[[Descriptor, int], str],
-                 k: int) -> str | None:
+    def _rewritable(self, text: str) -> list[tuple[int, int, Descriptor]] | None:
+        """The descriptors of ``text``, or None when it names none or names a minor."""
         if names_minor(text):
             return None
-        found = self.find(text)
-        if not found:
-            return None
+        return self.find(text) or None
+
+    def _rewrite(self, text: str, found: list[tuple[int, int, Descriptor]],
+                 replace: Callable[[Descriptor, int], str], k: int) -> str | None:
         out, last, rewritten = "", 0, 0
         starts = {start for start, _, e in found if not e.postmodifier}
         ends = {end + 1 for _, end, _ in found}
@@ -246,6 +245,10 @@ class IdentityLexicon:
             return None
         out = _SPACES_RE.sub(" ", out + text[last:]).strip()
         return re.sub(r"\s+([,.;:!?])", r"\1", out)
+
+
+def _separators_key(term: str) -> str:
+    return re.sub(r"[\s-]+", " ", term.lower()).strip()
 
 
 def _fix_article(prefix: str, following: str) -> str:
