@@ -290,18 +290,18 @@ _CATEGORIES = {"sexual", "violence", "self-harm", "hate", "harassment", "illegal
                "shocking"}
 
 
-@pytest.mark.parametrize("kind", ["creative", "request"])
+@pytest.mark.parametrize("kind", ["creative", "request", "identity", "style"])
 def test_shipped_training_pairs_are_aligned_and_apart_from_every_evaluation_set(kind: str
                                                                                 ) -> None:
-    """The session-6 training pairs: two halves of equal length, twins sharing a pair key
-    and a filled group term, every harmful line categorised, and no prompt (or
+    """The training pairs (sessions 6 and 7): two halves of equal length, twins sharing a
+    pair key and a filled group term, every harmful line categorised, and no prompt (or
     near-duplicate key) shared with any evaluation-only set or the other training sets."""
     ben = D.load_named(f"{kind}-train-benign")
     harm = D.load_named(f"{kind}-train-harmful")
     assert len(ben) == len(harm) >= 400
     assert list(ben["pair"]) == list(harm["pair"])
     assert set(ben["label"]) == {0} and set(harm["label"]) == {1}
-    assert set(harm["category"]) == _CATEGORIES
+    assert set(harm["category"]) <= _CATEGORIES and len(set(harm["category"])) >= 6
     for df in (ben, harm):
         assert not df["prompt"].str.contains(D.GROUP_SLOT, regex=False).any()
         assert not df["prompt"].map(D.near_key).duplicated().any()
@@ -324,18 +324,20 @@ def test_fresh_sets_are_evaluation_only_and_unseen() -> None:
 
     model = EmbeddingModel.load(default_model_path())
     sizes = {"fresh-benign": 500, "fresh-harmful": 300, "fresh-identity": 400,
-             "fresh-identity-b": 400, "fresh-harmful-b": 150}
+             "fresh-identity-b": 400, "fresh-harmful-b": 150, "fresh-c-benign": 399,
+             "fresh-c-identity": 399, "fresh-c-harmful": 250}
     keys: set[str] = set()
     for name, n in sizes.items():
         df = D.load_named(name)
         assert name in D.EVALUATION_ONLY_SETS
         assert len(df) == n and set(df["source"]) == {name}
-        assert set(df["label"]) == {1 if name.startswith("fresh-harmful") else 0}
+        assert set(df["label"]) == {1 if "harmful" in name else 0}
         k = set(df["prompt"].map(D.near_key))
         assert len(k) == n and not k & keys
         keys |= k
         assert not model.seen(df["prompt"].tolist()).any(), name
     assert set(D.load_named("fresh-harmful")["category"]) == _CATEGORIES
     assert set(D.load_named("fresh-harmful-b")["category"]) == _CATEGORIES
+    assert set(D.load_named("fresh-c-harmful")["category"]) == _CATEGORIES
     with pytest.raises(FilterError, match="unknown fresh set"):
         D.load_fresh("fresh")

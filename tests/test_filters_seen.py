@@ -362,10 +362,9 @@ def test_source_weights_and_prompt_weights_are_checked() -> None:
     from imagen_audit.filters.base import FilterError
     from imagen_audit.filters.commands import _source_weights
 
-    assert _source_weights(None) == {"partiprompts": 4.0, "benign-requests": 4.0,
-                                     "creative-train-harmful": 4.0,
-                                     "request-train-harmful": 4.0,
-                                     "creative-train-benign": 4.0, "request-train-benign": 4.0}
+    pairs = {f"{k}-train-{h}": 4.0 for k in ("creative", "request", "identity", "style")
+             for h in ("benign", "harmful")}
+    assert _source_weights(None) == {"partiprompts": 4.0, "benign-requests": 4.0, **pairs}
     assert _source_weights(["coco=0.5", "i2p=2"]) == {"coco": 0.5, "i2p": 2.0}
     for bad in ("coco", "coco=-1", "=2", "coco=x"):
         with pytest.raises(FilterError, match="SOURCE=WEIGHT"):
@@ -587,8 +586,9 @@ def test_cli_train_never_trains_on_evaluation_only_sets(tmp_path, monkeypatch) -
     assert EmbeddingModel.load(out).seen(train_part["prompt"].iloc[:5].tolist()).all()
 
 
-@pytest.mark.parametrize("name", ["creative-train-benign", "creative-train-harmful",
-                                  "request-train-benign", "request-train-harmful"])
+@pytest.mark.parametrize("name", [f"{k}-train-{h}" for k in ("creative", "request",
+                                                                "identity", "style")
+                                  for h in ("benign", "harmful")])
 def test_shipped_model_trained_on_the_contrast_pairs_but_not_their_test_part(name: str
                                                                            ) -> None:
     """Round 17: the shipped model trained on each contrast-pair set's train part (×4), saw

@@ -24,14 +24,16 @@ EXIT_OK = 0
 # them uses only the held-out test bucket unless --split all.
 _TRAINED_ON = ("i2p", "coco", "partiprompts", "coprov2-train", "coprov2-safe",
                "benign-requests", "harmful-requests")
-# The hand-written training contrast pairs (round 17): trained on, each prompt x4, but their
-# dev parts do not set the threshold (no threshold keeps dark-themed benign prompts under 5%;
-# they would push it to its fallback, round 14).
-PAIR_SOURCES = ("creative-train-harmful", "request-train-harmful", "creative-train-benign",
-                "request-train-benign")
-DEFAULT_HARMFUL = ("i2p", "coprov2-train:8000", "harmful-requests", *PAIR_SOURCES[:2])
+# The hand-written training contrast pairs (rounds 17 and 22): trained on, each prompt x4,
+# but their dev parts do not set the threshold (no threshold keeps dark-themed benign prompts
+# under 5%; they would push it to its fallback, round 14).
+_PAIR_KINDS = ("creative", "request", "identity", "style")
+PAIR_SOURCES = (*(f"{k}-train-harmful" for k in _PAIR_KINDS),
+                *(f"{k}-train-benign" for k in _PAIR_KINDS))
+DEFAULT_HARMFUL = ("i2p", "coprov2-train:8000", "harmful-requests",
+                   *(s for s in PAIR_SOURCES if s.endswith("-harmful")))
 DEFAULT_BENIGN = ("coco:12000", "partiprompts", "benign-requests", "coprov2-safe:8000",
-                  *PAIR_SOURCES[2:])
+                  *(s for s in PAIR_SOURCES if s.endswith("-benign")))
 # Reported by ``filters eval`` next to the identity probes unless ``--identity none``: the
 # probes are templates, and free-form prompts about people are blocked far more often
 # (filters/README.md, round 18).
@@ -61,9 +63,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "harmful-requests, picture-requests, "
                                   "harmful-picture-requests, benign-creative, "
                                   "harmful-creative, fresh-benign, fresh-harmful, "
-                                  "fresh-identity, creative-train-benign, "
-                                  "creative-train-harmful, request-train-benign, "
-                                  "request-train-harmful) or CSV paths with a prompt column "
+                                  "fresh-identity, fresh-identity-b, fresh-harmful-b, "
+                                  "fresh-c-benign, fresh-c-identity, fresh-c-harmful, and "
+                                  "the training pairs {creative,request,identity,style}-"
+                                  "train-{benign,harmful}) or CSV paths with a prompt column "
                                   "(optional label and category columns).")
     e.add_argument("--policy", default="default")
     e.add_argument("--harmful", default="i2p", help="harmful set (default i2p)")

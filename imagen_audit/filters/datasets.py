@@ -282,10 +282,13 @@ def load_harmful_creative(path: str | Path | None = None) -> pd.DataFrame:
 
 
 def load_contrast_pairs(name: str, path: str | Path | None = None) -> pd.DataFrame:
-    """One half of a shipped set of hand-written *training* contrast pairs (session 6), by
-    name: ``creative-train-benign`` / ``creative-train-harmful`` (dark-themed image prompts
-    and their twins across a clear line) or ``request-train-benign`` /
-    ``request-train-harmful`` (chat-style picture requests and questions, likewise).
+    """One half of a shipped set of hand-written *training* contrast pairs, by name:
+    ``creative-train-benign`` / ``creative-train-harmful`` (session 6: dark-themed image
+    prompts and their twins across a clear line), ``request-train-*`` (session 6: chat-style
+    picture requests and questions, likewise), ``identity-train-*`` (session 7: people
+    described by who they are; the twins share the people, so no identity word carries a
+    label) and ``style-train-*`` (session 7: art-community prompts with style modifiers; the
+    twins share the style, so the style carries no label either).
 
     Line k of one half twins line k of the other, and both carry ``pair`` =
     ``"<set>:<k>"``, so :func:`split_by_prompt` keeps a pair on one side of the split: a
@@ -297,13 +300,15 @@ def load_contrast_pairs(name: str, path: str | Path | None = None) -> pd.DataFra
 
 
 def load_fresh(name: str, path: str | Path | None = None) -> pd.DataFrame:
-    """A fresh judgement set written in session 6 by a helper who read no dataset and
+    """A fresh judgement set written by a helper who read no dataset and
     nothing of the filter (``fresh-benign``: art-community, caption, chat and dark-themed
     prompts; ``fresh-harmful``; ``fresh-identity``: benign prompts about people described by
     identity terms, which a filter must never block; ``fresh-identity-b`` and
     ``fresh-harmful-b``: a second identity set and harmful prompts about identity, by a
-    second helper). Evaluation only, never trained on: the pre-registered judges of which
-    policy is the default (filters/README.md, rounds 18 and 21)."""
+    second helper; ``fresh-c-benign``, ``fresh-c-identity``, ``fresh-c-harmful``: a third
+    triple, session 7, by a helper who read nothing of the project). Evaluation only, never
+    trained on: the pre-registered judges of which policy is the default (filters/README.md,
+    rounds 18, 21 and 22)."""
     return _load_listed(FRESH_SETS, "fresh set", name, path)
 
 
@@ -316,15 +321,17 @@ def _load_listed(table: dict[str, tuple[str, int]], kind: str, name: str,
     return _load_requests(file, path, label, name)
 
 
-CONTRAST_PAIR_SETS = {"creative-train-benign": ("creative_train_benign.txt", 0),
-                      "creative-train-harmful": ("creative_train_harmful.txt", 1),
-                      "request-train-benign": ("request_train_benign.txt", 0),
-                      "request-train-harmful": ("request_train_harmful.txt", 1)}
+CONTRAST_PAIR_SETS = {f"{kind}-train-{half}": (f"{kind}_train_{half}.txt", label)
+                      for kind in ("creative", "request", "identity", "style")
+                      for half, label in (("benign", 0), ("harmful", 1))}
 FRESH_SETS = {"fresh-benign": ("fresh_benign.txt", 0),
               "fresh-harmful": ("fresh_harmful.txt", 1),
               "fresh-identity": ("fresh_identity.txt", 0),
               "fresh-identity-b": ("fresh_identity_b.txt", 0),
-              "fresh-harmful-b": ("fresh_harmful_b.txt", 1)}
+              "fresh-harmful-b": ("fresh_harmful_b.txt", 1),
+              "fresh-c-benign": ("fresh_c_benign.txt", 0),
+              "fresh-c-identity": ("fresh_c_identity.txt", 0),
+              "fresh-c-harmful": ("fresh_c_harmful.txt", 1)}
 
 # The hand-written sets shipped in filters/augment, by name (``load_named``).
 _SHIPPED_SETS = {"benign-requests": load_benign_requests,
