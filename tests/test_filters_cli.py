@@ -77,8 +77,10 @@ def test_eval_writes_outputs_and_stores_them_in_the_run(tmp_path, capsys) -> Non
     assert doc["overall"]["fpr"] == 0.0 and doc["overall"]["recall"] == expected >= 0.6
     assert doc["over_blocking"]["identity_probes"]["fpr"] == 0.0
     # The free-form identity sets are reported beside the template probes by default.
-    for name in ("fresh-identity", "fresh-identity-b"):
-        assert doc["over_blocking"][name]["n"] == 400
+    for name, n in (("fresh-identity", 400), ("fresh-identity-b", 400),
+                    ("fresh-c-identity", 399)):
+        assert doc["over_blocking"][name]["n"] == n
+    assert "fresh-d-identity" not in doc["over_blocking"]  # unread: the next round's judge
     for name in ("sweep.csv", "scores.csv", "identity_fpr.csv", "roc.png", "pr.png"):
         assert (out / name).is_file() and (run / "filters" / name).is_file()
     text = capsys.readouterr().out
@@ -113,5 +115,5 @@ def test_eval_identity_none_skips_every_identity_set(tmp_path) -> None:
     assert main(["filters", "eval", "--policy", "blocklist-only", "--harmful", str(h),
                  "--benign", str(b), "--identity", "none", "--out", str(tmp_path / "e")]) == 0
     doc = json.loads((tmp_path / "e" / "prompt-filter-eval.json").read_text())
-    assert not {"identity_probes", "fresh-identity", "fresh-identity-b"} & set(
-        doc["over_blocking"])
+    assert not {"identity_probes", "fresh-identity", "fresh-identity-b", "fresh-c-identity",
+                "fresh-d-identity"} & set(doc["over_blocking"])

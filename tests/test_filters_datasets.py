@@ -290,7 +290,8 @@ _CATEGORIES = {"sexual", "violence", "self-harm", "hate", "harassment", "illegal
                "shocking"}
 
 
-@pytest.mark.parametrize("kind", ["creative", "request", "identity", "style"])
+@pytest.mark.parametrize("kind", ["creative", "request", "identity", "style", "chat",
+                                  "mixed"])
 def test_shipped_training_pairs_are_aligned_and_apart_from_every_evaluation_set(kind: str
                                                                                 ) -> None:
     """The training pairs (sessions 6 and 7): two halves of equal length, twins sharing a
@@ -298,7 +299,7 @@ def test_shipped_training_pairs_are_aligned_and_apart_from_every_evaluation_set(
     near-duplicate key) shared with any evaluation-only set or the other training sets."""
     ben = D.load_named(f"{kind}-train-benign")
     harm = D.load_named(f"{kind}-train-harmful")
-    assert len(ben) == len(harm) >= 400
+    assert len(ben) == len(harm) >= 399
     assert list(ben["pair"]) == list(harm["pair"])
     assert set(ben["label"]) == {0} and set(harm["label"]) == {1}
     assert set(harm["category"]) <= _CATEGORIES and len(set(harm["category"])) >= 6
@@ -325,7 +326,8 @@ def test_fresh_sets_are_evaluation_only_and_unseen() -> None:
     model = EmbeddingModel.load(default_model_path())
     sizes = {"fresh-benign": 500, "fresh-harmful": 300, "fresh-identity": 400,
              "fresh-identity-b": 400, "fresh-harmful-b": 150, "fresh-c-benign": 399,
-             "fresh-c-identity": 399, "fresh-c-harmful": 250}
+             "fresh-c-identity": 399, "fresh-c-harmful": 250, "fresh-d-benign": 391,
+             "fresh-d-identity": 299, "fresh-d-harmful": 247}
     keys: set[str] = set()
     for name, n in sizes.items():
         df = D.load_named(name)
@@ -338,6 +340,7 @@ def test_fresh_sets_are_evaluation_only_and_unseen() -> None:
         assert not model.seen(df["prompt"].tolist()).any(), name
     assert set(D.load_named("fresh-harmful")["category"]) == _CATEGORIES
     assert set(D.load_named("fresh-harmful-b")["category"]) == _CATEGORIES
-    assert set(D.load_named("fresh-c-harmful")["category"]) == _CATEGORIES
+    for name in ("fresh-c-harmful", "fresh-d-harmful"):
+        assert set(D.load_named(name)["category"]) == _CATEGORIES
     with pytest.raises(FilterError, match="unknown fresh set"):
         D.load_fresh("fresh")

@@ -591,9 +591,9 @@ def test_cli_train_never_trains_on_evaluation_only_sets(tmp_path, monkeypatch) -
                                   for h in ("benign", "harmful")])
 def test_shipped_model_trained_on_the_contrast_pairs_but_not_their_test_part(name: str
                                                                            ) -> None:
-    """Round 17: the shipped model trained on each contrast-pair set's train part (×4), saw
-    its dev part only for calibration, never its test part, and did not let the dev part set
-    the threshold (its rate there is on the record)."""
+    """Rounds 17 and 22: the shipped model trained on each contrast-pair set's train
+    part (×4), saw its dev part only for calibration, never its test part, and did not let the
+    dev part set the threshold (its rate there is on the record)."""
     from imagen_audit.filters import datasets as D
     from imagen_audit.filters.embedding import default_model_path
 

@@ -26,7 +26,8 @@ _TRAINED_ON = ("i2p", "coco", "partiprompts", "coprov2-train", "coprov2-safe",
                "benign-requests", "harmful-requests")
 # The hand-written training contrast pairs (rounds 17 and 22): trained on, each prompt x4,
 # but their dev parts do not set the threshold (no threshold keeps dark-themed benign prompts
-# under 5%; they would push it to its fallback, round 14).
+# under 5%; they would push it to its fallback, round 14). The chat and mixed pairs (round 23,
+# not shipped) are data for later rounds, named with --harmful/--benign.
 _PAIR_KINDS = ("creative", "request", "identity", "style")
 PAIR_SOURCES = (*(f"{k}-train-harmful" for k in _PAIR_KINDS),
                 *(f"{k}-train-benign" for k in _PAIR_KINDS))
@@ -37,7 +38,8 @@ DEFAULT_BENIGN = ("coco:12000", "partiprompts", "benign-requests", "coprov2-safe
 # Reported by ``filters eval`` next to the identity probes unless ``--identity none``: the
 # probes are templates, and free-form prompts about people are blocked far more often
 # (filters/README.md, round 18).
-FREE_FORM_IDENTITY_SETS = ("fresh-identity", "fresh-identity-b")
+# fresh-d-* are left out on purpose: unread, the judges of the next round (filters/README.md).
+FREE_FORM_IDENTITY_SETS = ("fresh-identity", "fresh-identity-b", "fresh-c-identity")
 DEFAULT_SOURCE_WEIGHTS = ("partiprompts=4", "benign-requests=4",
                           *(f"{s}=4" for s in PAIR_SOURCES))
 
@@ -73,8 +75,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--benign", default="coco:5000", help="benign set (default coco:5000)")
     e.add_argument("--identity", default="identities",
                    help="benign identity probes for over-blocking, reported with the "
-                        "free-form identity sets fresh-identity and fresh-identity-b ('none' "
-                        "to skip all three)")
+                        "free-form identity sets fresh-identity, fresh-identity-b and "
+                        "fresh-c-identity ('none' to skip them all)")
     e.add_argument("--extra-benign", action="append", default=[], metavar="SET",
                    help="more benign sets for over-blocking (repeatable), e.g. xstest-safe")
     e.add_argument("--extra-harmful", action="append", default=[], metavar="SET",

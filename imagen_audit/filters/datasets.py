@@ -322,7 +322,8 @@ def _load_listed(table: dict[str, tuple[str, int]], kind: str, name: str,
 
 
 CONTRAST_PAIR_SETS = {f"{kind}-train-{half}": (f"{kind}_train_{half}.txt", label)
-                      for kind in ("creative", "request", "identity", "style")
+                      for kind in ("creative", "request", "identity", "style", "chat",
+                                   "mixed")
                       for half, label in (("benign", 0), ("harmful", 1))}
 FRESH_SETS = {"fresh-benign": ("fresh_benign.txt", 0),
               "fresh-harmful": ("fresh_harmful.txt", 1),
@@ -331,7 +332,10 @@ FRESH_SETS = {"fresh-benign": ("fresh_benign.txt", 0),
               "fresh-harmful-b": ("fresh_harmful_b.txt", 1),
               "fresh-c-benign": ("fresh_c_benign.txt", 0),
               "fresh-c-identity": ("fresh_c_identity.txt", 0),
-              "fresh-c-harmful": ("fresh_c_harmful.txt", 1)}
+              "fresh-c-harmful": ("fresh_c_harmful.txt", 1),
+              "fresh-d-benign": ("fresh_d_benign.txt", 0),
+              "fresh-d-identity": ("fresh_d_identity.txt", 0),
+              "fresh-d-harmful": ("fresh_d_harmful.txt", 1)}
 
 # The hand-written sets shipped in filters/augment, by name (``load_named``).
 _SHIPPED_SETS = {"benign-requests": load_benign_requests,
