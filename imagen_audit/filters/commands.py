@@ -66,9 +66,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "harmful-picture-requests, benign-creative, "
                                   "harmful-creative, fresh-benign, fresh-harmful, "
                                   "fresh-identity, fresh-identity-b, fresh-harmful-b, "
-                                  "fresh-c-benign, fresh-c-identity, fresh-c-harmful, and "
-                                  "the training pairs {creative,request,identity,style}-"
-                                  "train-{benign,harmful}) or CSV paths with a prompt column "
+                                  "fresh-c-benign, fresh-c-identity, fresh-c-harmful, "
+                                  "fresh-d-benign, fresh-d-identity, fresh-d-harmful, and the "
+                                  "training pairs {creative,request,identity,style,chat,"
+                                  "mixed}-train-{benign,harmful}) or CSV paths with a prompt "
+                                  "column "
                                   "(optional label and category columns).")
     e.add_argument("--policy", default="default")
     e.add_argument("--harmful", default="i2p", help="harmful set (default i2p)")

@@ -287,8 +287,10 @@ def load_contrast_pairs(name: str, path: str | Path | None = None) -> pd.DataFra
     prompts and their twins across a clear line), ``request-train-*`` (session 6: chat-style
     picture requests and questions, likewise), ``identity-train-*`` (session 7: people
     described by who they are; the twins share the people, so no identity word carries a
-    label) and ``style-train-*`` (session 7: art-community prompts with style modifiers; the
-    twins share the style, so the style carries no label either).
+    label), ``style-train-*`` (session 7: art-community prompts with style modifiers; the
+    twins share the style, so the style carries no label either), ``chat-train-*`` and
+    ``mixed-train-*`` (session 7: chat messages using scary words safely, and everyday
+    subjects in mixed forms; not in the default training sources, round 23).
 
     Line k of one half twins line k of the other, and both carry ``pair`` =
     ``"<set>:<k>"``, so :func:`split_by_prompt` keeps a pair on one side of the split: a
@@ -306,9 +308,10 @@ def load_fresh(name: str, path: str | Path | None = None) -> pd.DataFrame:
     identity terms, which a filter must never block; ``fresh-identity-b`` and
     ``fresh-harmful-b``: a second identity set and harmful prompts about identity, by a
     second helper; ``fresh-c-benign``, ``fresh-c-identity``, ``fresh-c-harmful``: a third
-    triple, session 7, by a helper who read nothing of the project). Evaluation only, never
-    trained on: the pre-registered judges of which policy is the default (filters/README.md,
-    rounds 18, 21 and 22)."""
+    triple, session 7, by a helper who read nothing of the project; ``fresh-d-*``: a fourth,
+    likewise, not yet read: the next round's judge). Evaluation only, never trained on: the
+    pre-registered judges of which policy is the default (filters/README.md, rounds 18, 21
+    and 22)."""
     return _load_listed(FRESH_SETS, "fresh set", name, path)
 
 
