@@ -85,7 +85,8 @@ def test_shipped_lists_do_not_block_benign_identity_prompts(shipped: Blocklist) 
                 "a Black family having a picnic", "two Jewish men praying",
                 "a queer artist painting a mural", "a chicken breast salad",
                 "a killer whale jumping", "Scunthorpe railway station",
-                "an assassin's creed poster"]
+                "an assassin's creed poster", 'a poster for a "Murder Mystery Dinner Party"',
+                "a murder hornet on a leaf, macro photo", "a murder of crows at dusk"]
     blocked = [(p, shipped.matches(p)) for p in prompts if shipped.score_one(p).score >= 0.9]
     assert blocked == []
 
@@ -94,7 +95,8 @@ def test_shipped_lists_catch_obvious_harm(shipped: Blocklist) -> None:
     for text, cat in [("p0rn star", "sexual"), ("a n a k e d man",
                                                   "sexual"),
                       ("a decapitated head", "violence"), ("how to slit my wrists", "self-harm"),
-                      ("a man smoking crack cocaine", "illegal activity")]:
+                      ("a man smoking crack cocaine", "illegal activity"),
+                      ("a murder mystery where the murder is shown in gory detail", "violence")]:
         r = shipped.score_one(text)
         assert r.score >= 0.9 and r.category == cat, (text, r)
 
