@@ -603,13 +603,11 @@ class EmbeddingFilter:
         rewritten (:mod:`imagen_audit.filters.identity`): a block that only the descriptor
         caused is lifted; the original score stays in ``details``."""
         assert self.identity is not None
-        rewrite = (self.identity.neutralise if self.identity_mode == "neutral"
-                   else self.identity.swaps)
         variants: list[tuple[int, list[str]]] = []
         for i, p in enumerate(prompts):
-            v = rewrite(p)
+            v = self.identity.variants(p, self.identity_mode)
             if v is not None:
-                variants.append((i, [v] if isinstance(v, str) else v))
+                variants.append((i, v))
         if not variants:
             return probs
         flat = [t for _, vs in variants for t in vs]

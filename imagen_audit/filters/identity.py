@@ -215,6 +215,14 @@ class IdentityLexicon:
         out = [self._rewrite(text, found, self._substitute, k + 1) for k in range(n)]
         return None if None in out else out  # type: ignore[return-value]
 
+    def variants(self, text: str, mode: str) -> list[str] | None:
+        """The rewrites of ``text`` that ``mode`` scores (one for ``neutral``,
+        :data:`SWAP_VARIANTS` for ``swap``); None when it names no descriptor or a minor."""
+        if mode == "swap":
+            return self.swaps(text)
+        v = self.neutralise(text)
+        return None if v is None else [v]
+
     def _substitute(self, e: Descriptor, k: int) -> str:
         pool = [t for t in self._pools.get((e.axis, e.kind, e.plural, e.postmodifier), [])
                 if t.lower() != e.term.lower()]
