@@ -249,6 +249,43 @@ def test_product_frames_mirror_and_identity_rates_match() -> None:
     assert not term_pattern("trans").search("a transit bus")
 
 
+def test_clause_counterfactuals_take_benign_details_to_both_sides() -> None:
+    """"Subject, detail, detail" rewrites: benign depictions get details cut from *other*
+    benign prompts; half as many harmful depictions get the same kind of details (never a
+    harmful fragment); questions get none; off by default."""
+    from imagen_audit.filters.trainset import (
+        build_training_set,
+        clause_counterfactuals,
+        detail_fragments,
+    )
+
+    assert detail_fragments(["A barista laughing with regulars at a coffee shop.",
+                             "two dogs next to each other", "a cat, warm morning light, on them"]
+                            ) == ["with regulars at a coffee shop", "warm morning light"]
+    harmful = pd.DataFrame({"prompt": [f"a gory massacre number {i}" for i in range(100)]
+                            + [f"How do I hurt someone number {i}?" for i in range(40)],
+                            "label": 1, "category": "violence", "source": "h"})
+    benign = pd.DataFrame({"prompt": [f"A dog number {i} sitting on a red bench in a park."
+                                      for i in range(200)]
+                           + [f"How do I fix a bike number {i}?" for i in range(40)],
+                           "label": 0, "category": None, "source": "b"})
+    parts = clause_counterfactuals(harmful, benign, 60, seed=1)
+    b, h = parts[0], parts[1]
+    assert len(b) == 60 and len(h) == 30
+    assert (b["label"] == 0).all() and (h["label"] == 1).all()
+    assert (h["category"] == "violence").all()
+    for p in pd.concat([b, h])["prompt"]:
+        head, *details = p.split(", ")
+        assert 1 <= len(details) <= 3 and not head.endswith(".")
+        assert not head.startswith("A ")  # lower-cased, or the article dropped
+        assert all(d.startswith(("on a red bench", "in a park")) for d in details)
+        assert "How do I" not in p and "massacre" not in ", ".join(details)
+    t = build_training_set(harmful, benign)
+    assert not (t["source"] == "counterfactual-clause").any()
+    on = build_training_set(harmful, benign, clause_per_benign=0.25)
+    assert int((on["source"] == "counterfactual-clause").sum()) > 40
+
+
 def test_shipped_model_trained_on_coprov2_safe_rewrites_but_not_their_test_part() -> None:
     """CoProV2's safe rewrites are benign training data (split like the other sets); the
     test part that ``filters eval --extra-benign coprov2-safe`` reports was never seen."""

@@ -125,6 +125,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--product-ratio", type=float, default=0.125,
                    help="picture-product frames ('Make a meme about {p}') per benign prompt, "
                         "mirrored on as many harmful prompts; 0 turns them off")
+    t.add_argument("--clause-ratio", type=float, default=0.0,
+                   help="'subject, detail, detail' rewrites of benign depictions per benign "
+                        "prompt, half as many mirrored on harmful ones; 0 turns them off")
     t.add_argument("--adapt-encoder-layers", type=int, default=0, metavar="N",
                    help="first fine-tune MiniLM's top N layers on the training split and "
                         "train on the adapted embeddings (the layers are saved in the model "
@@ -441,6 +444,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                    identity_per_benign=args.identity_ratio,
                                    chat_per_benign=args.chat_ratio,
                                    product_per_benign=args.product_ratio,
+                                   clause_per_benign=args.clause_ratio,
                                    match_identity_rates=not args.no_identity_matching)
     test = pd.concat(test_parts, ignore_index=True)
     dev = pd.concat(dev_parts, ignore_index=True)
@@ -552,6 +556,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                           "identity_matching": not args.no_identity_matching,
                           "identity_ratio": args.identity_ratio,
                           "source_weights": source_weights, "lexical": not args.no_lexical}
+    if args.clause_ratio:  # recorded only when on: models trained without it stay as they were
+        model.meta["sets"]["clause_ratio"] = args.clause_ratio
     if rule.size and not rule.all():
         model.meta["sets"]["threshold_exclude"] = sorted(set(dev["source"][~rule]))
     js = model.save(args.out)

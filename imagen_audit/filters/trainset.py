@@ -16,6 +16,10 @@ captions. Counterfactual augmentations take those shortcuts away:
 - **per-term identity rates** (:func:`matched_identity_counterfactuals`): more identity
   counterfactuals for the terms the harmful sets use most ("homeless", "disabled" in CoProV2's
   hate prompts), until each is twice as common among benign prompts as among harmful ones;
+- **clause counterfactuals** (:func:`clause_counterfactuals`): benign captions rewritten in
+  the "subject, detail, detail" form of art prompts ("barista laughing with regulars, chalkboard
+  menu behind her"), the details cut from other benign prompts, and harmful prompts given the
+  same benign details, so that neither the form nor a harmless detail carries the label;
 - **picture-product frames** (``product_templates.txt``): "Make a meme about {p}" around
   benign *and* harmful depictions, so asking for a meme or a poster carries no label
   (measured: no lower blocking of benign picture requests; see
@@ -286,7 +290,8 @@ def noun_phrases(prompts: Sequence[str], n: int, seed: int = 0) -> list[str]:
 def build_training_set(harmful: pd.DataFrame, benign: pd.DataFrame, *, seed: int = 0,
                        identity_per_benign: float = 0.5, style_fraction: float = 0.3,
                        short_per_benign: float = 0.1, chat_per_benign: float = 0.0,
-                       product_per_benign: float = 0.0, match_identity_rates: bool = False,
+                       product_per_benign: float = 0.0, clause_per_benign: float = 0.0,
+                       match_identity_rates: bool = False,
                        identity_terms: Sequence[str] | None = None,
                        style_modifiers: Sequence[str] | None = None) -> pd.DataFrame:
     """One table (``prompt``, ``label``, ``category``, ``source``) of the given harmful and
@@ -296,6 +301,8 @@ def build_training_set(harmful: pd.DataFrame, benign: pd.DataFrame, *, seed: int
     frames, abstract prompts; see the module docstring), of which the harmful side gets
     mirrored request and action frames; ``product_per_benign`` (0 = off) the number of
     picture-product frames, mirrored in full (:func:`product_counterfactuals`);
+    ``clause_per_benign`` (0 = off) the number of "subject, detail" rewrites, half as many
+    mirrored on harmful prompts (:func:`clause_counterfactuals`);
     ``match_identity_rates`` adds identity counterfactuals until every identity term is
     twice as common among benign prompts as among harmful ones
     (:func:`matched_identity_counterfactuals`)."""
@@ -338,6 +345,9 @@ def build_training_set(harmful: pd.DataFrame, benign: pd.DataFrame, *, seed: int
         parts += product_counterfactuals(harmful, benign,
                                          int(product_per_benign * len(benign)), seed + 9,
                                          extra_benign=ident)
+    if clause_per_benign > 0:
+        parts += clause_counterfactuals(harmful, benign, int(clause_per_benign * len(benign)),
+                                        seed + 11)
     out = pd.concat([p for p in parts if len(p)], ignore_index=True)
     out = out[~out["prompt"].duplicated()].reset_index(drop=True)
     return out
@@ -413,3 +423,77 @@ def product_counterfactuals(harmful: pd.DataFrame, benign: pd.DataFrame, n: int,
                           "source": "counterfactual-product"}),
             pd.DataFrame({"prompt": h_prod, "label": 1, "category": h_cat,
                           "source": "counterfactual-product"})]
+
+
+_DETAIL = re.compile(
+    r"\b(?:with|in|on|at|near|behind|under|beside|next to|inside|outside|beneath|over|"
+    r"across|along|through|against|during|holding|wearing|covered in|surrounded by)\s",
+    re.IGNORECASE)
+_ARTICLE = re.compile(r"^(?:a|an|the)\s+", re.IGNORECASE)
+# Fragments that only make sense beside their own subject ("on them", "next to each other").
+_DANGLING = {"it", "its", "it's", "them", "they", "each", "itself", "themselves"}
+
+
+def detail_fragments(prompts: Sequence[str]) -> list[str]:
+    """Short detail phrases cut from benign prompts: the parts after a comma ("warm morning
+    light") and prepositional tails of captions ("with a chalkboard menu behind her"), 2 to 8
+    words each, none that leans on its own subject ("on them"), distinct, in first-seen
+    order."""
+    seen: dict[str, None] = {}
+    for p in prompts:
+        text = str(p).strip().rstrip(".!")
+        pieces = [c.strip() for c in text.split(",")[1:]]
+        head = text.split(",")[0]
+        m = _DETAIL.search(head, 8)
+        if m:
+            pieces.append(head[m.start():])
+        for piece in pieces:
+            words = piece.strip(" .;:'\"").split()
+            if 2 <= len(words) <= 8 and not _DANGLING & {w.lower() for w in words}:
+                seen.setdefault(" ".join(words).lower(), None)
+    return list(seen)
+
+
+def as_clauses(prompt: str, fragments: Sequence[str], rng: np.random.Generator) -> str:
+    """``prompt`` in the "subject, detail, detail" form: half the time without its leading
+    article, lower-cased, no final period, 1-3 random ``fragments`` appended with commas."""
+    text = str(prompt).strip().rstrip(".")
+    if rng.random() < 0.5:
+        text = _ARTICLE.sub("", text)
+    first = text.split(" ", 1)[0]
+    if first == "A" or (first[:1].isupper() and first[1:].islower()):
+        text = text[0].lower() + text[1:]
+    k = int(rng.integers(1, 4))
+    picks = rng.choice(len(fragments), size=min(k, len(fragments)), replace=False)
+    return ", ".join([text] + [fragments[int(j)] for j in picks])
+
+
+def clause_counterfactuals(harmful: pd.DataFrame, benign: pd.DataFrame, n: int,
+                           seed: int = 0) -> list[pd.DataFrame]:
+    """About ``n`` benign depictions in the "subject, detail, detail" form
+    (:func:`as_clauses`) and half as many harmful depictions given the same kind of benign
+    details.
+
+    Why: captions are single sentences and art prompts are comma lists, so a classifier
+    trained on both learned the form itself. Measured in round 23 (dev only): the shipped
+    model scored "barista laughing with regulars at a neighborhood coffee shop, chalkboard
+    menu behind her" 0.91 while a single clause about the same scene scored 0.03. The details
+    come from benign training prompts only; on the harmful side they teach that a harmless
+    detail does not make a harmful subject benign."""
+    from imagen_audit.filters.form import DEPICTION, prompt_form
+
+    rng = np.random.default_rng(seed)
+    pool = [p for p in benign["prompt"].astype(str) if prompt_form(p) == DEPICTION]
+    fragments = detail_fragments(pool)
+    if n <= 0 or not pool or not fragments:
+        return []
+    b_idx = rng.choice(len(pool), size=min(n, len(pool)), replace=False)
+    b_out = [as_clauses(pool[int(i)], fragments, rng) for i in b_idx]
+    h = harmful[harmful["prompt"].astype(str).map(prompt_form) == DEPICTION]
+    h_idx = rng.choice(len(h), size=min(n // 2, len(h)), replace=False) if len(h) else []
+    h_out = [as_clauses(str(h["prompt"].iloc[int(i)]), fragments, rng) for i in h_idx]
+    h_cat = [h["category"].iloc[int(i)] for i in h_idx]
+    return [pd.DataFrame({"prompt": b_out, "label": 0, "category": None,
+                          "source": "counterfactual-clause"}),
+            pd.DataFrame({"prompt": h_out, "label": 1, "category": h_cat,
+                          "source": "counterfactual-clause"})]
