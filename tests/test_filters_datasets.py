@@ -317,6 +317,26 @@ def test_shipped_training_pairs_are_aligned_and_apart_from_every_evaluation_set(
         assert not keys & set(other["prompt"].map(D.near_key)), name
 
 
+def test_everyday_benign_set_is_benign_distinct_and_apart_from_every_evaluation_set() -> None:
+    """``everyday-benign`` (session 8): benign training prompts built around everyday words
+    that harmful training rows over-use; distinct near-duplicate keys, a word of the list in
+    every line, and nothing shared with an evaluation-only set or another hand-written set."""
+    df = D.load_named("everyday-benign")
+    assert len(df) >= 800 and set(df["label"]) == {0}
+    assert set(df["source"]) == {"everyday-benign"}
+    keys = set(df["prompt"].map(D.near_key))
+    assert len(keys) == len(df)
+    assert df["prompt"].str.contains(r"\b(?:laugh|meme|neighbo|coworker|crying|fans)",
+                                     case=False).sum() >= 60
+    others = ["benign-requests", "harmful-requests", *D.CONTRAST_PAIR_SETS]
+    for name in [*D.EVALUATION_ONLY_SETS, *others]:
+        try:
+            other = D.load_named(name)
+        except FilterError:
+            continue  # shared data absent
+        assert not keys & set(other["prompt"].map(D.near_key)), name
+
+
 def test_fresh_sets_are_evaluation_only_and_unseen() -> None:
     """The fresh judgement sets: one label each, distinct, harmful lines categorised, listed
     among the evaluation-only sets (so ``filters train`` guards them), and unseen by the

@@ -301,6 +301,16 @@ def load_contrast_pairs(name: str, path: str | Path | None = None) -> pd.DataFra
     return df
 
 
+def load_everyday_benign(path: str | Path | None = None) -> pd.DataFrame:
+    """``everyday-benign``: harmless prompts built around everyday words that the harmful
+    training rows use far more often than the benign ones ("laughing", "meme", "coworker",
+    "neighbour", "crying"; session 8, written by a helper who read nothing of the project,
+    about a dozen prompts a word in mixed forms). A benign *training* set: harassment prompts
+    in I2P are full of ordinary social words, and without benign uses of them a classifier
+    reads "barista laughing with regulars" as harm."""
+    return _load_requests("everyday_benign.txt", path, 0, "everyday-benign")
+
+
 def load_fresh(name: str, path: str | Path | None = None) -> pd.DataFrame:
     """A fresh judgement set written by a helper who read no dataset and
     nothing of the filter (``fresh-benign``: art-community, caption, chat and dark-themed
@@ -342,6 +352,7 @@ FRESH_SETS = {"fresh-benign": ("fresh_benign.txt", 0),
 
 # The hand-written sets shipped in filters/augment, by name (``load_named``).
 _SHIPPED_SETS = {"benign-requests": load_benign_requests,
+                 "everyday-benign": load_everyday_benign,
                  "harmful-requests": load_harmful_requests,
                  "picture-requests": load_picture_requests,
                  "harmful-picture-requests": load_harmful_picture_requests,
