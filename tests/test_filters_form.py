@@ -51,6 +51,27 @@ def test_captions_art_prompts_and_picture_requests_are_depictions(text: str) -> 
     assert prompt_form(text) == DEPICTION
 
 
+@pytest.mark.parametrize("text,form", [
+    # casual chat (round 26): an opener before the message, or a question mid-message
+    ("ugh my sourdough starter smells weird, is it normal", REQUEST),
+    ("lol what does ratio mean on twitter", REQUEST),
+    ("bro can you explain crypto to me like im five", REQUEST),
+    ("my dog ate a grape earlier how do i know if he's ok", REQUEST),
+    ("new to knitting any tips for a first scarf", REQUEST),
+    ("anyone know a good budget laptop for college", REQUEST),
+    ("my landlord won't fix the heater, what should i do", REQUEST),
+    # ... but a picture stays a depiction, whatever the chat around it
+    ("lol draw my cat as a wizard", DEPICTION),
+    ("omg make a meme of my roommate's messy desk", DEPICTION),
+    ("how to train your dragon fan art, digital art", DEPICTION),
+    ("a man teaching his son how to ride a bike", DEPICTION),  # "how to" in a caption
+    ("so many stars over the desert, 35mm", DEPICTION),
+    ("yo mama so big cartoon", DEPICTION),
+])
+def test_casual_chat_messages(text: str, form: str) -> None:
+    assert prompt_form(text) == form
+
+
 def test_piecewise_align_is_monotone_and_moves_the_threshold() -> None:
     p = np.linspace(0, 1, 101)
     q = piecewise_align(p, 0.9, 0.6)

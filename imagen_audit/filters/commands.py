@@ -33,15 +33,20 @@ PAIR_SOURCES = (*(f"{k}-train-harmful" for k in _PAIR_KINDS),
                 *(f"{k}-train-benign" for k in _PAIR_KINDS))
 DEFAULT_HARMFUL = ("i2p", "coprov2-train:8000", "harmful-requests",
                    *(s for s in PAIR_SOURCES if s.endswith("-harmful")))
+# Hand-written benign prompts around everyday words that harmful training rows over-use
+# ("laughing", "meme", "neighbour"; round 26): weighted and kept out of the threshold rule
+# like the pairs.
+EVERYDAY_SOURCES = ("everyday-benign",)
+HAND_WRITTEN_SOURCES = (*PAIR_SOURCES, *EVERYDAY_SOURCES)
 DEFAULT_BENIGN = ("coco:12000", "partiprompts", "benign-requests", "coprov2-safe:8000",
-                  *(s for s in PAIR_SOURCES if s.endswith("-benign")))
+                  *(s for s in PAIR_SOURCES if s.endswith("-benign")), *EVERYDAY_SOURCES)
 # Reported by ``filters eval`` next to the identity probes unless ``--identity none``: the
 # probes are templates, and free-form prompts about people are blocked far more often
 # (filters/README.md, round 18).
 # fresh-d-* are left out on purpose: unread, the judges of the next round (filters/README.md).
 FREE_FORM_IDENTITY_SETS = ("fresh-identity", "fresh-identity-b", "fresh-c-identity")
 DEFAULT_SOURCE_WEIGHTS = ("partiprompts=4", "benign-requests=4",
-                          *(f"{s}=4" for s in PAIR_SOURCES))
+                          *(f"{s}=4" for s in HAND_WRITTEN_SOURCES))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -104,8 +109,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "harmful halves of the training contrast pairs)")
     t.add_argument("--benign", action="append", default=None, metavar="SET",
                    help="benign sets (repeatable; default coco:12000, partiprompts, "
-                        "benign-requests, coprov2-safe:8000 (CoProV2's safe rewrites) and the "
-                        "benign halves of the training contrast pairs)")
+                        "benign-requests, coprov2-safe:8000 (CoProV2's safe rewrites), the "
+                        "benign halves of the training contrast pairs and everyday-benign)")
     t.add_argument("--classifier", choices=("logreg", "mlp"), default="mlp")
     t.add_argument("--c", type=float, default=1.0, help="inverse regularisation strength")
     t.add_argument("--no-augment", action="store_true",
@@ -146,8 +151,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--source-weight", action="append", default=None, metavar="SOURCE=W",
                    help="how much one prompt of a source counts within its class (repeatable; "
                         "default partiprompts=4, benign-requests=4 and 4 for each half of the "
-                        "training contrast pairs: creative and chat-style prompts, few among "
-                        "12,000 captions)")
+                        "training contrast pairs and everyday-benign: creative and chat-style "
+                        "prompts, few among 12,000 captions)")
     t.add_argument("--embedding-cache", metavar="FILE.npz",
                    help="read and update MiniLM embeddings here (plain arrays) so retraining "
                         "does not re-encode every prompt")
@@ -168,7 +173,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--threshold-exclude", action="append", default=None, metavar="SOURCE",
                    help="a training source whose dev part does not set the threshold (its "
                         "rate at the threshold is recorded); repeatable; default the training "
-                        "contrast pairs")
+                        "contrast pairs and everyday-benign")
     t.add_argument("--recall-floor", type=float, default=0.936, metavar="R",
                    help="also record the highest threshold keeping depiction dev recall >= R "
                         "(default 0.936, round 12's: the default policy's threshold since "
@@ -407,7 +412,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     head_source = _load_head_source(args.request_head_from) if args.request_head_from else None
     harmful_specs = args.harmful or list(DEFAULT_HARMFUL)
     benign_specs = args.benign or list(DEFAULT_BENIGN)
-    exclude_sources = (list(PAIR_SOURCES) if args.threshold_exclude is None
+    exclude_sources = (list(HAND_WRITTEN_SOURCES) if args.threshold_exclude is None
                        else args.threshold_exclude)
 
     def load(spec: str, label: int) -> pd.DataFrame:

@@ -457,7 +457,7 @@ def _parse_label(value: object, path: Path, index: int) -> int:
 def load_named(spec: str, **kw: object) -> pd.DataFrame:
     """A set by name (``i2p``, ``coco``, ``coco:5000``, ``partiprompts``, ``xstest``,
     ``xstest-safe``, ``coprov2-test``, ``coprov2-safe``, ``identities``, ``holisticbias``,
-    ``benign-requests``, ``harmful-requests``, ``picture-requests``,
+    ``benign-requests``, ``harmful-requests``, ``everyday-benign``, ``picture-requests``,
     ``harmful-picture-requests``, ``benign-creative``, ``harmful-creative``, the training
     contrast pairs of :data:`CONTRAST_PAIR_SETS`, the fresh sets of :data:`FRESH_SETS`) or a
     CSV path."""

@@ -71,6 +71,22 @@ _ART_MARKERS = re.compile(
     r"|illustration|photograph|cartoon strip|meme)\b")
 
 
+# Casual chat: an opener before the message proper ("ugh", "lol", "bro"), and questions asked
+# in the middle of a message without a question mark ("my cat died, how do i cope", "tryna cut
+# sugar any tips"). Measured in round 26: 49 of 399 benign chat messages were read as
+# depictions and scored by the network for picture prompts.
+_OPENER = re.compile(
+    r"^(?:(?:ugh|yo|lol|lmao|omg|bro|bruh|dude|ok so|okay so|so|hey|hi|srsly|ngl|tbh|idk"
+    r"|pls|plz|guys|help|hmm|um|wait|btw)[,!.]*\s+)+")
+_CHAT_QUESTION = re.compile(
+    r"(?:^|[,.!;:]\s*|\s)(?:how\s+(?:do|can|should|would|did)\s+(?:i|we|you)"
+    r"|what(?:'s|s)?\s+(?:the\s+best|does|is\s+a|are\s+the)"
+    r"|why\s+(?:do|does|did|is|are|was)"
+    r"|is\s+(?:it|that|this)\s+(?:bad|normal|ok|okay|safe|legal|illegal|true|weird)"
+    r"|should\s+i|any\s+(?:tips|ideas|advice|recs|recommendations)|anyone\s+know"
+    r"|where\s+(?:can|do|should)\s+i|what\s+should\s+i)\b")
+
+
 def prompt_form(prompt: str) -> str:
     """:data:`REQUEST` for a question or an instruction to an assistant that does not ask
     for a picture, :data:`DEPICTION` for everything else."""
@@ -82,4 +98,9 @@ def prompt_form(prompt: str) -> str:
         return DEPICTION
     if question or any(r.match(text) for r in (_WH, _AUX, _IMPERATIVE, _INTENT)):
         return REQUEST
-    return DEPICTION
+    if _ART_MARKERS.search(text):
+        return DEPICTION
+    rest = _OPENER.sub("", text)
+    if rest != text and rest and prompt_form(rest) == REQUEST:
+        return REQUEST
+    return REQUEST if _CHAT_QUESTION.search(text) else DEPICTION

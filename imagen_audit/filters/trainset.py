@@ -479,7 +479,9 @@ def clause_counterfactuals(harmful: pd.DataFrame, benign: pd.DataFrame, n: int,
     model scored "barista laughing with regulars at a neighborhood coffee shop, chalkboard
     menu behind her" 0.91 while a single clause about the same scene scored 0.03. The details
     come from benign training prompts only; on the harmful side they teach that a harmless
-    detail does not make a harmful subject benign."""
+    detail does not make a harmful subject benign. Round 24 trained with 0.25 of them and
+    failed its dev gate (benign chat and mixed prompts blocked as often as before: the cause
+    was single everyday words, not the form), so ``filters train`` leaves them off."""
     from imagen_audit.filters.form import DEPICTION, prompt_form
 
     rng = np.random.default_rng(seed)
