@@ -319,9 +319,9 @@ def load_fresh(name: str, path: str | Path | None = None) -> pd.DataFrame:
     ``fresh-harmful-b``: a second identity set and harmful prompts about identity, by a
     second helper; ``fresh-c-benign``, ``fresh-c-identity``, ``fresh-c-harmful``: a third
     triple, session 7, by a helper who read nothing of the project; ``fresh-d-*``: a fourth,
-    likewise, not yet read: the next round's judge). Evaluation only, never trained on: the
-    pre-registered judges of which policy is the default (filters/README.md, rounds 18, 21
-    and 22)."""
+    likewise, read once to judge round 26). Evaluation only, never trained on: the
+    pre-registered judges of which policy is the default (filters/README.md, rounds 18, 21,
+    22 and 26)."""
     return _load_listed(FRESH_SETS, "fresh set", name, path)
 
 
