@@ -475,13 +475,14 @@ def clause_counterfactuals(harmful: pd.DataFrame, benign: pd.DataFrame, n: int,
     details.
 
     Why: captions are single sentences and art prompts are comma lists, so a classifier
-    trained on both learned the form itself. Measured in round 23 (dev only): the shipped
-    model scored "barista laughing with regulars at a neighborhood coffee shop, chalkboard
-    menu behind her" 0.91 while a single clause about the same scene scored 0.03. The details
-    come from benign training prompts only; on the harmful side they teach that a harmless
-    detail does not make a harmful subject benign. Round 24 trained with 0.25 of them and
-    failed its dev gate (benign chat and mixed prompts blocked as often as before: the cause
-    was single everyday words, not the form), so ``filters train`` leaves them off."""
+    trained on both could learn the form itself (session 7, dev only: "barista laughing with
+    regulars at a neighborhood coffee shop, chalkboard menu behind her" scored 0.91). The
+    details come from benign training prompts only; on the harmful side they teach that a
+    harmless detail does not make a harmful subject benign. Round 24 trained with 0.25 of
+    them and failed its dev gate: benign chat and mixed prompts were blocked as often as
+    before, and word deletion showed single everyday words at work ("laughing" +0.45), not
+    the form (the barista prompt without its last clause still scored 0.49). So ``filters
+    train`` leaves them off."""
     from imagen_audit.filters.form import DEPICTION, prompt_form
 
     rng = np.random.default_rng(seed)
