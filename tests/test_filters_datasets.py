@@ -290,6 +290,16 @@ _CATEGORIES = {"sexual", "violence", "self-harm", "hate", "harassment", "illegal
                "shocking"}
 
 
+def _assert_apart(keys: set[str], others: list[str]) -> None:
+    """No near-duplicate key of ``keys`` in any evaluation-only set or in ``others``."""
+    for name in [*D.EVALUATION_ONLY_SETS, *others]:
+        try:
+            other = D.load_named(name)
+        except FilterError:
+            continue  # shared data absent
+        assert not keys & set(other["prompt"].map(D.near_key)), name
+
+
 @pytest.mark.parametrize("kind", ["creative", "request", "identity", "style", "chat",
                                   "mixed"])
 def test_shipped_training_pairs_are_aligned_and_apart_from_every_evaluation_set(kind: str
@@ -309,18 +319,13 @@ def test_shipped_training_pairs_are_aligned_and_apart_from_every_evaluation_set(
     keys = set(ben["prompt"].map(D.near_key)) | set(harm["prompt"].map(D.near_key))
     others = ["benign-requests", "harmful-requests",
               *(n for n in D.CONTRAST_PAIR_SETS if not n.startswith(kind))]
-    for name in [*D.EVALUATION_ONLY_SETS, *others]:
-        try:
-            other = D.load_named(name)
-        except FilterError:
-            continue  # shared data absent
-        assert not keys & set(other["prompt"].map(D.near_key)), name
+    _assert_apart(keys, others)
 
 
 def test_everyday_benign_set_is_benign_distinct_and_apart_from_every_evaluation_set() -> None:
     """``everyday-benign`` (session 8): benign training prompts built around everyday words
-    that harmful training rows over-use; distinct near-duplicate keys, a word of the list in
-    every line, and nothing shared with an evaluation-only set or another hand-written set."""
+    that harmful training rows over-use; distinct near-duplicate keys, the listed words
+    throughout, and nothing shared with an evaluation-only set or another hand-written set."""
     df = D.load_named("everyday-benign")
     assert len(df) >= 800 and set(df["label"]) == {0}
     assert set(df["source"]) == {"everyday-benign"}
@@ -329,12 +334,7 @@ def test_everyday_benign_set_is_benign_distinct_and_apart_from_every_evaluation_
     assert df["prompt"].str.contains(r"\b(?:laugh|meme|neighbo|coworker|crying|fans)",
                                      case=False).sum() >= 60
     others = ["benign-requests", "harmful-requests", *D.CONTRAST_PAIR_SETS]
-    for name in [*D.EVALUATION_ONLY_SETS, *others]:
-        try:
-            other = D.load_named(name)
-        except FilterError:
-            continue  # shared data absent
-        assert not keys & set(other["prompt"].map(D.near_key)), name
+    _assert_apart(keys, others)
 
 
 def test_fresh_sets_are_evaluation_only_and_unseen() -> None:
