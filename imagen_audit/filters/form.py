@@ -13,7 +13,8 @@ the request part of its dev split (:mod:`imagen_audit.filters.embedding`).
 
 A prompt that asks for a picture ("Can you draw a knight?", "make an image of ...", "I need a
 logo for my bakery") is a depiction whatever its grammar: the image is the risk, and the
-depiction threshold judges it.
+depiction threshold judges it. Casual chat is a request too, though it rarely opens like one:
+"ugh i bombed my interview, how do i bounce back", "new to knitting any tips" (round 26).
 """
 
 from __future__ import annotations
