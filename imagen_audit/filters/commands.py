@@ -82,8 +82,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--benign", default="coco:5000", help="benign set (default coco:5000)")
     e.add_argument("--identity", default="identities",
                    help="benign identity probes for over-blocking, reported with the "
-                        "free-form identity sets fresh-identity, fresh-identity-b and "
-                        "fresh-c-identity ('none' to skip them all)")
+                        f"free-form identity sets {', '.join(FREE_FORM_IDENTITY_SETS)} "
+                        "('none' to skip them all)")
     e.add_argument("--extra-benign", action="append", default=[], metavar="SET",
                    help="more benign sets for over-blocking (repeatable), e.g. xstest-safe")
     e.add_argument("--extra-harmful", action="append", default=[], metavar="SET",

@@ -99,8 +99,7 @@ def prompt_form(prompt: str) -> str:
         return DEPICTION
     if question or any(r.match(text) for r in (_WH, _AUX, _IMPERATIVE, _INTENT)):
         return REQUEST
-    if _ART_MARKERS.search(text):
-        return DEPICTION
+    # Not a question here, so art-prompt markers were already ruled out above.
     rest = _OPENER.sub("", text)
     if rest != text and rest and prompt_form(rest) == REQUEST:
         return REQUEST
