@@ -4,9 +4,13 @@ I2P vs COCO (full set and held-out split), CoProV2, over-blocking probes and the
     python bench/bench_filters.py                 # everything (a few minutes on 2 CPU cores)
     python bench/bench_filters.py --quick         # throughput only
     python bench/bench_filters.py --out DIR       # also write the evaluation files
+    python bench/bench_filters.py --quick --prompts shipped --device cuda --n 20000
+                                                  # a GPU: throughput, and CPU agreement
 
-Needs the shared data sets (``../shared/data`` or ``$IMAGEN_AUDIT_DATA``). Prints figures;
-nothing here asserts a speed.
+Needs the shared data sets (``../shared/data`` or ``$IMAGEN_AUDIT_DATA``), except with
+``--quick --prompts shipped`` (the hand-written sets inside the package). With ``--device``
+other than cpu it also scores a sample on both devices and prints how far they differ.
+Prints figures; nothing here asserts a speed.
 """
 
 from __future__ import annotations
@@ -28,30 +32,36 @@ def _fmt(v: object) -> str:
     return "  n/a" if v is None else f"{v:.3f}"
 
 
-def throughput(prompts: list[str]) -> None:
-    from imagen_audit.filters.base import make_filter
+def throughput(prompts: list[str], what: str, device: str = "cpu",
+               batch_size: int = 64) -> None:
+    from imagen_audit.filters.base import FilterError, make_filter
     from imagen_audit.filters.embedding import EmbeddingFilter, EmbeddingModel, default_model_path
     from imagen_audit.filters.encoder import Encoder
     from imagen_audit.resources import data_dir
 
     model = EmbeddingModel.load(default_model_path())
-    print(f"== throughput on {len(prompts)} prompts (I2P + COCO), one process, "
-          f"{os.cpu_count()} CPUs")
-    backends = [("blocklist", make_filter("blocklist")), ("profanity", make_filter("profanity")),
-                ("embedding (cold cache)", EmbeddingFilter(model, encoder=Encoder(
-                    delta=model.encoder_delta))),
-                # As the default policy runs it: descriptors neutralised, prompts that name
-                # one scored twice (filters/README.md, round 21).
-                ("embedding, invariant", EmbeddingFilter(
-                    model, encoder=Encoder(delta=model.encoder_delta),
-                    identity_lexicon=data_dir("filters") / "lexicons" / "identity.txt"))]
+    print(f"== throughput on {len(prompts)} prompts ({what}), one process, "
+          f"{os.cpu_count()} CPUs, encoder on {device} (batch {batch_size})")
+    backends = [("blocklist", make_filter("blocklist")), ("profanity", make_filter("profanity"))]
+    backends += [("embedding (cold cache)", EmbeddingFilter(model, encoder=Encoder(
+                    delta=model.encoder_delta, device=device, batch_size=batch_size))),
+                 # As the default policy runs it: descriptors neutralised, prompts that name
+                 # one scored twice (filters/README.md, round 21).
+                 ("embedding, invariant", EmbeddingFilter(
+                     model, encoder=Encoder(delta=model.encoder_delta, device=device,
+                                            batch_size=batch_size),
+                     identity_lexicon=data_dir("filters") / "lexicons" / "identity.txt"))]
     ckpt = os.environ.get("DETOXIFY_CHECKPOINT")
     if ckpt:
         backends.append(("detoxify", make_filter(
             "detoxify", checkpoint=ckpt,
             huggingface_config_path=os.environ["DETOXIFY_CONFIG"])))
     for name, f in backends:
-        f.score(prompts[:8])  # load models outside the timing
+        try:
+            f.score(prompts[:8])  # load models outside the timing
+        except FilterError as exc:  # e.g. alt-profanity-check not installed on this machine
+            print(f"  {name:24s} (skipped: {exc})")
+            continue
         if name.startswith("embedding"):
             f.encoder._cache.clear()
         t0 = time.perf_counter()
@@ -61,6 +71,38 @@ def throughput(prompts: list[str]) -> None:
               "ms per prompt)")
     if not ckpt:
         print("  detoxify                 (skipped: set DETOXIFY_CHECKPOINT and DETOXIFY_CONFIG)")
+
+
+def agreement(prompts: list[str], device: str) -> None:
+    """The default policy on ``device`` against the CPU, on the same prompts: the largest
+    score difference and the decisions that differ (float rounding only, if any)."""
+    import numpy as np
+
+    from imagen_audit.filters.encoder import set_device
+    from imagen_audit.filters.policy import Policy
+
+    frames = {}
+    for d in ("cpu", device):
+        set_device(d)
+        frames[d] = Policy.load("default").score_frame(prompts)
+    set_device("cpu")
+    a, b = frames["cpu"], frames[device]
+    diff = np.abs(a["score"].to_numpy() - b["score"].to_numpy())
+    flips = int((a["decision"] != b["decision"]).sum())
+    print(f"  {device} vs cpu on {len(prompts)} prompts: largest score difference "
+          f"{diff.max():.2e} (mean {diff.mean():.2e}); decisions that differ: {flips}")
+
+
+def shipped_prompts(n: int) -> list[str]:
+    """Up to ``n`` distinct prompts from the hand-written sets shipped in the package (no
+    shared data needed): every kind of prompt the filters meet, benign and harmful."""
+    import pandas as pd
+
+    from imagen_audit.filters import datasets as D
+
+    frames = [D.load_named(name)["prompt"] for name in D.SHIPPED_SET_NAMES]
+    prompts = pd.concat(frames).astype(str).drop_duplicates()
+    return prompts.sample(n=min(n, len(prompts)), random_state=3).tolist()
 
 
 def evaluation(out: Path | None, trap: bool) -> None:
@@ -146,17 +188,33 @@ def main() -> None:
     ap.add_argument("--no-trap", action="store_true", help="skip the trap comparison")
     ap.add_argument("--n", type=int, default=2000, help="prompts for the throughput test")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--prompts", choices=("shared", "shipped"), default="shared",
+                    help="throughput prompts: I2P + COCO (shared data), or the hand-written "
+                         "sets shipped in the package")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N for the encoder")
+    ap.add_argument("--batch-size", type=int, default=64, help="encoder batch size")
     args = ap.parse_args()
     from imagen_audit.filters import datasets as D
     from imagen_audit.filters.commands import _quiet
+    from imagen_audit.filters.encoder import set_device
 
     _quiet()
-    try:
-        i2p, coco = D.load_i2p(), D.load_coco(limit=args.n // 2, seed=3)
-    except Exception as exc:
-        sys.exit(f"shared data needed: {exc}")
-    prompts = i2p["prompt"].sample(n=args.n // 2, random_state=3).tolist() + coco["prompt"].tolist()
-    throughput(prompts)
+    set_device(args.device)  # fails here, before timing anything, on a missing device
+    if args.prompts == "shipped":
+        prompts, what = shipped_prompts(args.n), "hand-written sets shipped in the package"
+    else:
+        try:
+            i2p, coco = D.load_i2p(), D.load_coco(limit=args.n // 2, seed=3)
+        except Exception as exc:
+            sys.exit(f"shared data needed ({exc}); or run --quick --prompts shipped")
+        prompts = (i2p["prompt"].sample(n=args.n // 2, random_state=3).tolist()
+                   + coco["prompt"].tolist())
+        what = "I2P + COCO"
+    throughput(prompts, what, device=args.device, batch_size=args.batch_size)
+    if args.device != "cpu":
+        agreement(prompts[:min(len(prompts), 5000)], args.device)
+    if args.prompts == "shipped":
+        return
     if not args.quick:
         evaluation(args.out, trap=not args.no_trap)
 

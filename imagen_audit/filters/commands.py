@@ -61,6 +61,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--policy", default="default", help="shipped policy name or YAML path")
     c.add_argument("--out", required=True, metavar="OUT.csv")
     c.add_argument("--prompt-column", default="prompt")
+    c.add_argument("--device", default="cpu",
+                   help="where the embedding backend's encoder runs: cpu (default), cuda or "
+                        "cuda:N (scores agree with the CPU's to float rounding)")
     c.set_defaults(handler=cmd_check)
 
     e = fs.add_parser("eval", help="evaluate a policy on harmful and benign prompt sets",
@@ -100,6 +103,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--out", required=True, metavar="DIR")
     e.add_argument("--run", metavar="RUN_DIR", help="also store the results in this run folder "
                    "(RUN_DIR/filters/), where the report shows them")
+    e.add_argument("--device", default="cpu",
+                   help="where the embedding backend's encoder runs: cpu (default), cuda or "
+                        "cuda:N (scores agree with the CPU's to float rounding)")
     e.set_defaults(handler=cmd_eval)
 
     t = fs.add_parser("train", help="train the embedding filter (MiniLM + scikit-learn)")
@@ -262,9 +268,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from imagen_audit.filters.base import FilterError
+    from imagen_audit.filters.encoder import set_device
     from imagen_audit.filters.policy import Policy
 
     _quiet()
+    set_device(args.device)
     policy = Policy.load(args.policy)
     path = Path(args.prompts)
     try:
@@ -279,7 +287,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     out = df.drop(columns=[c for c in scored.columns if c in df]).reset_index(drop=True)
     out = pd.concat([out, scored], axis=1)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    out.to_csv(args.out, index=False)
+    from imagen_audit.files import atomic_path
+
+    with atomic_path(Path(args.out)) as tmp:  # never a half-written CSV read as whole
+        out.to_csv(tmp, index=False)
     blocked = int((scored["decision"] == "block").sum())
     print(f"{len(out)} prompts scored with policy {policy.name!r}: {blocked} block, "
           f"{len(out) - blocked} allow -> {args.out}")
@@ -288,10 +299,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from imagen_audit.filters.datasets import load_identity_prompts
+    from imagen_audit.filters.encoder import set_device
     from imagen_audit.filters.evaluate import evaluate, write_outputs
     from imagen_audit.filters.policy import Policy
 
     _quiet()
+    set_device(args.device)
     policy = Policy.load(args.policy)
     harmful, hname = _load_set(args.harmful, args, 1, args.split, "harmful")
     benign, bname = _load_set(args.benign, args, 0, args.split, "benign")

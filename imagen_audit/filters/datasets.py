@@ -360,6 +360,7 @@ _SHIPPED_SETS = {"benign-requests": load_benign_requests,
                  "harmful-creative": load_harmful_creative,
                  **{n: partial(load_contrast_pairs, n) for n in CONTRAST_PAIR_SETS},
                  **{n: partial(load_fresh, n) for n in FRESH_SETS}}
+SHIPPED_SET_NAMES = tuple(_SHIPPED_SETS)  # readable without ../shared
 
 # Sets no trained model may see, nor anything near them (``filters train`` drops training
 # rows at cosine >= 0.95 to any of them): the over-blocking probes and the shipped

@@ -182,14 +182,43 @@ def apply_delta(model: object, delta: Mapping[str, np.ndarray], where: str) -> N
             state[name].copy_(torch.from_numpy(np.asarray(value, dtype=np.float32)))
 
 
-_SHARED: dict[tuple[str, str], Encoder] = {}
+_SHARED: dict[tuple[str, str, str], Encoder] = {}
+_DEVICE = ["cpu"]
+
+
+def set_device(device: str) -> str:
+    """Run the shared encoders of this process on ``device`` (``cpu``, ``cuda``, ``cuda:N``):
+    the choice of the machine, not of a policy, so it is a command-line option
+    (``filters check/eval --device``) rather than a policy field. Scoring millions of
+    prompts is a GPU job; the scores agree with the CPU's to float rounding. A device that
+    is not there fails here, before any model is loaded."""
+    device = str(device).strip().lower()
+    if device != "cpu":
+        kind, _, index = device.partition(":")
+        if kind != "cuda" or (index and not index.isdigit()):
+            raise FilterError(f"--device {device!r}: expected cpu, cuda or cuda:N")
+        import torch
+
+        if not torch.cuda.is_available():
+            raise FilterError(f"--device {device}: no CUDA device here (torch "
+                              f"{torch.__version__}); use --device cpu")
+        if index and int(index) >= torch.cuda.device_count():
+            raise FilterError(f"--device {device}: only {torch.cuda.device_count()} CUDA "
+                              "device(s) here")
+    _DEVICE[0] = device
+    return device
+
+
+def current_device() -> str:
+    """The device :func:`shared_encoder` builds encoders on (:func:`set_device`)."""
+    return _DEVICE[0]
 
 
 def shared_encoder(model_path: str | Path | None = None,
                    delta: Mapping[str, np.ndarray] | None = None) -> Encoder:
-    """One encoder per model path and delta per process (backends and evaluation share its
-    cache)."""
-    key = (str(model_path or ""), delta_digest(delta) if delta else "")
+    """One encoder per model path, delta and device per process (backends and evaluation
+    share its cache)."""
+    key = (str(model_path or ""), delta_digest(delta) if delta else "", _DEVICE[0])
     if key not in _SHARED:
-        _SHARED[key] = Encoder(model_path, delta=delta)
+        _SHARED[key] = Encoder(model_path, delta=delta, device=_DEVICE[0])
     return _SHARED[key]
