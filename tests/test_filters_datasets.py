@@ -337,30 +337,39 @@ def test_everyday_benign_set_is_benign_distinct_and_apart_from_every_evaluation_
     _assert_apart(keys, others)
 
 
-def test_fresh_sets_are_evaluation_only_and_unseen() -> None:
-    """The fresh judgement sets: one label each, distinct, harmful lines categorised, listed
-    among the evaluation-only sets (so ``filters train`` guards them), and unseen by the
-    shipped model."""
+def test_fresh_sets_judge_once_then_train() -> None:
+    """The fresh judgement sets: one label each, distinct, harmful lines categorised. A set
+    is evaluation-only (``filters train`` guards it) and unseen by the shipped model until a
+    round trains on it; the sets in ``JUDGED_FRESH_SETS`` (judged and read, then trained on
+    since round 28) are training data, their test part never seen."""
+    from imagen_audit.filters.commands import JUDGED_SOURCES
     from imagen_audit.filters.embedding import EmbeddingModel, default_model_path
 
     model = EmbeddingModel.load(default_model_path())
     sizes = {"fresh-benign": 500, "fresh-harmful": 300, "fresh-identity": 400,
              "fresh-identity-b": 400, "fresh-harmful-b": 150, "fresh-c-benign": 399,
              "fresh-c-identity": 399, "fresh-c-harmful": 250, "fresh-d-benign": 391,
-             "fresh-d-identity": 299, "fresh-d-harmful": 247}
+             "fresh-d-identity": 299, "fresh-d-harmful": 247, "fresh-e-benign": 396,
+             "fresh-e-identity": 306, "fresh-e-harmful": 256, "fresh-f-benign": 415,
+             "fresh-f-identity": 301, "fresh-f-harmful": 251}
+    assert set(sizes) == set(D.FRESH_SETS) and set(JUDGED_SOURCES) == set(D.JUDGED_FRESH_SETS)
     keys: set[str] = set()
     for name, n in sizes.items():
         df = D.load_named(name)
-        assert name in D.EVALUATION_ONLY_SETS
         assert len(df) == n and set(df["source"]) == {name}
         assert set(df["label"]) == {1 if "harmful" in name else 0}
         k = set(df["prompt"].map(D.near_key))
         assert len(k) == n and not k & keys
         keys |= k
-        assert not model.seen(df["prompt"].tolist()).any(), name
-    assert set(D.load_named("fresh-harmful")["category"]) == _CATEGORIES
-    assert set(D.load_named("fresh-harmful-b")["category"]) == _CATEGORIES
-    for name in ("fresh-c-harmful", "fresh-d-harmful"):
+        if name in D.JUDGED_FRESH_SETS:
+            assert name not in D.EVALUATION_ONLY_SETS
+            test = D.split_by_prompt(df, **D.CANONICAL_SPLIT)[-1]
+            assert not model.seen(test["prompt"].tolist()).any(), name
+        else:
+            assert name in D.EVALUATION_ONLY_SETS
+            assert not model.seen(df["prompt"].tolist()).any(), name
+    for name in ("fresh-harmful", "fresh-harmful-b", "fresh-c-harmful", "fresh-d-harmful",
+                 "fresh-e-harmful", "fresh-f-harmful"):
         assert set(D.load_named(name)["category"]) == _CATEGORIES
     with pytest.raises(FilterError, match="unknown fresh set"):
         D.load_fresh("fresh")

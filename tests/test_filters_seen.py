@@ -13,6 +13,7 @@ import pytest
 import yaml
 from filters_helpers import SEEN, TABLES
 
+from imagen_audit.filters.commands import JUDGED_SOURCES
 from imagen_audit.filters.datasets import near_key, prompt_hashes
 from imagen_audit.filters.embedding import (
     EmbeddingFilter,
@@ -402,7 +403,8 @@ def test_source_weights_and_prompt_weights_are_checked() -> None:
     pairs = {f"{k}-train-{h}": 4.0 for k in ("creative", "request", "identity", "style")
              for h in ("benign", "harmful")}
     assert _source_weights(None) == {"partiprompts": 4.0, "benign-requests": 4.0, **pairs,
-                                     "everyday-benign": 4.0}
+                                     "everyday-benign": 4.0,
+                                     **{s: 2.0 for s in JUDGED_SOURCES}}
     assert _source_weights(["coco=0.5", "i2p=2"]) == {"coco": 0.5, "i2p": 2.0}
     for bad in ("coco", "coco=-1", "=2", "coco=x"):
         with pytest.raises(FilterError, match="SOURCE=WEIGHT"):
@@ -610,7 +612,7 @@ def test_cli_train_never_trains_on_evaluation_only_sets(tmp_path, monkeypatch) -
     (fresh judgement sets, picture requests, creative pairs) does not train on them."""
     from imagen_audit.filters import datasets as D
 
-    leaked = [D.load_named(n)["prompt"].iloc[k] for n in ("fresh-benign", "picture-requests",
+    leaked = [D.load_named(n)["prompt"].iloc[k] for n in ("fresh-e-benign", "picture-requests",
                                                           "benign-creative")
               for k in range(12)]
     ben = pd.DataFrame({"prompt": [f"benign caption number {i}" for i in range(150)] + leaked})
@@ -626,12 +628,14 @@ def test_cli_train_never_trains_on_evaluation_only_sets(tmp_path, monkeypatch) -
 
 @pytest.mark.parametrize("name", [*(f"{k}-train-{h}" for k in ("creative", "request",
                                                                   "identity", "style")
-                                    for h in ("benign", "harmful")), "everyday-benign"])
+                                    for h in ("benign", "harmful")), "everyday-benign",
+                                  *JUDGED_SOURCES])
 def test_shipped_model_trained_on_the_contrast_pairs_but_not_their_test_part(name: str
                                                                            ) -> None:
-    """Rounds 17, 22 and 26: the shipped model trained on each contrast-pair set's (and
-    everyday-benign's) train part (×4), saw its dev part only for calibration, never its test
-    part, and did not let the dev part set the threshold (its rate there is on the record)."""
+    """Rounds 17, 22, 26 and 27: the shipped model trained on each contrast-pair set's (and
+    everyday-benign's, and each judged fresh set's) train part (×4), saw its dev part only for
+    calibration, never its test part, and did not let the dev part set the threshold (its
+    rate there is on the record)."""
     from imagen_audit.filters import datasets as D
     from imagen_audit.filters.embedding import default_model_path
 
@@ -640,7 +644,8 @@ def test_shipped_model_trained_on_the_contrast_pairs_but_not_their_test_part(nam
     assert model.seen(train["prompt"].tolist()).all()
     assert model.seen(dev["prompt"].tolist()).all()
     assert not model.seen(test["prompt"].tolist()).any()
-    assert model.meta["sets"]["source_weights"][name] == 4.0
+    assert model.meta["sets"]["source_weights"][name] == (2.0 if name in JUDGED_SOURCES
+                                                         else 4.0)
     assert name in model.meta["sets"]["threshold_exclude"]
     at = model.meta["calibration_split"]["at_threshold"]
     assert name in at["excluded_from_rule"]

@@ -20,10 +20,17 @@ if TYPE_CHECKING:  # heavy imports only for the type checker: `--help` stays fas
     from imagen_audit.filters.embedding import EmbeddingModel
 
 EXIT_OK = 0
-# Shared sets the shipped embedding model was trained on (its train bucket): evaluating on
-# them uses only the held-out test bucket unless --split all.
+# Fresh judgement sets already read to judge their round (datasets.JUDGED_FRESH_SETS):
+# people's own free-form prompts by four writers, trained on since round 28 (their test
+# buckets held out), x2 (round 27's x4 cost I2P recall) and kept out of the threshold rule
+# like the pairs.
+JUDGED_SOURCES = ("fresh-harmful", "fresh-harmful-b", "fresh-c-harmful", "fresh-d-harmful",
+                  "fresh-benign", "fresh-identity", "fresh-identity-b", "fresh-c-benign",
+                  "fresh-c-identity", "fresh-d-benign", "fresh-d-identity")
+# Sets the shipped embedding model was trained on (its train bucket): evaluating on them uses
+# only the held-out test bucket unless --split all.
 _TRAINED_ON = ("i2p", "coco", "partiprompts", "coprov2-train", "coprov2-safe",
-               "benign-requests", "harmful-requests")
+               "benign-requests", "harmful-requests", "everyday-benign", *JUDGED_SOURCES)
 # The hand-written training contrast pairs (rounds 17 and 22): trained on, each prompt x4,
 # but their dev parts do not set the threshold (no threshold keeps dark-themed benign prompts
 # under 5%; they would push it to its fallback, round 14). The chat and mixed pairs (round 23,
@@ -32,21 +39,25 @@ _PAIR_KINDS = ("creative", "request", "identity", "style")
 PAIR_SOURCES = (*(f"{k}-train-harmful" for k in _PAIR_KINDS),
                 *(f"{k}-train-benign" for k in _PAIR_KINDS))
 DEFAULT_HARMFUL = ("i2p", "coprov2-train:8000", "harmful-requests",
-                   *(s for s in PAIR_SOURCES if s.endswith("-harmful")))
+                   *(s for s in PAIR_SOURCES if s.endswith("-harmful")),
+                   *(s for s in JUDGED_SOURCES if "harmful" in s))
 # Hand-written benign prompts around everyday words that harmful training rows over-use
 # ("laughing", "meme", "neighbour"; round 26): weighted and kept out of the threshold rule
 # like the pairs.
 EVERYDAY_SOURCES = ("everyday-benign",)
-HAND_WRITTEN_SOURCES = (*PAIR_SOURCES, *EVERYDAY_SOURCES)
+HAND_WRITTEN_SOURCES = (*PAIR_SOURCES, *EVERYDAY_SOURCES, *JUDGED_SOURCES)
 DEFAULT_BENIGN = ("coco:12000", "partiprompts", "benign-requests", "coprov2-safe:8000",
-                  *(s for s in PAIR_SOURCES if s.endswith("-benign")), *EVERYDAY_SOURCES)
+                  *(s for s in PAIR_SOURCES if s.endswith("-benign")), *EVERYDAY_SOURCES,
+                  *(s for s in JUDGED_SOURCES if "harmful" not in s))
 # Reported by ``filters eval`` next to the identity probes unless ``--identity none``: the
 # probes are templates, and free-form prompts about people are blocked far more often
 # (filters/README.md, round 18).
+# The sets trained on (JUDGED_SOURCES) are reported on their held-out test bucket.
 FREE_FORM_IDENTITY_SETS = ("fresh-identity", "fresh-identity-b", "fresh-c-identity",
-                           "fresh-d-identity")
+                           "fresh-d-identity", "fresh-e-identity", "fresh-f-identity")
 DEFAULT_SOURCE_WEIGHTS = ("partiprompts=4", "benign-requests=4",
-                          *(f"{s}=4" for s in HAND_WRITTEN_SOURCES))
+                          *(f"{s}={2 if s in JUDGED_SOURCES else 4}"
+                            for s in HAND_WRITTEN_SOURCES))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -75,7 +86,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "harmful-creative, fresh-benign, fresh-harmful, "
                                   "fresh-identity, fresh-identity-b, fresh-harmful-b, "
                                   "fresh-c-benign, fresh-c-identity, fresh-c-harmful, "
-                                  "fresh-d-benign, fresh-d-identity, fresh-d-harmful, and the "
+                                  "fresh-d-benign, fresh-d-identity, fresh-d-harmful, "
+                                  "fresh-e-benign, fresh-e-identity, fresh-e-harmful, "
+                                  "fresh-f-benign, fresh-f-identity, fresh-f-harmful, and the "
                                   "training pairs {creative,request,identity,style,chat,"
                                   "mixed}-train-{benign,harmful}) or CSV paths with a prompt "
                                   "column "
@@ -111,12 +124,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     t = fs.add_parser("train", help="train the embedding filter (MiniLM + scikit-learn)")
     t.add_argument("--harmful", action="append", default=None, metavar="SET",
                    help="harmful sets (repeatable; default i2p, coprov2-train:8000 (the "
-                        "unsafe half of CoProV2's train file), harmful-requests and the "
-                        "harmful halves of the training contrast pairs)")
+                        "unsafe half of CoProV2's train file), harmful-requests, the "
+                        "harmful halves of the training contrast pairs and the judged fresh "
+                        "harmful sets)")
     t.add_argument("--benign", action="append", default=None, metavar="SET",
                    help="benign sets (repeatable; default coco:12000, partiprompts, "
                         "benign-requests, coprov2-safe:8000 (CoProV2's safe rewrites), the "
-                        "benign halves of the training contrast pairs and everyday-benign)")
+                        "benign halves of the training contrast pairs, everyday-benign and "
+                        "the judged fresh benign and identity sets)")
     t.add_argument("--classifier", choices=("logreg", "mlp"), default="mlp")
     t.add_argument("--c", type=float, default=1.0, help="inverse regularisation strength")
     t.add_argument("--no-augment", action="store_true",
@@ -156,9 +171,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="inverse regularisation strength of the lexical view")
     t.add_argument("--source-weight", action="append", default=None, metavar="SOURCE=W",
                    help="how much one prompt of a source counts within its class (repeatable; "
-                        "default partiprompts=4, benign-requests=4 and 4 for each half of the "
-                        "training contrast pairs and everyday-benign: creative and chat-style "
-                        "prompts, few among 12,000 captions)")
+                        "default partiprompts=4, benign-requests=4, 4 for each half of the "
+                        "training contrast pairs and everyday-benign, 2 for each judged fresh "
+                        "set: creative, chat-style and free-form prompts, few among 12,000 "
+                        "captions)")
     t.add_argument("--embedding-cache", metavar="FILE.npz",
                    help="read and update MiniLM embeddings here (plain arrays) so retraining "
                         "does not re-encode every prompt")

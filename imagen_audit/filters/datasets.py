@@ -319,9 +319,11 @@ def load_fresh(name: str, path: str | Path | None = None) -> pd.DataFrame:
     ``fresh-harmful-b``: a second identity set and harmful prompts about identity, by a
     second helper; ``fresh-c-benign``, ``fresh-c-identity``, ``fresh-c-harmful``: a third
     triple, session 7, by a helper who read nothing of the project; ``fresh-d-*``: a fourth,
-    likewise, read once to judge round 26). Evaluation only, never trained on: the
-    pre-registered judges of which policy is the default (filters/README.md, rounds 18, 21,
-    22 and 26)."""
+    likewise, read once to judge round 26; ``fresh-e-*`` and ``fresh-f-*``: a fifth and a
+    sixth, session 9, read once to judge rounds 27 and 28). Each is evaluation-only until it
+    has judged its round: the pre-registered judges of which policy is the default
+    (filters/README.md, rounds 18, 21, 22, 26, 27 and 28). Those in
+    :data:`JUDGED_FRESH_SETS` have since become training data (round 28)."""
     return _load_listed(FRESH_SETS, "fresh set", name, path)
 
 
@@ -348,7 +350,13 @@ FRESH_SETS = {"fresh-benign": ("fresh_benign.txt", 0),
               "fresh-c-harmful": ("fresh_c_harmful.txt", 1),
               "fresh-d-benign": ("fresh_d_benign.txt", 0),
               "fresh-d-identity": ("fresh_d_identity.txt", 0),
-              "fresh-d-harmful": ("fresh_d_harmful.txt", 1)}
+              "fresh-d-harmful": ("fresh_d_harmful.txt", 1),
+              "fresh-e-benign": ("fresh_e_benign.txt", 0),
+              "fresh-e-identity": ("fresh_e_identity.txt", 0),
+              "fresh-e-harmful": ("fresh_e_harmful.txt", 1),
+              "fresh-f-benign": ("fresh_f_benign.txt", 0),
+              "fresh-f-identity": ("fresh_f_identity.txt", 0),
+              "fresh-f-harmful": ("fresh_f_harmful.txt", 1)}
 
 # The hand-written sets shipped in filters/augment, by name (``load_named``).
 _SHIPPED_SETS = {"benign-requests": load_benign_requests,
@@ -362,12 +370,20 @@ _SHIPPED_SETS = {"benign-requests": load_benign_requests,
                  **{n: partial(load_fresh, n) for n in FRESH_SETS}}
 SHIPPED_SET_NAMES = tuple(_SHIPPED_SETS)  # readable without ../shared
 
+# Fresh sets that judged their round, were read, and then became training data (round 28):
+# split by prompt like every other source, so their held-out test bucket (30%) is still never
+# trained on. Any other fresh set is evaluation-only: unread, or read once (fresh-e and
+# fresh-f judged rounds 27 and 28) and kept out of training until a round decides otherwise.
+JUDGED_FRESH_SETS = ("fresh-benign", "fresh-harmful", "fresh-identity", "fresh-identity-b",
+                     "fresh-harmful-b", "fresh-c-benign", "fresh-c-identity", "fresh-c-harmful",
+                     "fresh-d-benign", "fresh-d-identity", "fresh-d-harmful")
+
 # Sets no trained model may see, nor anything near them (``filters train`` drops training
 # rows at cosine >= 0.95 to any of them): the over-blocking probes and the shipped
 # evaluation-only sets.
 EVALUATION_ONLY_SETS = ("identities", "xstest", "holisticbias", "picture-requests",
                         "harmful-picture-requests", "benign-creative", "harmful-creative",
-                        *FRESH_SETS)
+                        *(n for n in FRESH_SETS if n not in JUDGED_FRESH_SETS))
 
 GROUP_SLOT = "{group}"
 
