@@ -13,7 +13,6 @@ import pytest
 import yaml
 from filters_helpers import SEEN, TABLES
 
-from imagen_audit.filters.commands import JUDGED_SOURCES
 from imagen_audit.filters.datasets import near_key, prompt_hashes
 from imagen_audit.filters.embedding import (
     EmbeddingFilter,
@@ -23,6 +22,7 @@ from imagen_audit.filters.embedding import (
     train_model,
 )
 from imagen_audit.filters.evaluate import evaluate
+from imagen_audit.filters.judged import JUDGED_FRESH_SETS
 from imagen_audit.filters.policy import Policy
 
 
@@ -404,7 +404,7 @@ def test_source_weights_and_prompt_weights_are_checked() -> None:
              for h in ("benign", "harmful")}
     assert _source_weights(None) == {"partiprompts": 4.0, "benign-requests": 4.0, **pairs,
                                      "everyday-benign": 4.0,
-                                     **{s: 2.0 for s in JUDGED_SOURCES}}
+                                     **{s: 2.0 for s in JUDGED_FRESH_SETS}}
     assert _source_weights(["coco=0.5", "i2p=2"]) == {"coco": 0.5, "i2p": 2.0}
     for bad in ("coco", "coco=-1", "=2", "coco=x"):
         with pytest.raises(FilterError, match="SOURCE=WEIGHT"):
@@ -629,12 +629,12 @@ def test_cli_train_never_trains_on_evaluation_only_sets(tmp_path, monkeypatch) -
 @pytest.mark.parametrize("name", [*(f"{k}-train-{h}" for k in ("creative", "request",
                                                                   "identity", "style")
                                     for h in ("benign", "harmful")), "everyday-benign",
-                                  *JUDGED_SOURCES])
+                                  *JUDGED_FRESH_SETS])
 def test_shipped_model_trained_on_the_contrast_pairs_but_not_their_test_part(name: str
                                                                            ) -> None:
-    """Rounds 17, 22, 26 and 27: the shipped model trained on each contrast-pair set's (and
-    everyday-benign's, and each judged fresh set's) train part (×4), saw its dev part only for
-    calibration, never its test part, and did not let the dev part set the threshold (its
+    """Rounds 17, 22, 26 and 28: the shipped model trained on each contrast-pair set's (and
+    everyday-benign's) train part (×4) and each judged fresh set's (×2), saw its dev part only
+    for calibration, never its test part, and did not let the dev part set the threshold (its
     rate there is on the record)."""
     from imagen_audit.filters import datasets as D
     from imagen_audit.filters.embedding import default_model_path
@@ -644,7 +644,7 @@ def test_shipped_model_trained_on_the_contrast_pairs_but_not_their_test_part(nam
     assert model.seen(train["prompt"].tolist()).all()
     assert model.seen(dev["prompt"].tolist()).all()
     assert not model.seen(test["prompt"].tolist()).any()
-    assert model.meta["sets"]["source_weights"][name] == (2.0 if name in JUDGED_SOURCES
+    assert model.meta["sets"]["source_weights"][name] == (2.0 if name in JUDGED_FRESH_SETS
                                                          else 4.0)
     assert name in model.meta["sets"]["threshold_exclude"]
     at = model.meta["calibration_split"]["at_threshold"]

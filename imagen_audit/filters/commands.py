@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from imagen_audit.filters.judged import JUDGED_FRESH_SETS
+
 if TYPE_CHECKING:  # heavy imports only for the type checker: `--help` stays fast
     import numpy as np
     import pandas as pd
@@ -20,17 +22,14 @@ if TYPE_CHECKING:  # heavy imports only for the type checker: `--help` stays fas
     from imagen_audit.filters.embedding import EmbeddingModel
 
 EXIT_OK = 0
-# Fresh judgement sets already read to judge their round (datasets.JUDGED_FRESH_SETS):
+# JUDGED_FRESH_SETS (filters.judged): fresh judgement sets already read to judge their round,
 # people's own free-form prompts by four writers, trained on since round 28 (their test
 # buckets held out), x2 (round 27's x4 cost I2P recall) and kept out of the threshold rule
 # like the pairs.
-JUDGED_SOURCES = ("fresh-harmful", "fresh-harmful-b", "fresh-c-harmful", "fresh-d-harmful",
-                  "fresh-benign", "fresh-identity", "fresh-identity-b", "fresh-c-benign",
-                  "fresh-c-identity", "fresh-d-benign", "fresh-d-identity")
 # Sets the shipped embedding model was trained on (its train bucket): evaluating on them uses
 # only the held-out test bucket unless --split all.
 _TRAINED_ON = ("i2p", "coco", "partiprompts", "coprov2-train", "coprov2-safe",
-               "benign-requests", "harmful-requests", "everyday-benign", *JUDGED_SOURCES)
+               "benign-requests", "harmful-requests", "everyday-benign", *JUDGED_FRESH_SETS)
 # The hand-written training contrast pairs (rounds 17 and 22): trained on, each prompt x4,
 # but their dev parts do not set the threshold (no threshold keeps dark-themed benign prompts
 # under 5%; they would push it to its fallback, round 14). The chat and mixed pairs (round 23,
@@ -40,23 +39,23 @@ PAIR_SOURCES = (*(f"{k}-train-harmful" for k in _PAIR_KINDS),
                 *(f"{k}-train-benign" for k in _PAIR_KINDS))
 DEFAULT_HARMFUL = ("i2p", "coprov2-train:8000", "harmful-requests",
                    *(s for s in PAIR_SOURCES if s.endswith("-harmful")),
-                   *(s for s in JUDGED_SOURCES if "harmful" in s))
+                   *(s for s in JUDGED_FRESH_SETS if "harmful" in s))
 # Hand-written benign prompts around everyday words that harmful training rows over-use
 # ("laughing", "meme", "neighbour"; round 26): weighted and kept out of the threshold rule
 # like the pairs.
 EVERYDAY_SOURCES = ("everyday-benign",)
-HAND_WRITTEN_SOURCES = (*PAIR_SOURCES, *EVERYDAY_SOURCES, *JUDGED_SOURCES)
+HAND_WRITTEN_SOURCES = (*PAIR_SOURCES, *EVERYDAY_SOURCES, *JUDGED_FRESH_SETS)
 DEFAULT_BENIGN = ("coco:12000", "partiprompts", "benign-requests", "coprov2-safe:8000",
                   *(s for s in PAIR_SOURCES if s.endswith("-benign")), *EVERYDAY_SOURCES,
-                  *(s for s in JUDGED_SOURCES if "harmful" not in s))
+                  *(s for s in JUDGED_FRESH_SETS if "harmful" not in s))
 # Reported by ``filters eval`` next to the identity probes unless ``--identity none``: the
 # probes are templates, and free-form prompts about people are blocked far more often
 # (filters/README.md, round 18).
-# The sets trained on (JUDGED_SOURCES) are reported on their held-out test bucket.
+# The sets trained on (JUDGED_FRESH_SETS) are reported on their held-out test bucket.
 FREE_FORM_IDENTITY_SETS = ("fresh-identity", "fresh-identity-b", "fresh-c-identity",
                            "fresh-d-identity", "fresh-e-identity", "fresh-f-identity")
 DEFAULT_SOURCE_WEIGHTS = ("partiprompts=4", "benign-requests=4",
-                          *(f"{s}={2 if s in JUDGED_SOURCES else 4}"
+                          *(f"{s}={2 if s in JUDGED_FRESH_SETS else 4}"
                             for s in HAND_WRITTEN_SOURCES))
 
 

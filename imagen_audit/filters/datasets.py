@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from imagen_audit.filters.base import FilterError, normalise_category
+from imagen_audit.filters.judged import JUDGED_FRESH_SETS
 
 COLUMNS = ("prompt", "label", "category", "source")
 SHARED_FILES = {
@@ -370,14 +371,11 @@ _SHIPPED_SETS = {"benign-requests": load_benign_requests,
                  **{n: partial(load_fresh, n) for n in FRESH_SETS}}
 SHIPPED_SET_NAMES = tuple(_SHIPPED_SETS)  # readable without ../shared
 
-# Fresh sets that judged their round, were read, and then became training data (round 28):
-# split by prompt like every other source, so their held-out test bucket (30%) is still never
-# trained on. Any other fresh set is evaluation-only: unread, or read once (fresh-e and
-# fresh-f judged rounds 27 and 28) and kept out of training until a round decides otherwise.
-JUDGED_FRESH_SETS = ("fresh-benign", "fresh-harmful", "fresh-identity", "fresh-identity-b",
-                     "fresh-harmful-b", "fresh-c-benign", "fresh-c-identity", "fresh-c-harmful",
-                     "fresh-d-benign", "fresh-d-identity", "fresh-d-harmful")
-
+# Fresh sets in JUDGED_FRESH_SETS (imagen_audit.filters.judged) judged their round, were read
+# and became training data (round 28): split by prompt like every other source, so their
+# held-out test bucket (30%) is still never trained on. Any other fresh set is
+# evaluation-only: unread, or read once (fresh-e and fresh-f judged rounds 27 and 28) and kept
+# out of training until a round decides otherwise.
 # Sets no trained model may see, nor anything near them (``filters train`` drops training
 # rows at cosine >= 0.95 to any of them): the over-blocking probes and the shipped
 # evaluation-only sets.

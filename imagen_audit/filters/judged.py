@@ -1,0 +1,15 @@
+"""Which fresh judgement sets have become training data.
+
+A fresh set (:data:`imagen_audit.filters.datasets.FRESH_SETS`) is written by a helper who read
+nothing of the project and judges one round, read once. Once read it is no longer blind, and a
+later round may train on it (round 28 did, for the eleven below): ``filters train`` then takes
+it as a default source, split by prompt like every other, and its training guard stops
+treating it as evaluation-only. Both sides read this one tuple, so they cannot disagree; it
+lives in a module without imports because the CLI's defaults must load without pandas.
+"""
+
+# Harmful sets first, then benign and identity ones: ``filters train`` keeps this order in
+# its default sources, and the order of the sources is the order of the training rows.
+JUDGED_FRESH_SETS = ("fresh-harmful", "fresh-harmful-b", "fresh-c-harmful", "fresh-d-harmful",
+                     "fresh-benign", "fresh-identity", "fresh-identity-b", "fresh-c-benign",
+                     "fresh-c-identity", "fresh-d-benign", "fresh-d-identity")
