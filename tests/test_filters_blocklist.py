@@ -51,6 +51,24 @@ def test_whole_words_still_match_at_boundaries(tiny: Blocklist) -> None:
     assert tiny.score_one("a (cunt)").category == "hate"
 
 
+def test_plurals_follow_english_spelling_not_any_suffix(tmp_path: Path) -> None:
+    """A term matches its own plural (-s; -es after a sibilant or o; -ies after a consonant
+    + y) and no other word: -es after every term made the slur "spic" match "spices"
+    (round 29: a spice-market prompt was blocked as hate)."""
+    (tmp_path / "hate.txt").write_text("# category: hate\nspic\ncoon | 0.6\n")
+    (tmp_path / "sexual.txt").write_text("# category: sexual\norgy\nass\n")
+    (tmp_path / "violence.txt").write_text("# category: violence\ntorture\ngash\n")
+    b = Blocklist(tmp_path)
+    for text in ("a spic", "two spics", "an orgy", "orgies", "orgys", "asses", "tortures",
+                 "deep gashes", "gashs"):
+        assert b.score_one(text).score > 0.5, text
+    assert b.score_one("coons").score == pytest.approx(0.6)  # the plural keeps the weight
+    for text in ("colorful pyramids of spices", "a spice market", "spiced tea", "orgie",
+                 "coones", "tortureses"):
+        assert b.score_one(text).score == 0.0, (text, b.matches(text))
+    assert Blocklist().score_one("a market stall heaped with spices").score == 0.0
+
+
 def test_prefix_terms_weights_multiword_and_allow_list(tiny: Blocklist) -> None:
     r = tiny.score_one("a decapitated statue")
     assert (r.score, r.category) == (1.0, "violence")

@@ -337,6 +337,24 @@ def test_everyday_benign_set_is_benign_distinct_and_apart_from_every_evaluation_
     _assert_apart(keys, others)
 
 
+def test_surface_training_sets_are_labelled_distinct_and_apart_from_evaluation_sets() -> None:
+    """``surface-train-*`` (session 10): benign, identity and harmful training prompts in the
+    same surface forms; one label each, every harmful line categorised, no near-duplicate
+    key repeated within or across the three, none shared with an evaluation-only set or
+    another hand-written set."""
+    keys: set[str] = set()
+    for name, label in (("surface-train-benign", 0), ("surface-train-identity", 0),
+                        ("surface-train-harmful", 1)):
+        df = D.load_named(name)
+        assert len(df) >= 360 and set(df["label"]) == {label} and set(df["source"]) == {name}
+        k = set(df["prompt"].map(D.near_key))
+        assert len(k) == len(df) and not k & keys, name
+        keys |= k
+    assert set(D.load_named("surface-train-harmful")["category"]) == _CATEGORIES
+    _assert_apart(keys, ["benign-requests", "harmful-requests", "everyday-benign",
+                         *D.CONTRAST_PAIR_SETS])
+
+
 def test_fresh_sets_judge_once_then_train() -> None:
     """The fresh judgement sets: one label each, distinct, harmful lines categorised. A set
     is evaluation-only (``filters train`` guards it) and unseen by the shipped model until a
@@ -350,7 +368,9 @@ def test_fresh_sets_judge_once_then_train() -> None:
              "fresh-c-identity": 399, "fresh-c-harmful": 250, "fresh-d-benign": 391,
              "fresh-d-identity": 299, "fresh-d-harmful": 247, "fresh-e-benign": 396,
              "fresh-e-identity": 306, "fresh-e-harmful": 256, "fresh-f-benign": 415,
-             "fresh-f-identity": 301, "fresh-f-harmful": 251}
+             "fresh-f-identity": 301, "fresh-f-harmful": 251, "fresh-g-benign": 417,
+             "fresh-g-identity": 309, "fresh-g-harmful": 282, "fresh-h-benign": 421,
+             "fresh-h-identity": 323, "fresh-h-harmful": 280}
     assert set(sizes) == set(D.FRESH_SETS) and set(D.JUDGED_FRESH_SETS) < set(D.FRESH_SETS)
     keys: set[str] = set()
     for name, n in sizes.items():
@@ -368,7 +388,7 @@ def test_fresh_sets_judge_once_then_train() -> None:
             assert name in D.EVALUATION_ONLY_SETS
             assert not model.seen(df["prompt"].tolist()).any(), name
     for name in ("fresh-harmful", "fresh-harmful-b", "fresh-c-harmful", "fresh-d-harmful",
-                 "fresh-e-harmful", "fresh-f-harmful"):
+                 "fresh-e-harmful", "fresh-f-harmful", "fresh-g-harmful", "fresh-h-harmful"):
         assert set(D.load_named(name)["category"]) == _CATEGORIES
     with pytest.raises(FilterError, match="unknown fresh set"):
         D.load_fresh("fresh")

@@ -93,13 +93,26 @@ def read_wordlist(path: Path) -> list[Term]:
     return terms
 
 
+def _inflected(word: str) -> str:
+    """A regex matching ``word`` (already escaped) or its English plural, and nothing else:
+    ``-es`` only after a sibilant or ``o`` ("witches", "negroes"), ``-ies`` for a consonant +
+    ``y`` ("pussies"), ``-s`` otherwise. Allowing ``-es`` after every term made the slur
+    "spic" match "spices" (round 29: "a bustling moroccan spice market, colorful pyramids of
+    spices" was blocked as hate)."""
+    if word.endswith(("s", "x", "z", "ch", "sh", "o")):
+        return word + r"(?:es|s)?"
+    if len(word) > 2 and word.endswith("y") and word[-2] not in "aeiou":
+        return word[:-1] + r"(?:y|ys|ies)"
+    return word + r"s?"
+
+
 def _pattern(terms: Sequence[Term]) -> re.Pattern[str] | None:
     if not terms:
         return None
     alts = []
     for t in sorted(terms, key=lambda t: -len(t.text)):
         body = re.escape(t.text).replace(r"\ ", " ")
-        alts.append(body + (r"[a-z]*" if t.prefix else r"(?:s|es)?"))
+        alts.append(body + r"[a-z]*" if t.prefix else _inflected(body))
     return re.compile(r"(?<![a-z0-9])(?:" + "|".join(alts) + r")(?![a-z0-9])")
 
 
@@ -147,7 +160,8 @@ class Blocklist:
         self._allow_re = _pattern(allow)
 
     def _lookup(self, matched: str) -> Term | None:
-        for candidate in (matched, matched[:-1], matched[:-2]):  # plural -s / -es
+        # the term itself, or its plural (-s, -es, -ies: :func:`_inflected`)
+        for candidate in (matched, matched[:-1], matched[:-2], matched[:-3] + "y"):
             if candidate in self._exact:
                 return self._exact[candidate]
         for t in self._prefix:

@@ -53,7 +53,8 @@ DEFAULT_BENIGN = ("coco:12000", "partiprompts", "benign-requests", "coprov2-safe
 # (filters/README.md, round 18).
 # The sets trained on (JUDGED_FRESH_SETS) are reported on their held-out test bucket.
 FREE_FORM_IDENTITY_SETS = ("fresh-identity", "fresh-identity-b", "fresh-c-identity",
-                           "fresh-d-identity", "fresh-e-identity", "fresh-f-identity")
+                           "fresh-d-identity", "fresh-e-identity", "fresh-f-identity",
+                           "fresh-g-identity", "fresh-h-identity")
 DEFAULT_SOURCE_WEIGHTS = ("partiprompts=4", "benign-requests=4",
                           *(f"{s}={2 if s in JUDGED_FRESH_SETS else 4}"
                             for s in HAND_WRITTEN_SOURCES))
@@ -87,10 +88,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "fresh-c-benign, fresh-c-identity, fresh-c-harmful, "
                                   "fresh-d-benign, fresh-d-identity, fresh-d-harmful, "
                                   "fresh-e-benign, fresh-e-identity, fresh-e-harmful, "
-                                  "fresh-f-benign, fresh-f-identity, fresh-f-harmful, and the "
+                                  "fresh-f-benign, fresh-f-identity, fresh-f-harmful, "
+                                  "fresh-g-benign, fresh-g-identity, fresh-g-harmful, "
+                                  "fresh-h-benign, fresh-h-identity, fresh-h-harmful, the "
                                   "training pairs {creative,request,identity,style,chat,"
-                                  "mixed}-train-{benign,harmful}) or CSV paths with a prompt "
-                                  "column "
+                                  "mixed}-train-{benign,harmful} and surface-train-{benign,"
+                                  "identity,harmful}) or CSV paths with a prompt column "
                                   "(optional label and category columns).")
     e.add_argument("--policy", default="default")
     e.add_argument("--harmful", default="i2p", help="harmful set (default i2p)")

@@ -321,9 +321,10 @@ def load_fresh(name: str, path: str | Path | None = None) -> pd.DataFrame:
     second helper; ``fresh-c-benign``, ``fresh-c-identity``, ``fresh-c-harmful``: a third
     triple, session 7, by a helper who read nothing of the project; ``fresh-d-*``: a fourth,
     likewise, read once to judge round 26; ``fresh-e-*`` and ``fresh-f-*``: a fifth and a
-    sixth, session 9, read once to judge rounds 27 and 28). Each is evaluation-only until it
-    has judged its round: the pre-registered judges of which policy is the default
-    (filters/README.md, rounds 18, 21, 22, 26, 27 and 28). Those in
+    sixth, session 9, read once to judge rounds 27 and 28; ``fresh-g-*`` and ``fresh-h-*``: a
+    seventh and an eighth, session 10, read once to judge rounds 29 and 30). Each is
+    evaluation-only until it has judged its round: the pre-registered judges of which policy
+    is the default (filters/README.md, rounds 18, 21, 22 and 26-30). Those in
     :data:`JUDGED_FRESH_SETS` have since become training data (round 28)."""
     return _load_listed(FRESH_SETS, "fresh set", name, path)
 
@@ -357,7 +358,28 @@ FRESH_SETS = {"fresh-benign": ("fresh_benign.txt", 0),
               "fresh-e-harmful": ("fresh_e_harmful.txt", 1),
               "fresh-f-benign": ("fresh_f_benign.txt", 0),
               "fresh-f-identity": ("fresh_f_identity.txt", 0),
-              "fresh-f-harmful": ("fresh_f_harmful.txt", 1)}
+              "fresh-f-harmful": ("fresh_f_harmful.txt", 1),
+              "fresh-g-benign": ("fresh_g_benign.txt", 0),
+              "fresh-g-identity": ("fresh_g_identity.txt", 0),
+              "fresh-g-harmful": ("fresh_g_harmful.txt", 1),
+              "fresh-h-benign": ("fresh_h_benign.txt", 0),
+              "fresh-h-identity": ("fresh_h_identity.txt", 0),
+              "fresh-h-harmful": ("fresh_h_harmful.txt", 1)}
+
+SURFACE_TRAIN_SETS = {"surface-train-benign": ("surface_train_benign.txt", 0),
+                      "surface-train-identity": ("surface_train_identity.txt", 0),
+                      "surface-train-harmful": ("surface_train_harmful.txt", 1)}
+
+
+def load_surface_train(name: str, path: str | Path | None = None) -> pd.DataFrame:
+    """``surface-train-*`` (session 10, a helper who read nothing of the project): free-form
+    *training* prompts whose benign, identity and harmful halves share the same surface
+    features (possessive pronouns, painter and render suffixes, meme and caption frames,
+    emotional scenes, swimwear, skulls, trades), so that style alone never tells harmful
+    from harmless. Written because the shipped model flipped on such details ("a weaver at
+    a loom" allowed, "a weaver at his loom" blocked; round 27)."""
+    return _load_listed(SURFACE_TRAIN_SETS, "surface training set", name, path)
+
 
 # The hand-written sets shipped in filters/augment, by name (``load_named``).
 _SHIPPED_SETS = {"benign-requests": load_benign_requests,
@@ -368,13 +390,14 @@ _SHIPPED_SETS = {"benign-requests": load_benign_requests,
                  "benign-creative": load_benign_creative,
                  "harmful-creative": load_harmful_creative,
                  **{n: partial(load_contrast_pairs, n) for n in CONTRAST_PAIR_SETS},
-                 **{n: partial(load_fresh, n) for n in FRESH_SETS}}
+                 **{n: partial(load_fresh, n) for n in FRESH_SETS},
+                 **{n: partial(load_surface_train, n) for n in SURFACE_TRAIN_SETS}}
 SHIPPED_SET_NAMES = tuple(_SHIPPED_SETS)  # readable without ../shared
 
 # Fresh sets in JUDGED_FRESH_SETS (imagen_audit.filters.judged) judged their round, were read
 # and became training data (round 28): split by prompt like every other source, so their
 # held-out test bucket (30%) is still never trained on. Any other fresh set is
-# evaluation-only: unread, or read once (fresh-e and fresh-f judged rounds 27 and 28) and kept
+# evaluation-only: unread, or read once (fresh-e to -h judged rounds 27 to 30) and kept
 # out of training until a round decides otherwise.
 # Sets no trained model may see, nor anything near them (``filters train`` drops training
 # rows at cosine >= 0.95 to any of them): the over-blocking probes and the shipped
