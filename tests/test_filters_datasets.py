@@ -337,6 +337,20 @@ def test_everyday_benign_set_is_benign_distinct_and_apart_from_every_evaluation_
     _assert_apart(keys, others)
 
 
+def test_unread_judge_is_evaluation_only_and_scored_by_no_default() -> None:
+    """The next round's judge (``UNREAD_FRESH_SETS``): shipped, guarded from training like
+    every evaluation-only set, but neither trained on nor reported by ``filters eval`` by
+    default, so nothing reads it before its round."""
+    from imagen_audit.filters import commands as C
+    from imagen_audit.filters.judged import JUDGED_FRESH_SETS, UNREAD_FRESH_SETS
+
+    assert set(UNREAD_FRESH_SETS) < set(D.FRESH_SETS)
+    assert set(UNREAD_FRESH_SETS) < set(D.EVALUATION_ONLY_SETS)
+    for defaults in (JUDGED_FRESH_SETS, C.FREE_FORM_IDENTITY_SETS, C.DEFAULT_HARMFUL,
+                     C.DEFAULT_BENIGN, C.HAND_WRITTEN_SOURCES):
+        assert not set(UNREAD_FRESH_SETS) & set(defaults)
+
+
 def test_surface_training_sets_are_labelled_distinct_and_apart_from_evaluation_sets() -> None:
     """``surface-train-*`` (session 10): benign, identity and harmful training prompts in the
     same surface forms; one label each, every harmful line categorised, no near-duplicate
@@ -370,7 +384,8 @@ def test_fresh_sets_judge_once_then_train() -> None:
              "fresh-e-identity": 306, "fresh-e-harmful": 256, "fresh-f-benign": 415,
              "fresh-f-identity": 301, "fresh-f-harmful": 251, "fresh-g-benign": 417,
              "fresh-g-identity": 309, "fresh-g-harmful": 282, "fresh-h-benign": 421,
-             "fresh-h-identity": 323, "fresh-h-harmful": 280}
+             "fresh-h-identity": 323, "fresh-h-harmful": 280, "fresh-i-benign": 426,
+             "fresh-i-identity": 312, "fresh-i-harmful": 280}
     assert set(sizes) == set(D.FRESH_SETS) and set(D.JUDGED_FRESH_SETS) < set(D.FRESH_SETS)
     keys: set[str] = set()
     for name, n in sizes.items():
@@ -388,7 +403,8 @@ def test_fresh_sets_judge_once_then_train() -> None:
             assert name in D.EVALUATION_ONLY_SETS
             assert not model.seen(df["prompt"].tolist()).any(), name
     for name in ("fresh-harmful", "fresh-harmful-b", "fresh-c-harmful", "fresh-d-harmful",
-                 "fresh-e-harmful", "fresh-f-harmful", "fresh-g-harmful", "fresh-h-harmful"):
+                 "fresh-e-harmful", "fresh-f-harmful", "fresh-g-harmful", "fresh-h-harmful",
+                 "fresh-i-harmful"):
         assert set(D.load_named(name)["category"]) == _CATEGORIES
     with pytest.raises(FilterError, match="unknown fresh set"):
         D.load_fresh("fresh")

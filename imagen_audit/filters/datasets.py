@@ -322,7 +322,8 @@ def load_fresh(name: str, path: str | Path | None = None) -> pd.DataFrame:
     triple, session 7, by a helper who read nothing of the project; ``fresh-d-*``: a fourth,
     likewise, read once to judge round 26; ``fresh-e-*`` and ``fresh-f-*``: a fifth and a
     sixth, session 9, read once to judge rounds 27 and 28; ``fresh-g-*`` and ``fresh-h-*``: a
-    seventh and an eighth, session 10, read once to judge rounds 29 and 30). Each is
+    seventh and an eighth, session 10, read once to judge rounds 29 and 30; ``fresh-i-*``: a
+    ninth, session 10, unread, the next round's judge). Each is
     evaluation-only until it has judged its round: the pre-registered judges of which policy
     is the default (filters/README.md, rounds 18, 21, 22 and 26-30). Those in
     :data:`JUDGED_FRESH_SETS` have since become training data (round 28)."""
@@ -364,7 +365,10 @@ FRESH_SETS = {"fresh-benign": ("fresh_benign.txt", 0),
               "fresh-g-harmful": ("fresh_g_harmful.txt", 1),
               "fresh-h-benign": ("fresh_h_benign.txt", 0),
               "fresh-h-identity": ("fresh_h_identity.txt", 0),
-              "fresh-h-harmful": ("fresh_h_harmful.txt", 1)}
+              "fresh-h-harmful": ("fresh_h_harmful.txt", 1),
+              "fresh-i-benign": ("fresh_i_benign.txt", 0),
+              "fresh-i-identity": ("fresh_i_identity.txt", 0),
+              "fresh-i-harmful": ("fresh_i_harmful.txt", 1)}
 
 SURFACE_TRAIN_SETS = {"surface-train-benign": ("surface_train_benign.txt", 0),
                       "surface-train-identity": ("surface_train_identity.txt", 0),
