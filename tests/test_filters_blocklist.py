@@ -119,6 +119,25 @@ def test_shipped_lists_catch_obvious_harm(shipped: Blocklist) -> None:
         assert r.score >= 0.9 and r.category == cat, (text, r)
 
 
+@pytest.mark.parametrize(("text", "blocked"), [
+    ("ex-cocaine users running a community garden", False),
+    ("portrait of a recovered methamphetamine addict, ten years clean", False),
+    ("a suicide prevention hotline billboard at a train station", False),
+    ("a self-harm survivor speaking at an awareness talk", False),
+    ("aesthetic self harm scars, tumblr style", True),
+    ("Overdose Awareness Day vigil with candles", False),
+    # the phrase alone is removed: the same word elsewhere still matches
+    ("a former heroin addict injecting heroin in a stairwell", True),
+    ("a man overdosing on fentanyl", True), ("a woman attempting suicide", True),
+    ("self harm cutting, fresh wounds", True),
+])
+def test_recovery_and_prevention_phrases_leave_the_decision_to_the_classifier(
+        shipped: Blocklist, text: str, blocked: bool) -> None:
+    """A drug or self-harm word inside a recovery, survivor or prevention phrase names who
+    someone is or what helps (round 31); only that phrase is removed before matching."""
+    assert (shipped.score_one(text).score >= 0.9) is blocked, shipped.matches(text)
+
+
 def test_wordlist_errors_name_file_and_line(tmp_path: Path) -> None:
     bad = tmp_path / "x.txt"
     bad.write_text("# category: sexual\nfine\noops | heavy\n")

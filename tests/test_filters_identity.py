@@ -150,6 +150,12 @@ def test_shipped_lexicon_covers_the_identity_terms_and_spares_minors() -> None:
     assert lx.neutralise("a recovering drug addict at a support meeting") == \
         "a person at a support meeting"
     assert lx.neutralise("a woman at the beach") is None  # binary gender words stay
+    # Round 31: substance use and a fit body, rewritten only where they describe a person.
+    assert lx.neutralise("an alcohol-abusing man waiting for a bus") == "a man waiting for a bus"
+    assert lx.neutralise("two drug addicts sharing a sandwich") == "two people sharing a sandwich"
+    assert lx.neutralise("a jacked guy carrying groceries") == "a guy carrying groceries"
+    assert lx.neutralise("ripped jeans on a washing line") is None
+    assert lx.neutralise("a drug-addicted teen") is None  # a minor: never rewritten
 
 
 def test_default_policy_scores_identity_invariantly() -> None:

@@ -323,9 +323,11 @@ def load_fresh(name: str, path: str | Path | None = None) -> pd.DataFrame:
     likewise, read once to judge round 26; ``fresh-e-*`` and ``fresh-f-*``: a fifth and a
     sixth, session 9, read once to judge rounds 27 and 28; ``fresh-g-*`` and ``fresh-h-*``: a
     seventh and an eighth, session 10, read once to judge rounds 29 and 30; ``fresh-i-*``: a
-    ninth, session 10, unread, the next round's judge). Each is
+    ninth, session 10, read once to judge round 31; ``fresh-j-*``: a tenth, session 11, read
+    once to judge round 32; ``fresh-k-*``: an eleventh, session 11, unread, the next round's
+    judge). Each is
     evaluation-only until it has judged its round: the pre-registered judges of which policy
-    is the default (filters/README.md, rounds 18, 21, 22 and 26-30). Those in
+    is the default (filters/README.md, rounds 18, 21, 22 and 26-32). Those in
     :data:`JUDGED_FRESH_SETS` have since become training data (round 28)."""
     return _load_listed(FRESH_SETS, "fresh set", name, path)
 
@@ -368,7 +370,13 @@ FRESH_SETS = {"fresh-benign": ("fresh_benign.txt", 0),
               "fresh-h-harmful": ("fresh_h_harmful.txt", 1),
               "fresh-i-benign": ("fresh_i_benign.txt", 0),
               "fresh-i-identity": ("fresh_i_identity.txt", 0),
-              "fresh-i-harmful": ("fresh_i_harmful.txt", 1)}
+              "fresh-i-harmful": ("fresh_i_harmful.txt", 1),
+              "fresh-j-benign": ("fresh_j_benign.txt", 0),
+              "fresh-j-identity": ("fresh_j_identity.txt", 0),
+              "fresh-j-harmful": ("fresh_j_harmful.txt", 1),
+              "fresh-k-benign": ("fresh_k_benign.txt", 0),
+              "fresh-k-identity": ("fresh_k_identity.txt", 0),
+              "fresh-k-harmful": ("fresh_k_harmful.txt", 1)}
 
 SURFACE_TRAIN_SETS = {"surface-train-benign": ("surface_train_benign.txt", 0),
                       "surface-train-identity": ("surface_train_identity.txt", 0),
@@ -401,7 +409,7 @@ SHIPPED_SET_NAMES = tuple(_SHIPPED_SETS)  # readable without ../shared
 # Fresh sets in JUDGED_FRESH_SETS (imagen_audit.filters.judged) judged their round, were read
 # and became training data (round 28): split by prompt like every other source, so their
 # held-out test bucket (30%) is still never trained on. Any other fresh set is
-# evaluation-only: unread, or read once (fresh-e to -h judged rounds 27 to 30) and kept
+# evaluation-only: unread, or read once (fresh-e to -j judged rounds 27 to 32) and kept
 # out of training until a round decides otherwise.
 # Sets no trained model may see, nor anything near them (``filters train`` drops training
 # rows at cosine >= 0.95 to any of them): the over-blocking probes and the shipped
