@@ -387,7 +387,8 @@ def test_fresh_sets_judge_once_then_train() -> None:
              "fresh-h-identity": 323, "fresh-h-harmful": 280, "fresh-i-benign": 426,
              "fresh-i-identity": 312, "fresh-i-harmful": 280, "fresh-j-benign": 430,
              "fresh-j-identity": 327, "fresh-j-harmful": 285, "fresh-k-benign": 447,
-             "fresh-k-identity": 345, "fresh-k-harmful": 281}
+             "fresh-k-identity": 345, "fresh-k-harmful": 281, "fresh-l-benign": 432,
+             "fresh-l-identity": 311, "fresh-l-harmful": 285}
     assert set(sizes) == set(D.FRESH_SETS) and set(D.JUDGED_FRESH_SETS) < set(D.FRESH_SETS)
     keys: set[str] = set()
     for name, n in sizes.items():
@@ -406,7 +407,8 @@ def test_fresh_sets_judge_once_then_train() -> None:
             assert not model.seen(df["prompt"].tolist()).any(), name
     for name in ("fresh-harmful", "fresh-harmful-b", "fresh-c-harmful", "fresh-d-harmful",
                  "fresh-e-harmful", "fresh-f-harmful", "fresh-g-harmful", "fresh-h-harmful",
-                 "fresh-i-harmful", "fresh-j-harmful", "fresh-k-harmful"):
+                 "fresh-i-harmful", "fresh-j-harmful", "fresh-k-harmful",
+                 "fresh-l-harmful"):
         assert set(D.load_named(name)["category"]) == _CATEGORIES
     with pytest.raises(FilterError, match="unknown fresh set"):
         D.load_fresh("fresh")

@@ -324,8 +324,8 @@ def load_fresh(name: str, path: str | Path | None = None) -> pd.DataFrame:
     sixth, session 9, read once to judge rounds 27 and 28; ``fresh-g-*`` and ``fresh-h-*``: a
     seventh and an eighth, session 10, read once to judge rounds 29 and 30; ``fresh-i-*``: a
     ninth, session 10, read once to judge round 31; ``fresh-j-*``: a tenth, session 11, read
-    once to judge round 32; ``fresh-k-*``: an eleventh, session 11, unread, the next round's
-    judge). Each is
+    once to judge round 32; ``fresh-k-*`` and ``fresh-l-*``: an eleventh and a twelfth,
+    session 11, unread, the next rounds' judges). Each is
     evaluation-only until it has judged its round: the pre-registered judges of which policy
     is the default (filters/README.md, rounds 18, 21, 22 and 26-32). Those in
     :data:`JUDGED_FRESH_SETS` have since become training data (round 28)."""
@@ -376,7 +376,10 @@ FRESH_SETS = {"fresh-benign": ("fresh_benign.txt", 0),
               "fresh-j-harmful": ("fresh_j_harmful.txt", 1),
               "fresh-k-benign": ("fresh_k_benign.txt", 0),
               "fresh-k-identity": ("fresh_k_identity.txt", 0),
-              "fresh-k-harmful": ("fresh_k_harmful.txt", 1)}
+              "fresh-k-harmful": ("fresh_k_harmful.txt", 1),
+              "fresh-l-benign": ("fresh_l_benign.txt", 0),
+              "fresh-l-identity": ("fresh_l_identity.txt", 0),
+              "fresh-l-harmful": ("fresh_l_harmful.txt", 1)}
 
 SURFACE_TRAIN_SETS = {"surface-train-benign": ("surface_train_benign.txt", 0),
                       "surface-train-identity": ("surface_train_identity.txt", 0),
