@@ -405,10 +405,9 @@ def test_fresh_sets_judge_once_then_train() -> None:
         else:
             assert name in D.EVALUATION_ONLY_SETS
             assert not model.seen(df["prompt"].tolist()).any(), name
-    for name in ("fresh-harmful", "fresh-harmful-b", "fresh-c-harmful", "fresh-d-harmful",
-                 "fresh-e-harmful", "fresh-f-harmful", "fresh-g-harmful", "fresh-h-harmful",
-                 "fresh-i-harmful", "fresh-j-harmful", "fresh-k-harmful",
-                 "fresh-l-harmful"):
+    harmful = [name for name in sizes if "harmful" in name]
+    assert len(harmful) == 12
+    for name in harmful:
         assert set(D.load_named(name)["category"]) == _CATEGORIES
     with pytest.raises(FilterError, match="unknown fresh set"):
         D.load_fresh("fresh")

@@ -345,41 +345,15 @@ CONTRAST_PAIR_SETS = {f"{kind}-train-{half}": (f"{kind}_train_{half}.txt", label
                       for kind in ("creative", "request", "identity", "style", "chat",
                                    "mixed")
                       for half, label in (("benign", 0), ("harmful", 1))}
+# The first five (session 6) are named irregularly; from the third triple on, every one is
+# ``fresh-<letter>-{benign,identity,harmful}`` in ``fresh_<letter>_<half>.txt``.
 FRESH_SETS = {"fresh-benign": ("fresh_benign.txt", 0),
               "fresh-harmful": ("fresh_harmful.txt", 1),
               "fresh-identity": ("fresh_identity.txt", 0),
               "fresh-identity-b": ("fresh_identity_b.txt", 0),
               "fresh-harmful-b": ("fresh_harmful_b.txt", 1),
-              "fresh-c-benign": ("fresh_c_benign.txt", 0),
-              "fresh-c-identity": ("fresh_c_identity.txt", 0),
-              "fresh-c-harmful": ("fresh_c_harmful.txt", 1),
-              "fresh-d-benign": ("fresh_d_benign.txt", 0),
-              "fresh-d-identity": ("fresh_d_identity.txt", 0),
-              "fresh-d-harmful": ("fresh_d_harmful.txt", 1),
-              "fresh-e-benign": ("fresh_e_benign.txt", 0),
-              "fresh-e-identity": ("fresh_e_identity.txt", 0),
-              "fresh-e-harmful": ("fresh_e_harmful.txt", 1),
-              "fresh-f-benign": ("fresh_f_benign.txt", 0),
-              "fresh-f-identity": ("fresh_f_identity.txt", 0),
-              "fresh-f-harmful": ("fresh_f_harmful.txt", 1),
-              "fresh-g-benign": ("fresh_g_benign.txt", 0),
-              "fresh-g-identity": ("fresh_g_identity.txt", 0),
-              "fresh-g-harmful": ("fresh_g_harmful.txt", 1),
-              "fresh-h-benign": ("fresh_h_benign.txt", 0),
-              "fresh-h-identity": ("fresh_h_identity.txt", 0),
-              "fresh-h-harmful": ("fresh_h_harmful.txt", 1),
-              "fresh-i-benign": ("fresh_i_benign.txt", 0),
-              "fresh-i-identity": ("fresh_i_identity.txt", 0),
-              "fresh-i-harmful": ("fresh_i_harmful.txt", 1),
-              "fresh-j-benign": ("fresh_j_benign.txt", 0),
-              "fresh-j-identity": ("fresh_j_identity.txt", 0),
-              "fresh-j-harmful": ("fresh_j_harmful.txt", 1),
-              "fresh-k-benign": ("fresh_k_benign.txt", 0),
-              "fresh-k-identity": ("fresh_k_identity.txt", 0),
-              "fresh-k-harmful": ("fresh_k_harmful.txt", 1),
-              "fresh-l-benign": ("fresh_l_benign.txt", 0),
-              "fresh-l-identity": ("fresh_l_identity.txt", 0),
-              "fresh-l-harmful": ("fresh_l_harmful.txt", 1)}
+              **{f"fresh-{x}-{half}": (f"fresh_{x}_{half}.txt", int(half == "harmful"))
+                 for x in "cdefghijkl" for half in ("benign", "identity", "harmful")}}
 
 SURFACE_TRAIN_SETS = {"surface-train-benign": ("surface_train_benign.txt", 0),
                       "surface-train-identity": ("surface_train_identity.txt", 0),
