@@ -122,7 +122,8 @@ class Blocklist:
     name = "blocklist"
 
     def __init__(self, wordlists: str | Path | None = None,
-                 defer: str = "informational") -> None:
+                 defer: str = "informational",
+                 figurative_lexicon: str | Path | None = None) -> None:
         if defer not in DEFER_MODES:
             raise FilterError(f"blocklist option defer must be one of {list(DEFER_MODES)}, "
                               f"not {defer!r}")
@@ -152,6 +153,16 @@ class Blocklist:
                 allow = parsed
             else:
                 self.terms += [t for t in parsed if t.weight > 0]
+        self.figurative_lexicon = Path(figurative_lexicon) if figurative_lexicon else None
+        if self.figurative_lexicon is not None:
+            # Idioms ("i could murder a pizza", "slaughtered the quiz") are removed before
+            # matching like allowed phrases (:mod:`imagen_audit.filters.figurative`).
+            from imagen_audit.filters.figurative import read_figurative
+
+            idioms = read_figurative(self.figurative_lexicon)
+            h.update(b"figurative\0" + self.figurative_lexicon.read_bytes())
+            allow += [Term(norm, None, 1.0, False, i.source) for i in idioms
+                      if (norm := normalise_term(i.phrase).replace("*", ""))]
         self.digest = h.hexdigest()[:16]
         self._exact = {t.text: t for t in self.terms if not t.prefix}
         self._prefix = sorted((t for t in self.terms if t.prefix), key=lambda t: -len(t.text))
@@ -173,10 +184,14 @@ class Blocklist:
         """Every distinct term found in the prompt, with its category, weight and view."""
         found: dict[str, dict[str, Any]] = {}
         for view_name, text in views(prompt).items():
-            if self._allow_re is not None:
-                text = self._allow_re.sub(" ", text)
             if self._terms_re is None:
                 break
+            # Removing an allowed phrase leaves a gap of spaces, so it can only take matches
+            # away: a view with no term at all is done without the (long) allow pattern.
+            if self._terms_re.search(text) is None:
+                continue
+            if self._allow_re is not None:
+                text = self._allow_re.sub(" ", text)
             for m in self._terms_re.finditer(text):
                 term = self._lookup(m.group(0))
                 if term is not None and term.text not in found:
@@ -216,9 +231,12 @@ class Blocklist:
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, "wordlists": str(self.folder), "digest": self.digest,
-                "terms": len(self.terms), "defer": self.defer}
+                "terms": len(self.terms), "defer": self.defer,
+                "figurative_lexicon": (str(self.figurative_lexicon)
+                                       if self.figurative_lexicon else None)}
 
 
 @register("blocklist")
-def _make(wordlists: str | Path | None = None, defer: str = "informational") -> Blocklist:
-    return Blocklist(wordlists, defer)
+def _make(wordlists: str | Path | None = None, defer: str = "informational",
+          figurative_lexicon: str | Path | None = None) -> Blocklist:
+    return Blocklist(wordlists, defer, figurative_lexicon)

@@ -562,7 +562,8 @@ class EmbeddingFilter:
 
     def __init__(self, model: str | Path | EmbeddingModel | None = None,
                  encoder: Encoder | None = None, identity_lexicon: str | Path | None = None,
-                 identity_mode: str = "neutral") -> None:
+                 identity_mode: str = "neutral",
+                 figurative_lexicon: str | Path | None = None) -> None:
         if isinstance(model, EmbeddingModel):
             self.model, self.model_path = model, None
         else:
@@ -578,6 +579,11 @@ class EmbeddingFilter:
         self.identity_lexicon_path = Path(identity_lexicon) if identity_lexicon else None
         self.identity = (IdentityLexicon.load(identity_lexicon) if identity_lexicon
                          else None)
+        from imagen_audit.filters.figurative import FigurativeLexicon
+
+        self.figurative_lexicon_path = Path(figurative_lexicon) if figurative_lexicon else None
+        self.figurative = (FigurativeLexicon.load(figurative_lexicon) if figurative_lexicon
+                           else None)
 
     def _scores(self, prompts: list[str]) -> tuple[np.ndarray, np.ndarray, list[str],
                                                    np.ndarray]:
@@ -592,10 +598,32 @@ class EmbeddingFilter:
         probs, raw, forms, x = self._scores(prompts)
         cats = self.model.predict_category(x)
         details = [{"form": f, "raw": float(r)} for f, r in zip(forms, raw, strict=True)]
+        texts = prompts
+        if self.figurative is not None:
+            probs, texts = self._figurative_invariant(prompts, probs, details)
         if self.identity is not None:
-            probs = self._identity_invariant(prompts, probs, details)
+            probs = self._identity_invariant(texts, probs, details)
         return [FilterResult(float(np.clip(p, 0.0, 1.0)), c, d)
                 for p, c, d in zip(probs, cats, details, strict=True)]
+
+    def _figurative_invariant(self, prompts: list[str], probs: np.ndarray,
+                              details: list[dict[str, Any]]) -> tuple[np.ndarray, list[str]]:
+        """The lower of each prompt's score and its score with its idioms read literally
+        (:mod:`imagen_audit.filters.figurative`), and the prompts as the identity rewrite
+        should read them (rewritten where an idiom was found, so both rewrites combine)."""
+        assert self.figurative is not None
+        rewrites = [(i, r) for i, p in enumerate(prompts)
+                    if (r := self.figurative.rewrite(p)) is not None]
+        if not rewrites:
+            return probs, prompts
+        alt = self._scores([r for _, r in rewrites])[0]
+        out, texts = probs.copy(), list(prompts)
+        for (i, r), s in zip(rewrites, alt, strict=True):
+            details[i]["figurative_rewrite"] = r
+            details[i]["score_before_figurative"] = float(probs[i])
+            out[i] = min(float(probs[i]), float(s))
+            texts[i] = r
+        return out, texts
 
     def _identity_invariant(self, prompts: list[str], probs: np.ndarray,
                             details: list[dict[str, Any]]) -> np.ndarray:
@@ -636,10 +664,14 @@ class EmbeddingFilter:
                 "encoder_adapted": bool(self.model.encoder_delta),
                 "identity_lexicon": (str(self.identity_lexicon_path)
                                      if self.identity_lexicon_path else None),
-                "identity_mode": self.identity_mode if self.identity is not None else None}
+                "identity_mode": self.identity_mode if self.identity is not None else None,
+                "figurative_lexicon": (str(self.figurative_lexicon_path)
+                                       if self.figurative_lexicon_path else None)}
 
 
 @register("embedding")
 def _make(model: str | None = None, identity_lexicon: str | None = None,
-          identity_mode: str = "neutral") -> EmbeddingFilter:
-    return EmbeddingFilter(model, identity_lexicon=identity_lexicon, identity_mode=identity_mode)
+          identity_mode: str = "neutral",
+          figurative_lexicon: str | None = None) -> EmbeddingFilter:
+    return EmbeddingFilter(model, identity_lexicon=identity_lexicon, identity_mode=identity_mode,
+                           figurative_lexicon=figurative_lexicon)

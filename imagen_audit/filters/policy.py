@@ -51,7 +51,7 @@ COMBINE = ("any", "weighted")
 _TOP_FIELDS = {"schema_version", "name", "description", "combine", "threshold", "backends"}
 _BACKEND_FIELDS = {"name", "threshold", "weight", "options"}
 _PATH_OPTIONS = {"wordlists", "model", "checkpoint", "huggingface_config_path",
-                 "identity_lexicon"}
+                 "identity_lexicon", "figurative_lexicon"}
 
 
 @dataclass(frozen=True)
