@@ -209,3 +209,10 @@ def test_default_policy_reads_idioms_literally_but_not_harm_beside_them() -> Non
     res = Policy.load("default").score_frame(benign + harmful)
     assert (res["decision"][:len(benign)] == "allow").all(), res.head(len(benign))
     assert (res["decision"][len(benign):] == "block").all(), res.tail(len(harmful))
+    # The explanation says why: the idiom's paraphrase and the score before it, or the term.
+    assert res["explanation"][0].startswith("embedding: idiom read as 'a pile of red orange")
+    before = float(res["explanation"][0].rsplit("(score ", 1)[1].split()[0])
+    assert before >= 0.58  # the classifier's threshold: blocked before the rewrite
+    why = Policy.load("default").check(["how to murder someone", "a cat on a mat"])
+    assert why[0].explanation.startswith("blocklist: 'murder' (violence, weight 1)")
+    assert why[1].explanation == ""

@@ -70,6 +70,7 @@ class Decision:
     decision: str            # "block" | "allow"
     category: str | None
     scores: Mapping[str, float]
+    explanation: str = ""    # what the backends saw (:func:`explain`)
 
 
 def _num(path: object, value: Any, fld: str, lo: float = 0.0, hi: float | None = 1.0) -> float:
@@ -88,6 +89,29 @@ def _to_score(s: float, t: float) -> float:
     if t >= 1.0:
         return 0.5 * s
     return s / (2 * t) if s < t else 0.5 + (s - t) / (2 * (1 - t))
+
+
+def explain(results: Mapping[str, FilterResult]) -> str:
+    """What the backends saw in one prompt, for the people who tune a policy: the word list's
+    strongest term (and whether it deferred), and the classifier's rewrites with the score
+    before each ("idiom read as ..."), so an allowed prompt says why it passed. Empty when no
+    backend reports anything beyond its score."""
+    parts = []
+    for name, r in results.items():
+        d = r.details or {}
+        matches = d.get("matches") or []
+        if matches:
+            top = matches[0]
+            parts.append(f"{name}: {top['term']!r} ({top['category']}, weight "
+                         f"{top['weight']:g})" + (f", deferred: {d['deferred']}"
+                                                  if d.get("deferred") else ""))
+        if "figurative_rewrite" in d:
+            parts.append(f"{name}: idiom read as {d['figurative_rewrite']!r} (score "
+                         f"{d['score_before_figurative']:.2f} before)")
+        if "identity_rewrite" in d:
+            parts.append(f"{name}: identity-neutral {d['identity_rewrite']!r} (score "
+                         f"{d['score_before_identity']:.2f} before)")
+    return "; ".join(parts)
 
 
 class Policy:
@@ -286,9 +310,10 @@ class Policy:
                    "category": cat if s >= 0.5 else None}
             for b in self.backends:
                 row[f"score_{b.name}"] = float(raw[b.name][i])
+            row["explanation"] = explain({b.name: results[b.name][i] for b in self.backends})
             rows.append(row)
         return pd.DataFrame(rows, columns=["score", "decision", "category"]
-                            + [f"score_{b.name}" for b in self.backends])
+                            + [f"score_{b.name}" for b in self.backends] + ["explanation"])
 
     def score_frame(self, prompts: Sequence[str], batch_size: int = 512) -> pd.DataFrame:
         """Per prompt: ``score``, ``decision``, ``category`` and ``score_<backend>``."""
@@ -302,7 +327,8 @@ class Policy:
     def check(self, prompts: Sequence[str]) -> list[Decision]:
         df = self.score_frame(prompts)
         return [Decision(float(r["score"]), r["decision"], r["category"],
-                         {b.name: float(r[f"score_{b.name}"]) for b in self.backends})
+                         {b.name: float(r[f"score_{b.name}"]) for b in self.backends},
+                         r["explanation"])
                 for r in df.to_dict("records")]
 
     def describe(self) -> dict[str, Any]:
