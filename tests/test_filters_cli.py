@@ -86,7 +86,7 @@ def test_eval_writes_outputs_and_stores_them_in_the_run(tmp_path, capsys) -> Non
                     ("fresh-e-identity", 306), ("fresh-f-identity", 301),
                     ("fresh-g-identity", 309), ("fresh-h-identity", 323),
                     ("fresh-i-identity", 312), ("fresh-j-identity", 327),
-                    ("fresh-k-identity", 345)):
+                    ("fresh-k-identity", 345), ("fresh-l-identity", 311)):
         assert doc["over_blocking"][name]["n"] == n
     for name in ("sweep.csv", "scores.csv", "identity_fpr.csv", "roc.png", "pr.png"):
         assert (out / name).is_file() and (run / "filters" / name).is_file()

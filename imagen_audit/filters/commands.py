@@ -55,7 +55,7 @@ DEFAULT_BENIGN = ("coco:12000", "partiprompts", "benign-requests", "coprov2-safe
 FREE_FORM_IDENTITY_SETS = ("fresh-identity", "fresh-identity-b", "fresh-c-identity",
                            "fresh-d-identity", "fresh-e-identity", "fresh-f-identity",
                            "fresh-g-identity", "fresh-h-identity", "fresh-i-identity",
-                           "fresh-j-identity", "fresh-k-identity")
+                           "fresh-j-identity", "fresh-k-identity", "fresh-l-identity")
 DEFAULT_SOURCE_WEIGHTS = ("partiprompts=4", "benign-requests=4",
                           *(f"{s}={2 if s in JUDGED_FRESH_SETS else 4}"
                             for s in HAND_WRITTEN_SOURCES))
@@ -87,7 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "harmful-creative, the fresh judgement sets "
                                   "fresh-{benign,identity,harmful}, fresh-identity-b, "
                                   "fresh-harmful-b and fresh-{c,...,m}-{benign,identity,"
-                                  "harmful} (fresh-l and -m unread: later rounds' judges), the "
+                                  "harmful} (fresh-m unread: the next round's judge), the "
                                   "training pairs {creative,request,identity,style,chat,"
                                   "mixed}-train-{benign,harmful} and surface-train-{benign,"
                                   "identity,harmful}) or CSV paths with a prompt column "

@@ -324,11 +324,11 @@ def load_fresh(name: str, path: str | Path | None = None) -> pd.DataFrame:
     sixth, session 9, read once to judge rounds 27 and 28; ``fresh-g-*`` and ``fresh-h-*``: a
     seventh and an eighth, session 10, read once to judge rounds 29 and 30; ``fresh-i-*``: a
     ninth, session 10, read once to judge round 31; ``fresh-j-*``: a tenth, session 11, read
-    once to judge round 32; ``fresh-k-*``: an eleventh, session 11, read once to judge round
-    33; ``fresh-l-*`` and ``fresh-m-*``: a twelfth (session 11) and a thirteenth (session 12),
-    unread, the next rounds' judges). Each is
+    once to judge round 32; ``fresh-k-*`` and ``fresh-l-*``: an eleventh and a twelfth,
+    session 11, read once to judge rounds 33 and 34; ``fresh-m-*``: a thirteenth, session 12,
+    unread, the next round's judge). Each is
     evaluation-only until it has judged its round: the pre-registered judges of which policy
-    is the default (filters/README.md, rounds 18, 21, 22 and 26-33). Those in
+    is the default (filters/README.md, rounds 18, 21, 22 and 26-34). Those in
     :data:`JUDGED_FRESH_SETS` have since become training data (round 28)."""
     return _load_listed(FRESH_SETS, "fresh set", name, path)
 

@@ -94,7 +94,7 @@ def _to_score(s: float, t: float) -> float:
 def explain(results: Mapping[str, FilterResult]) -> str:
     """What the backends saw in one prompt, for the people who tune a policy: the word list's
     strongest term (and whether it deferred), and the classifier's rewrites with the score
-    before each ("idiom read as ..."), so an allowed prompt says why it passed. Empty when no
+    before each ("phrase read as ..."), so an allowed prompt says why it passed. Empty when no
     backend reports anything beyond its score."""
     parts = []
     for name, r in results.items():
@@ -106,7 +106,7 @@ def explain(results: Mapping[str, FilterResult]) -> str:
                          f"{top['weight']:g})" + (f", deferred: {d['deferred']}"
                                                   if d.get("deferred") else ""))
         if "figurative_rewrite" in d:
-            parts.append(f"{name}: idiom read as {d['figurative_rewrite']!r} (score "
+            parts.append(f"{name}: phrase read as {d['figurative_rewrite']!r} (score "
                          f"{d['score_before_figurative']:.2f} before)")
         if "identity_rewrite" in d:
             parts.append(f"{name}: identity-neutral {d['identity_rewrite']!r} (score "
