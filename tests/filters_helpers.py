@@ -87,3 +87,20 @@ def tiny_sentence_encoder(folder: Any, words: Sequence[str], seed: int = 0) -> A
                              device="cpu")
     st.save(str(folder / "st"))
     return folder / "st"
+
+
+def one_feature_model() -> Any:
+    """A tiny trained :class:`EmbeddingModel` whose harm signal is feature 0 of an 8-d
+    embedding (threshold 0.5): tests pair it with a word encoder that puts the words they
+    study on that feature."""
+    from imagen_audit.filters.embedding import train_model
+
+    rng = np.random.default_rng(0)
+    y = np.r_[np.ones(60, int), np.zeros(60, int)]
+    x = np.zeros((120, 8), np.float32)
+    x[:, 0] = 2.0 * y + rng.normal(0, 0.2, 120)
+    x[:, 1] = 1.0
+    model = train_model([f"p{i}" for i in range(120)], y, [None] * 120, embeddings=x,
+                        encoder=NoEncoder())
+    model.meta["decision_threshold"] = 0.5
+    return model

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from filters_helpers import NoEncoder
+from filters_helpers import NoEncoder, one_feature_model
 
 from imagen_audit.filters.base import FilterError
 from imagen_audit.filters.blocklist import Blocklist
-from imagen_audit.filters.embedding import EmbeddingFilter, train_model
+from imagen_audit.filters.embedding import EmbeddingFilter
 from imagen_audit.filters.figurative import FigurativeLexicon, expand, read_figurative
 
 _LEXICON = """# section: tiredness
@@ -92,15 +92,7 @@ class _WordEncoder(NoEncoder):
 
 
 def _filter(figurative: Path | None, identity: Path | None = None) -> EmbeddingFilter:
-    rng = np.random.default_rng(0)
-    y = np.r_[np.ones(60, int), np.zeros(60, int)]
-    x = np.zeros((120, 8), np.float32)
-    x[:, 0] = 2.0 * y + rng.normal(0, 0.2, 120)
-    x[:, 1] = 1.0
-    model = train_model([f"p{i}" for i in range(120)], y, [None] * 120, embeddings=x,
-                        encoder=NoEncoder())
-    model.meta["decision_threshold"] = 0.5
-    return EmbeddingFilter(model, encoder=_WordEncoder(), identity_lexicon=identity,
+    return EmbeddingFilter(one_feature_model(), encoder=_WordEncoder(), identity_lexicon=identity,
                            figurative_lexicon=figurative)
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from filters_helpers import NoEncoder
+from filters_helpers import NoEncoder, one_feature_model
 
 from imagen_audit.filters.base import FilterError
-from imagen_audit.filters.embedding import EmbeddingFilter, train_model
+from imagen_audit.filters.embedding import EmbeddingFilter
 from imagen_audit.filters.identity import Descriptor, IdentityLexicon, read_lexicon
 
 _ENTRIES = [Descriptor("religion", "adj", "Muslim"), Descriptor("religion", "adj", "Sikh"),
@@ -87,14 +87,7 @@ class _WordEncoder(NoEncoder):
 
 
 def _filter(tmp_path: Path, mode: str | None) -> EmbeddingFilter:
-    rng = np.random.default_rng(0)
-    y = np.r_[np.ones(60, int), np.zeros(60, int)]
-    x = np.zeros((120, 8), np.float32)
-    x[:, 0] = 2.0 * y + rng.normal(0, 0.2, 120)
-    x[:, 1] = 1.0
-    model = train_model([f"p{i}" for i in range(120)], y, [None] * 120, embeddings=x,
-                        encoder=NoEncoder())
-    model.meta["decision_threshold"] = 0.5
+    model = one_feature_model()
     lex = None
     if mode:
         lex = tmp_path / "lx.txt"
