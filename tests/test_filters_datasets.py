@@ -389,7 +389,8 @@ def test_fresh_sets_judge_once_then_train() -> None:
              "fresh-j-identity": 327, "fresh-j-harmful": 285, "fresh-k-benign": 447,
              "fresh-k-identity": 345, "fresh-k-harmful": 281, "fresh-l-benign": 432,
              "fresh-l-identity": 311, "fresh-l-harmful": 285, "fresh-m-benign": 456,
-             "fresh-m-identity": 329, "fresh-m-harmful": 281}
+             "fresh-m-identity": 329, "fresh-m-harmful": 281, "fresh-n-benign": 436,
+             "fresh-n-identity": 302, "fresh-n-harmful": 287}
     assert set(sizes) == set(D.FRESH_SETS) and set(D.JUDGED_FRESH_SETS) < set(D.FRESH_SETS)
     keys: set[str] = set()
     for name, n in sizes.items():
@@ -407,7 +408,7 @@ def test_fresh_sets_judge_once_then_train() -> None:
             assert name in D.EVALUATION_ONLY_SETS
             assert not model.seen(df["prompt"].tolist()).any(), name
     harmful = [name for name in sizes if "harmful" in name]
-    assert len(harmful) == 13
+    assert len(harmful) == 14
     for name in harmful:
         assert set(D.load_named(name)["category"]) == _CATEGORIES
     with pytest.raises(FilterError, match="unknown fresh set"):

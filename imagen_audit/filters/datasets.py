@@ -325,8 +325,8 @@ def load_fresh(name: str, path: str | Path | None = None) -> pd.DataFrame:
     seventh and an eighth, session 10, read once to judge rounds 29 and 30; ``fresh-i-*``: a
     ninth, session 10, read once to judge round 31; ``fresh-j-*``: a tenth, session 11, read
     once to judge round 32; ``fresh-k-*`` and ``fresh-l-*``: an eleventh and a twelfth,
-    session 11, read once to judge rounds 33 and 34; ``fresh-m-*``: a thirteenth, session 12,
-    unread, the next round's judge). Each is
+    session 11, read once to judge rounds 33 and 34; ``fresh-m-*`` and ``fresh-n-*``: a
+    thirteenth and a fourteenth, session 12, unread, the next rounds' judges). Each is
     evaluation-only until it has judged its round: the pre-registered judges of which policy
     is the default (filters/README.md, rounds 18, 21, 22 and 26-34). Those in
     :data:`JUDGED_FRESH_SETS` have since become training data (round 28)."""
@@ -354,7 +354,7 @@ FRESH_SETS = {"fresh-benign": ("fresh_benign.txt", 0),
               "fresh-identity-b": ("fresh_identity_b.txt", 0),
               "fresh-harmful-b": ("fresh_harmful_b.txt", 1),
               **{f"fresh-{x}-{half}": (f"fresh_{x}_{half}.txt", int(half == "harmful"))
-                 for x in "cdefghijklm" for half in ("benign", "identity", "harmful")}}
+                 for x in "cdefghijklmn" for half in ("benign", "identity", "harmful")}}
 
 SURFACE_TRAIN_SETS = {"surface-train-benign": ("surface_train_benign.txt", 0),
                       "surface-train-identity": ("surface_train_identity.txt", 0),

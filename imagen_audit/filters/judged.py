@@ -15,10 +15,11 @@ JUDGED_FRESH_SETS = ("fresh-harmful", "fresh-harmful-b", "fresh-c-harmful", "fre
                      "fresh-c-identity", "fresh-d-benign", "fresh-d-identity")
 
 # Written for the next rounds' judgement and never scored by any model or policy (session 12:
-# `fresh-m-*`). Nothing the project runs by default
+# `fresh-m-*` for the next round, `fresh-n-*` as a spare). Nothing the project runs by default
 # scores them (``filters eval`` does not report them, ``bench_filters --prompts shipped`` leaves
 # them out); the round that reads one first drops, before scoring, the lines its candidates'
 # adapted encoders place at cosine >= 0.95 to a prompt they trained or calibrated on, then
 # moves it out of this tuple (session 11: fresh-i judged round 31, fresh-j round 32; session 12:
 # fresh-k round 33, fresh-l round 34).
-UNREAD_FRESH_SETS = ("fresh-m-benign", "fresh-m-identity", "fresh-m-harmful")
+UNREAD_FRESH_SETS = ("fresh-m-benign", "fresh-m-identity", "fresh-m-harmful",
+                     "fresh-n-benign", "fresh-n-identity", "fresh-n-harmful")
