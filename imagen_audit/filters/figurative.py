@@ -116,11 +116,6 @@ class FigurativeLexicon:
     def load(cls, path: str | Path) -> FigurativeLexicon:
         return cls(read_figurative(path))
 
-    @property
-    def phrases(self) -> list[str]:
-        """Every expanded phrase (the word list removes these before matching)."""
-        return [i.phrase for i in self.idioms.values()]
-
     def find(self, text: str) -> list[tuple[int, int, Idiom]]:
         """``(start, end, idiom)`` of each listed idiom in ``text``, left to right."""
         out = []
