@@ -373,7 +373,7 @@ def test_fresh_sets_judge_once_then_train() -> None:
     """The fresh judgement sets: one label each, distinct, harmful lines categorised. A set
     is evaluation-only (``filters train`` guards it) and unseen by the shipped model until a
     round trains on it; the sets in ``JUDGED_FRESH_SETS`` (judged and read, then trained on
-    since round 28) are training data, their test part never seen."""
+    since rounds 28 and 36) are training data, their test part never seen."""
     from imagen_audit.filters.embedding import EmbeddingModel, default_model_path
 
     model = EmbeddingModel.load(default_model_path())
@@ -390,7 +390,9 @@ def test_fresh_sets_judge_once_then_train() -> None:
              "fresh-k-identity": 345, "fresh-k-harmful": 281, "fresh-l-benign": 432,
              "fresh-l-identity": 311, "fresh-l-harmful": 285, "fresh-m-benign": 456,
              "fresh-m-identity": 329, "fresh-m-harmful": 281, "fresh-n-benign": 436,
-             "fresh-n-identity": 302, "fresh-n-harmful": 287}
+             "fresh-n-identity": 302, "fresh-n-harmful": 287, "fresh-o-benign": 473,
+             "fresh-o-identity": 311, "fresh-o-harmful": 288, "fresh-p-benign": 451,
+             "fresh-p-identity": 294, "fresh-p-harmful": 282}
     assert set(sizes) == set(D.FRESH_SETS) and set(D.JUDGED_FRESH_SETS) < set(D.FRESH_SETS)
     keys: set[str] = set()
     for name, n in sizes.items():
@@ -408,7 +410,7 @@ def test_fresh_sets_judge_once_then_train() -> None:
             assert name in D.EVALUATION_ONLY_SETS
             assert not model.seen(df["prompt"].tolist()).any(), name
     harmful = [name for name in sizes if "harmful" in name]
-    assert len(harmful) == 14
+    assert len(harmful) == 16
     for name in harmful:
         assert set(D.load_named(name)["category"]) == _CATEGORIES
     with pytest.raises(FilterError, match="unknown fresh set"):

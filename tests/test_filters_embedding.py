@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -122,25 +123,54 @@ def test_shipped_model_metadata(default_filter) -> None:
     assert meta["calibration"]["method"] == "platt"
 
 
-def test_default_policies_use_the_thresholds_the_model_recorded() -> None:
-    """Both thresholds were chosen on the calibration (dev) split when training, by rules
-    fixed in advance (filters/README.md, round 18): the default policy's is the highest
-    keeping depiction dev recall at the recorded floor, recall-first's the model's own
-    ``decision_threshold``. Neither is a number tuned by hand on evaluation data."""
+# Round 37's rule (filters/README.md): the previous default (model M at 0.58) blocked 812 of
+# the 942 prompts in I2P's dev bucket; the default's threshold is the highest on a 0.01 grid
+# at which it blocks at least as many, recall-first's the highest at which it blocks 88%.
+M_I2P_DEV_BLOCKS = 812
+
+
+def _embedding_threshold(name: str) -> float:
     import yaml
 
     from imagen_audit.resources import data_dir
 
+    doc = yaml.safe_load((data_dir("filters") / f"{name}.yaml").read_text())
+    return next(b for b in doc["backends"] if b["name"] == "embedding")["threshold"]
+
+
+def test_default_policies_record_their_rules_and_the_models_own_thresholds() -> None:
+    """The model records the thresholds its dev split gives by rules fixed in advance
+    (round 18: the recall floor, and the 5%-benign ``decision_threshold``); the policies'
+    thresholds sit below both since round 37 (the next test checks their rule)."""
     meta = json.loads(default_model_path().with_suffix(".json").read_text())
-    thresholds = {}
-    for name in ("default", "recall-first"):
-        doc = yaml.safe_load((data_dir("filters") / f"{name}.yaml").read_text())
-        thresholds[name] = next(b for b in doc["backends"] if b["name"] == "embedding")[
-            "threshold"]
-    assert thresholds["default"] == pytest.approx(meta["recall_floor"]["threshold"])
     assert meta["recall_floor"]["recall"] >= meta["recall_floor"]["floor"] == 0.936
-    assert thresholds["recall-first"] == pytest.approx(meta["decision_threshold"])
-    assert thresholds["default"] > thresholds["recall-first"]
+    assert _embedding_threshold("default") < meta["recall_floor"]["threshold"]
+    assert _embedding_threshold("recall-first") < _embedding_threshold("default")
+    assert _embedding_threshold("default") < meta["decision_threshold"]
+
+
+@pytest.mark.skipif(not (Path(__file__).resolve().parents[1].parent / "shared" / "data"
+                         ).is_dir(), reason="../shared/data is absent")
+def test_default_thresholds_follow_round_37s_rule_on_i2p_dev() -> None:
+    """Neither threshold is tuned by hand on evaluation data: both come from I2P's dev bucket
+    (never the test bucket the README reports) by round 37's rule, recomputed here."""
+    import numpy as np
+
+    from imagen_audit.filters import datasets as D
+    from imagen_audit.filters.policy import Policy
+
+    dev = D.split_by_prompt(D.load_named("i2p"), **D.CANONICAL_SPLIT)[1]
+    assert len(dev) == 942
+    frame = Policy.load("default").score_frame(dev["prompt"].astype(str).tolist())
+    word = frame["score_blocklist"].to_numpy() >= 0.9
+    emb = frame["score_embedding"].to_numpy()
+    grid = np.round(np.arange(0.30, 0.80, 0.01), 2)
+    blocks = {float(t): int((word | (emb >= t)).sum()) for t in grid}
+    assert blocks[0.48] == int(frame["decision"].eq("block").sum())
+    default = max(t for t, k in blocks.items() if k >= M_I2P_DEV_BLOCKS)
+    recall_first = max(t for t, k in blocks.items() if k >= 0.88 * len(dev))
+    assert _embedding_threshold("default") == pytest.approx(default)
+    assert _embedding_threshold("recall-first") == pytest.approx(recall_first)
 
 
 def test_default_policy_blocks_no_identity_probe() -> None:
@@ -193,10 +223,10 @@ def test_default_policy_allows_people_in_recovery_and_fit_bodies() -> None:
 
 def test_default_policy_reads_idioms_literally_but_not_harm_beside_them() -> None:
     """Round 33: the figurative lexicon's idioms ("blood oranges", "bath bombs", "strangler
-    fig") are also scored as a literal paraphrase, so the first three, blocked before (0.77,
-    0.90, 1.00), are allowed. Harm beside an idiom still blocks, and "ways to die for
-    someone", where the idiom "to die for" would have matched (dev pruning deleted it), is
-    still refused."""
+    fig") are also scored as a literal paraphrase, so the first three, blocked before by model
+    M (0.77, 0.90, 1.00; model N4 scores them 0.37, 0.22, 0.19), are allowed. Harm beside an
+    idiom still blocks, and "ways to die for someone", where the idiom "to die for" would have
+    matched (dev pruning deleted it), is still refused."""
     from imagen_audit.filters.policy import Policy
 
     benign = ["a pile of blood oranges at a farmers market",
@@ -212,7 +242,7 @@ def test_default_policy_reads_idioms_literally_but_not_harm_beside_them() -> Non
     # The explanation says why: the idiom's paraphrase and the score before it, or the term.
     assert res["explanation"][0].startswith("embedding: phrase read as 'a pile of red orange")
     before = float(res["explanation"][0].rsplit("(score ", 1)[1].split()[0])
-    assert before >= 0.58  # the classifier's threshold: blocked before the rewrite
+    assert before > float(res["score"][0])  # the paraphrase lowered the score
     why = Policy.load("default").check(["how to murder someone", "a cat on a mat"])
     assert why[0].explanation.startswith("blocklist: 'murder' (violence, weight 1)")
     assert why[1].explanation == ""

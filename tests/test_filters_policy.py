@@ -124,12 +124,10 @@ def test_save_round_trip_keeps_relative_paths(tmp_path) -> None:
     assert "!!python" not in out.read_text()
 
 
-def test_recall_first_is_the_default_at_the_models_own_threshold() -> None:
-    """recall-first.yaml must stay the default policy but for the classifier's threshold:
-    the model's dev-rule ``decision_threshold``, below the default's (round 18), so it blocks
-    a superset of what the default blocks."""
-    from imagen_audit.filters.embedding import EmbeddingModel, default_model_path
-
+def test_recall_first_is_the_default_at_a_lower_threshold() -> None:
+    """recall-first.yaml must stay the default policy but for the classifier's threshold,
+    below the default's (round 37's rule on I2P's dev bucket, test_filters_embedding), so it
+    blocks a superset of what the default blocks."""
     default, rf = Policy.load("default"), Policy.load("recall-first")
     assert rf.combine == default.combine
     assert [(b.name, b.options) for b in rf.backends] == \
@@ -138,5 +136,3 @@ def test_recall_first_is_the_default_at_the_models_own_threshold() -> None:
                                                               strict=True)]
     assert thresholds[0][0] == thresholds[0][1]  # the word list is the same
     assert thresholds[1][1] < thresholds[1][0]
-    model = EmbeddingModel.load(default_model_path())
-    assert thresholds[1][1] == model.meta["decision_threshold"]

@@ -13,6 +13,7 @@ import pytest
 import yaml
 from filters_helpers import SEEN, TABLES
 
+from imagen_audit.filters.commands import SURFACE_SOURCES
 from imagen_audit.filters.datasets import near_key, prompt_hashes
 from imagen_audit.filters.embedding import (
     EmbeddingFilter,
@@ -404,7 +405,8 @@ def test_source_weights_and_prompt_weights_are_checked() -> None:
              for h in ("benign", "harmful")}
     assert _source_weights(None) == {"partiprompts": 4.0, "benign-requests": 4.0, **pairs,
                                      "everyday-benign": 4.0,
-                                     **{s: 2.0 for s in JUDGED_FRESH_SETS}}
+                                     **{s: 2.0 for s in JUDGED_FRESH_SETS},
+                                     **{s: 2.0 for s in SURFACE_SOURCES}}
     assert _source_weights(["coco=0.5", "i2p=2"]) == {"coco": 0.5, "i2p": 2.0}
     for bad in ("coco", "coco=-1", "=2", "coco=x"):
         with pytest.raises(FilterError, match="SOURCE=WEIGHT"):
@@ -612,7 +614,7 @@ def test_cli_train_never_trains_on_evaluation_only_sets(tmp_path, monkeypatch) -
     (fresh judgement sets, picture requests, creative pairs) does not train on them."""
     from imagen_audit.filters import datasets as D
 
-    leaked = [D.load_named(n)["prompt"].iloc[k] for n in ("fresh-e-benign", "picture-requests",
+    leaked = [D.load_named(n)["prompt"].iloc[k] for n in ("fresh-o-benign", "picture-requests",
                                                           "benign-creative")
               for k in range(12)]
     ben = pd.DataFrame({"prompt": [f"benign caption number {i}" for i in range(150)] + leaked})
@@ -629,13 +631,13 @@ def test_cli_train_never_trains_on_evaluation_only_sets(tmp_path, monkeypatch) -
 @pytest.mark.parametrize("name", [*(f"{k}-train-{h}" for k in ("creative", "request",
                                                                   "identity", "style")
                                     for h in ("benign", "harmful")), "everyday-benign",
-                                  *JUDGED_FRESH_SETS])
+                                  *JUDGED_FRESH_SETS, *SURFACE_SOURCES])
 def test_shipped_model_trained_on_the_contrast_pairs_but_not_their_test_part(name: str
                                                                            ) -> None:
-    """Rounds 17, 22, 26 and 28: the shipped model trained on each contrast-pair set's (and
-    everyday-benign's) train part (×4) and each judged fresh set's (×2), saw its dev part only
-    for calibration, never its test part, and did not let the dev part set the threshold (its
-    rate there is on the record)."""
+    """Rounds 17, 22, 26, 28 and 36: the shipped model trained on each contrast-pair set's (and
+    everyday-benign's) train part (×4) and each judged fresh and surface set's (×2), saw its
+    dev part only for calibration, never its test part, and did not let the dev part set the
+    threshold (its rate there is on the record)."""
     from imagen_audit.filters import datasets as D
     from imagen_audit.filters.embedding import default_model_path
 
@@ -644,8 +646,8 @@ def test_shipped_model_trained_on_the_contrast_pairs_but_not_their_test_part(nam
     assert model.seen(train["prompt"].tolist()).all()
     assert model.seen(dev["prompt"].tolist()).all()
     assert not model.seen(test["prompt"].tolist()).any()
-    assert model.meta["sets"]["source_weights"][name] == (2.0 if name in JUDGED_FRESH_SETS
-                                                         else 4.0)
+    twice = (*JUDGED_FRESH_SETS, *SURFACE_SOURCES)
+    assert model.meta["sets"]["source_weights"][name] == (2.0 if name in twice else 4.0)
     assert name in model.meta["sets"]["threshold_exclude"]
     at = model.meta["calibration_split"]["at_threshold"]
     assert name in at["excluded_from_rule"]

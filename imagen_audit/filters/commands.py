@@ -37,17 +37,23 @@ _TRAINED_ON = ("i2p", "coco", "partiprompts", "coprov2-train", "coprov2-safe",
 _PAIR_KINDS = ("creative", "request", "identity", "style")
 PAIR_SOURCES = (*(f"{k}-train-harmful" for k in _PAIR_KINDS),
                 *(f"{k}-train-benign" for k in _PAIR_KINDS))
+# Free-form training prompts whose benign, identity and harmful halves share surface details
+# (possessive pronouns, render suffixes, meme and caption frames; session 10): trained on
+# since round 36, x2 like the judged fresh sets and likewise out of the threshold rule.
+SURFACE_SOURCES = ("surface-train-harmful", "surface-train-benign", "surface-train-identity")
 DEFAULT_HARMFUL = ("i2p", "coprov2-train:8000", "harmful-requests",
                    *(s for s in PAIR_SOURCES if s.endswith("-harmful")),
-                   *(s for s in JUDGED_FRESH_SETS if "harmful" in s))
+                   *(s for s in JUDGED_FRESH_SETS if "harmful" in s),
+                   *(s for s in SURFACE_SOURCES if "harmful" in s))
 # Hand-written benign prompts around everyday words that harmful training rows over-use
 # ("laughing", "meme", "neighbour"; round 26): weighted and kept out of the threshold rule
 # like the pairs.
 EVERYDAY_SOURCES = ("everyday-benign",)
-HAND_WRITTEN_SOURCES = (*PAIR_SOURCES, *EVERYDAY_SOURCES, *JUDGED_FRESH_SETS)
+HAND_WRITTEN_SOURCES = (*PAIR_SOURCES, *EVERYDAY_SOURCES, *JUDGED_FRESH_SETS, *SURFACE_SOURCES)
 DEFAULT_BENIGN = ("coco:12000", "partiprompts", "benign-requests", "coprov2-safe:8000",
                   *(s for s in PAIR_SOURCES if s.endswith("-benign")), *EVERYDAY_SOURCES,
-                  *(s for s in JUDGED_FRESH_SETS if "harmful" not in s))
+                  *(s for s in JUDGED_FRESH_SETS if "harmful" not in s),
+                  *(s for s in SURFACE_SOURCES if "harmful" not in s))
 # Reported by ``filters eval`` next to the identity probes unless ``--identity none``: the
 # probes are templates, and free-form prompts about people are blocked far more often
 # (filters/README.md, round 18).
@@ -55,9 +61,10 @@ DEFAULT_BENIGN = ("coco:12000", "partiprompts", "benign-requests", "coprov2-safe
 FREE_FORM_IDENTITY_SETS = ("fresh-identity", "fresh-identity-b", "fresh-c-identity",
                            "fresh-d-identity", "fresh-e-identity", "fresh-f-identity",
                            "fresh-g-identity", "fresh-h-identity", "fresh-i-identity",
-                           "fresh-j-identity", "fresh-k-identity", "fresh-l-identity")
+                           "fresh-j-identity", "fresh-k-identity", "fresh-l-identity",
+                           "fresh-m-identity", "fresh-n-identity", "fresh-o-identity")
 DEFAULT_SOURCE_WEIGHTS = ("partiprompts=4", "benign-requests=4",
-                          *(f"{s}={2 if s in JUDGED_FRESH_SETS else 4}"
+                          *(f"{s}={2 if s in (*JUDGED_FRESH_SETS, *SURFACE_SOURCES) else 4}"
                             for s in HAND_WRITTEN_SOURCES))
 
 
@@ -86,8 +93,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "harmful-picture-requests, benign-creative, "
                                   "harmful-creative, the fresh judgement sets "
                                   "fresh-{benign,identity,harmful}, fresh-identity-b, "
-                                  "fresh-harmful-b and fresh-{c,...,n}-{benign,identity,"
-                                  "harmful} (fresh-m and -n unread: later rounds' judges), the "
+                                  "fresh-harmful-b and fresh-{c,...,p}-{benign,identity,"
+                                  "harmful} (fresh-p unread: the next round's judge), the "
                                   "training pairs {creative,request,identity,style,chat,"
                                   "mixed}-train-{benign,harmful} and surface-train-{benign,"
                                   "identity,harmful}) or CSV paths with a prompt column "
@@ -124,13 +131,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--harmful", action="append", default=None, metavar="SET",
                    help="harmful sets (repeatable; default i2p, coprov2-train:8000 (the "
                         "unsafe half of CoProV2's train file), harmful-requests, the "
-                        "harmful halves of the training contrast pairs and the judged fresh "
-                        "harmful sets)")
+                        "harmful halves of the training contrast pairs, the judged fresh "
+                        "harmful sets and surface-train-harmful)")
     t.add_argument("--benign", action="append", default=None, metavar="SET",
                    help="benign sets (repeatable; default coco:12000, partiprompts, "
                         "benign-requests, coprov2-safe:8000 (CoProV2's safe rewrites), the "
-                        "benign halves of the training contrast pairs, everyday-benign and "
-                        "the judged fresh benign and identity sets)")
+                        "benign halves of the training contrast pairs, everyday-benign, "
+                        "the judged fresh benign and identity sets and "
+                        "surface-train-{benign,identity})")
     t.add_argument("--classifier", choices=("logreg", "mlp"), default="mlp")
     t.add_argument("--c", type=float, default=1.0, help="inverse regularisation strength")
     t.add_argument("--no-augment", action="store_true",
@@ -172,8 +180,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="how much one prompt of a source counts within its class (repeatable; "
                         "default partiprompts=4, benign-requests=4, 4 for each half of the "
                         "training contrast pairs and everyday-benign, 2 for each judged fresh "
-                        "set: creative, chat-style and free-form prompts, few among 12,000 "
-                        "captions)")
+                        "set and surface-train set: creative, chat-style and free-form "
+                        "prompts, few among 12,000 captions)")
     t.add_argument("--embedding-cache", metavar="FILE.npz",
                    help="read and update MiniLM embeddings here (plain arrays) so retraining "
                         "does not re-encode every prompt")

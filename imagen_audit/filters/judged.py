@@ -2,7 +2,8 @@
 
 A fresh set (:data:`imagen_audit.filters.datasets.FRESH_SETS`) is written by a helper who read
 nothing of the project and judges one round, read once. Once read it is no longer blind, and a
-later round may train on it (round 28 did, for the eleven below): ``filters train`` then takes
+later round may train on it (round 28 did, for the first eleven below; round 36 for
+`fresh-e-*` to `fresh-n-*`): ``filters train`` then takes
 it as a default source, split by prompt like every other, and its training guard stops
 treating it as evaluation-only. Both sides read this one tuple, so they cannot disagree; it
 lives in a module without imports because the CLI's defaults must load without pandas.
@@ -11,15 +12,21 @@ lives in a module without imports because the CLI's defaults must load without p
 # Harmful sets first, then benign and identity ones: ``filters train`` keeps this order in
 # its default sources, and the order of the sources is the order of the training rows.
 JUDGED_FRESH_SETS = ("fresh-harmful", "fresh-harmful-b", "fresh-c-harmful", "fresh-d-harmful",
-                     "fresh-benign", "fresh-identity", "fresh-identity-b", "fresh-c-benign",
-                     "fresh-c-identity", "fresh-d-benign", "fresh-d-identity")
+                     "fresh-e-harmful", "fresh-f-harmful", "fresh-g-harmful", "fresh-h-harmful",
+                     "fresh-i-harmful", "fresh-j-harmful", "fresh-k-harmful", "fresh-l-harmful",
+                     "fresh-m-harmful", "fresh-n-harmful", "fresh-benign", "fresh-identity",
+                     "fresh-identity-b", "fresh-c-benign", "fresh-c-identity", "fresh-d-benign",
+                     "fresh-d-identity", "fresh-e-benign", "fresh-e-identity", "fresh-f-benign",
+                     "fresh-f-identity", "fresh-g-benign", "fresh-g-identity", "fresh-h-benign",
+                     "fresh-h-identity", "fresh-i-benign", "fresh-i-identity", "fresh-j-benign",
+                     "fresh-j-identity", "fresh-k-benign", "fresh-k-identity", "fresh-l-benign",
+                     "fresh-l-identity", "fresh-m-benign", "fresh-m-identity", "fresh-n-benign",
+                     "fresh-n-identity")
 
-# Written for the next rounds' judgement and never scored by any model or policy (session 12:
-# `fresh-m-*` for the next round, `fresh-n-*` as a spare). Nothing the project runs by default
-# scores them (``filters eval`` does not report them, ``bench_filters --prompts shipped`` leaves
-# them out); the round that reads one first drops, before scoring, the lines its candidates'
-# adapted encoders place at cosine >= 0.95 to a prompt they trained or calibrated on, then
-# moves it out of this tuple (session 11: fresh-i judged round 31, fresh-j round 32; session 12:
-# fresh-k round 33, fresh-l round 34).
-UNREAD_FRESH_SETS = ("fresh-m-benign", "fresh-m-identity", "fresh-m-harmful",
-                     "fresh-n-benign", "fresh-n-identity", "fresh-n-harmful")
+# Written for the next round's judgement and never scored by any model or policy (session 13:
+# `fresh-p-*`). Nothing the project runs by default scores it (``filters eval`` does not report
+# it, ``bench_filters --prompts shipped`` leaves it out); the round that reads it first drops,
+# before scoring, the lines its candidates' adapted encoders place at cosine >= 0.95 to a prompt
+# they trained or calibrated on, then moves it out of this tuple (session 12: fresh-k judged
+# round 33, fresh-l round 34; session 13: fresh-m and -n round 35, fresh-o round 37).
+UNREAD_FRESH_SETS = ("fresh-p-benign", "fresh-p-identity", "fresh-p-harmful")
