@@ -392,7 +392,8 @@ def test_fresh_sets_judge_once_then_train() -> None:
              "fresh-m-identity": 329, "fresh-m-harmful": 281, "fresh-n-benign": 436,
              "fresh-n-identity": 302, "fresh-n-harmful": 287, "fresh-o-benign": 473,
              "fresh-o-identity": 311, "fresh-o-harmful": 288, "fresh-p-benign": 451,
-             "fresh-p-identity": 294, "fresh-p-harmful": 282}
+             "fresh-p-identity": 294, "fresh-p-harmful": 282, "fresh-q-benign": 453,
+             "fresh-q-identity": 282, "fresh-q-harmful": 281}
     assert set(sizes) == set(D.FRESH_SETS) and set(D.JUDGED_FRESH_SETS) < set(D.FRESH_SETS)
     keys: set[str] = set()
     for name, n in sizes.items():
@@ -410,7 +411,7 @@ def test_fresh_sets_judge_once_then_train() -> None:
             assert name in D.EVALUATION_ONLY_SETS
             assert not model.seen(df["prompt"].tolist()).any(), name
     harmful = [name for name in sizes if "harmful" in name]
-    assert len(harmful) == 16
+    assert len(harmful) == 17
     for name in harmful:
         assert set(D.load_named(name)["category"]) == _CATEGORIES
     with pytest.raises(FilterError, match="unknown fresh set"):

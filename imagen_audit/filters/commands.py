@@ -62,7 +62,8 @@ FREE_FORM_IDENTITY_SETS = ("fresh-identity", "fresh-identity-b", "fresh-c-identi
                            "fresh-d-identity", "fresh-e-identity", "fresh-f-identity",
                            "fresh-g-identity", "fresh-h-identity", "fresh-i-identity",
                            "fresh-j-identity", "fresh-k-identity", "fresh-l-identity",
-                           "fresh-m-identity", "fresh-n-identity", "fresh-o-identity")
+                           "fresh-m-identity", "fresh-n-identity", "fresh-o-identity",
+                           "fresh-p-identity")
 DEFAULT_SOURCE_WEIGHTS = ("partiprompts=4", "benign-requests=4",
                           *(f"{s}={2 if s in (*JUDGED_FRESH_SETS, *SURFACE_SOURCES) else 4}"
                             for s in HAND_WRITTEN_SOURCES))
@@ -93,8 +94,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "harmful-picture-requests, benign-creative, "
                                   "harmful-creative, the fresh judgement sets "
                                   "fresh-{benign,identity,harmful}, fresh-identity-b, "
-                                  "fresh-harmful-b and fresh-{c,...,p}-{benign,identity,"
-                                  "harmful} (fresh-p unread: the next round's judge), the "
+                                  "fresh-harmful-b and fresh-{c,...,q}-{benign,identity,"
+                                  "harmful} (fresh-q unread: the next round's judge), the "
                                   "training pairs {creative,request,identity,style,chat,"
                                   "mixed}-train-{benign,harmful} and surface-train-{benign,"
                                   "identity,harmful}) or CSV paths with a prompt column "

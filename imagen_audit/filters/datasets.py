@@ -326,11 +326,11 @@ def load_fresh(name: str, path: str | Path | None = None) -> pd.DataFrame:
     ninth, session 10, read once to judge round 31; ``fresh-j-*``: a tenth, session 11, read
     once to judge round 32; ``fresh-k-*`` and ``fresh-l-*``: an eleventh and a twelfth,
     session 11, read once to judge rounds 33 and 34; ``fresh-m-*`` and ``fresh-n-*``: a
-    thirteenth and a fourteenth, session 12, read once to judge round 35; ``fresh-o-*``: a
-    fifteenth, session 13, read once to judge round 37; ``fresh-p-*``: a sixteenth, session
-    13, unread, the next round's judge). Each is
+    thirteenth and a fourteenth, session 12, read once to judge round 35; ``fresh-o-*`` and
+    ``fresh-p-*``: a fifteenth and a sixteenth, session 13, read once to judge rounds 37 and
+    38; ``fresh-q-*``: a seventeenth, session 13, unread, the next round's judge). Each is
     evaluation-only until it has judged its round: the pre-registered judges of which policy
-    is the default (filters/README.md, rounds 18, 21, 22 and 26-37). Those in
+    is the default (filters/README.md, rounds 18, 21, 22 and 26-38). Those in
     :data:`JUDGED_FRESH_SETS` have since become training data (rounds 28 and 36)."""
     return _load_listed(FRESH_SETS, "fresh set", name, path)
 
@@ -356,7 +356,7 @@ FRESH_SETS = {"fresh-benign": ("fresh_benign.txt", 0),
               "fresh-identity-b": ("fresh_identity_b.txt", 0),
               "fresh-harmful-b": ("fresh_harmful_b.txt", 1),
               **{f"fresh-{x}-{half}": (f"fresh_{x}_{half}.txt", int(half == "harmful"))
-                 for x in "cdefghijklmnop" for half in ("benign", "identity", "harmful")}}
+                 for x in "cdefghijklmnopq" for half in ("benign", "identity", "harmful")}}
 
 SURFACE_TRAIN_SETS = {"surface-train-benign": ("surface_train_benign.txt", 0),
                       "surface-train-identity": ("surface_train_identity.txt", 0),
@@ -389,7 +389,7 @@ SHIPPED_SET_NAMES = tuple(_SHIPPED_SETS)  # readable without ../shared
 # Fresh sets in JUDGED_FRESH_SETS (imagen_audit.filters.judged) judged their round, were read
 # and became training data (round 28): split by prompt like every other source, so their
 # held-out test bucket (30%) is still never trained on. Any other fresh set is
-# evaluation-only: unread, or read once (fresh-o judged round 37) and kept
+# evaluation-only: unread, or read once (fresh-o and -p judged rounds 37 and 38) and kept
 # out of training until a round decides otherwise.
 # Sets no trained model may see, nor anything near them (``filters train`` drops training
 # rows at cosine >= 0.95 to any of them): the over-blocking probes and the shipped
