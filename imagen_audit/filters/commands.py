@@ -23,8 +23,8 @@ if TYPE_CHECKING:  # heavy imports only for the type checker: `--help` stays fas
 
 EXIT_OK = 0
 # JUDGED_FRESH_SETS (filters.judged): fresh judgement sets already read to judge their round,
-# people's own free-form prompts by four writers, trained on since round 28 (their test
-# buckets held out), x2 (round 27's x4 cost I2P recall) and kept out of the threshold rule
+# people's own free-form prompts by fourteen writers, trained on since rounds 28 and 36 (their
+# test buckets held out), x2 (round 27's x4 cost I2P recall) and kept out of the threshold rule
 # like the pairs.
 # Sets the shipped embedding model was trained on (its train bucket): evaluating on them uses
 # only the held-out test bucket unless --split all.
