@@ -23,11 +23,13 @@ JUDGED_FRESH_SETS = ("fresh-harmful", "fresh-harmful-b", "fresh-c-harmful", "fre
                      "fresh-l-identity", "fresh-m-benign", "fresh-m-identity", "fresh-n-benign",
                      "fresh-n-identity")
 
-# Written for the next round's judgement and never scored by any model or policy (session 13:
-# `fresh-q-*`). Nothing the project runs by default scores it (``filters eval`` does not report
-# it, ``bench_filters --prompts shipped`` leaves it out); the round that reads it first drops,
+# Written for the next rounds' judgement and never scored by any model or policy (session 13:
+# `fresh-q-*` for the next round, `fresh-r-*` as a spare). Nothing the project runs by default
+# scores them (``filters eval`` does not report them, ``bench_filters --prompts shipped`` leaves
+# them out); the round that reads one first drops,
 # before scoring, the lines its candidates' adapted encoders place at cosine >= 0.95 to a prompt
 # they trained or calibrated on, then moves it out of this tuple (session 12: fresh-k judged
 # round 33, fresh-l round 34; session 13: fresh-m and -n round 35, fresh-o round 37, fresh-p
 # round 38).
-UNREAD_FRESH_SETS = ("fresh-q-benign", "fresh-q-identity", "fresh-q-harmful")
+UNREAD_FRESH_SETS = ("fresh-q-benign", "fresh-q-identity", "fresh-q-harmful",
+                     "fresh-r-benign", "fresh-r-identity", "fresh-r-harmful")
