@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from imagen_audit.filters.base import FilterResult, register
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# I2P, COCO and the other shared sets live outside the repository; tests that read them skip
+# in a clone without ../shared.
+needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data is absent")
 
 
 class TableFilter:

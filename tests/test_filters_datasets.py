@@ -6,12 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from filters_helpers import SHARED, needs_shared
 
 from imagen_audit.filters import datasets as D
 from imagen_audit.filters.base import FilterError
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data is absent")
 
 
 def test_split_is_deterministic_and_keeps_near_duplicates_together() -> None:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-from filters_helpers import NoEncoder
+from filters_helpers import NoEncoder, needs_shared
 
 from imagen_audit.filters.base import FilterError
 from imagen_audit.filters.datasets import training_data_hash
@@ -149,13 +148,10 @@ def test_default_policies_record_their_rules_and_the_models_own_thresholds() -> 
     assert _embedding_threshold("default") < meta["decision_threshold"]
 
 
-@pytest.mark.skipif(not (Path(__file__).resolve().parents[1].parent / "shared" / "data"
-                         ).is_dir(), reason="../shared/data is absent")
+@needs_shared
 def test_default_thresholds_follow_round_37s_rule_on_i2p_dev() -> None:
     """Neither threshold is tuned by hand on evaluation data: both come from I2P's dev bucket
     (never the test bucket the README reports) by round 37's rule, recomputed here."""
-    import numpy as np
-
     from imagen_audit.filters import datasets as D
     from imagen_audit.filters.policy import Policy
 
