@@ -349,22 +349,28 @@ def test_unread_judge_is_evaluation_only_and_scored_by_no_default() -> None:
         assert not set(UNREAD_FRESH_SETS) & set(defaults)
 
 
-def test_surface_training_sets_are_labelled_distinct_and_apart_from_evaluation_sets() -> None:
-    """``surface-train-*`` (session 10): benign, identity and harmful training prompts in the
-    same surface forms; one label each, every harmful line categorised, no near-duplicate
-    key repeated within or across the three, none shared with an evaluation-only set or
-    another hand-written set."""
+@pytest.mark.parametrize("family", ["surface-train", *(f"free-train-{x}" for x in
+                                                        D.FREE_TRAIN_LETTERS)])
+def test_free_form_training_triples_are_labelled_distinct_and_apart_from_evaluation_sets(
+        family: str) -> None:
+    """``surface-train-*`` (session 10) and ``free-train-<x>-*`` (session 14): benign, identity
+    and harmful training prompts in the same surface forms; one label each, every harmful
+    line categorised, no near-duplicate key repeated within or across the three, none shared
+    with an evaluation-only set (the unread judges included), another hand-written training
+    set or a fresh set."""
     keys: set[str] = set()
-    for name, label in (("surface-train-benign", 0), ("surface-train-identity", 0),
-                        ("surface-train-harmful", 1)):
+    for half, label in (("benign", 0), ("identity", 0), ("harmful", 1)):
+        name = f"{family}-{half}"
         df = D.load_named(name)
-        assert len(df) >= 360 and set(df["label"]) == {label} and set(df["source"]) == {name}
+        assert len(df) >= 250 and set(df["label"]) == {label} and set(df["source"]) == {name}
         k = set(df["prompt"].map(D.near_key))
         assert len(k) == len(df) and not k & keys, name
         keys |= k
-    assert set(D.load_named("surface-train-harmful")["category"]) == _CATEGORIES
+    assert set(D.load_named(f"{family}-harmful")["category"]) == _CATEGORIES
+    others = [n for n in (*D.SURFACE_TRAIN_SETS, *D.FREE_TRAIN_SETS)
+              if not n.startswith(f"{family}-")]
     _assert_apart(keys, ["benign-requests", "harmful-requests", "everyday-benign",
-                         *D.CONTRAST_PAIR_SETS])
+                         *D.CONTRAST_PAIR_SETS, *D.FRESH_SETS, *others])
 
 
 def test_fresh_sets_judge_once_then_train() -> None:

@@ -71,6 +71,13 @@ def test_metrics_by_hand(tmp_path, sets) -> None:
     assert ob["blocked_prompts"] == ["id0"]
     assert res.summary["over_blocking"]["xs"]["fpr"] == 0.5
     assert res.summary["extra_harmful"]["more"] == {"n": 2, "recall": 0.5}
+    # The sweep carries every further set: at the decision (0.5) it agrees with the summary,
+    # and a lower threshold never blocks less of any set.
+    sw = res.sweep.set_index("threshold")
+    assert {"fpr_xs", "recall_more"} <= set(sw.columns)
+    assert sw.loc[0.5, "fpr_xs"] == 0.5 and sw.loc[0.5, "recall_more"] == 0.5
+    assert sw.loc[0.0, "fpr_xs"] == 1.0 and sw.loc[1.0, "recall_more"] == 0.0
+    assert sw["fpr_xs"].is_monotonic_decreasing and sw["recall_more"].is_monotonic_decreasing
     assert res.summary["latency_ms_per_prompt"]["fake-a"] >= 0
     row = res.identity.set_index("identity_id").loc["gay"]
     assert (row["n"], row["blocked"]) == (2, 1)

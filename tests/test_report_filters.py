@@ -23,8 +23,9 @@ def _run_with_filter_eval(tmp_path: Path) -> Path:
     folder = run / "filters"
     folder.mkdir()
     (folder / "sweep.csv").write_text(
-        "threshold,precision,recall,fpr,f1,identity_fpr\n"
-        "0.3,0.8,0.95,0.20,0.87,0.1\n0.5,0.9,0.90,0.04,0.90,0.0\n0.7,0.95,0.70,0.01,0.8,0.0\n")
+        "threshold,precision,recall,fpr,f1,identity_fpr,fpr_xstest-safe,recall_coprov2-test\n"
+        "0.3,0.8,0.95,0.20,0.87,0.1,0.5,0.99\n0.5,0.9,0.90,0.04,0.90,0.0,0.2,0.97\n"
+        "0.7,0.95,0.70,0.01,0.8,0.0,0.1,0.9\n")
     (folder / "prompt-filter-eval.json").write_text(json.dumps({
         "schema": "imagen-audit/prompt-filter-eval", "schema_version": 1,
         "policy": {"name": "default"}, "threshold": 0.5,
@@ -46,6 +47,11 @@ def test_filter_evaluation_is_read_and_gated(tmp_path: Path, capsys) -> None:
     assert metrics["recall"] == 0.9 and metrics["identity_probe_fpr"] == 0.0
     assert metrics["category_recall"] == {"sexual": 0.93}
     assert [r["fpr"] for r in results[0].sweep] == [0.20, 0.04, 0.01]
+    # who pays: the blocked share of each benign set travels with the sweep (recall columns
+    # of further harmful sets do not: the chart is about over-blocking)
+    assert [r["fpr_xstest-safe"] for r in results[0].sweep] == [0.5, 0.2, 0.1]
+    assert results[0].sweep[0]["identity_fpr"] == 0.1
+    assert not any(k.startswith("recall_") for r in results[0].sweep for k in r)
     policy = tmp_path / "policy.yaml"
     policy.write_text("schema_version: 1\nchecks:\n  - metric: min_filter_recall_at_fpr\n"
                       "    fpr: 0.05\n    min: 0.85\n")
@@ -53,5 +59,18 @@ def test_filter_evaluation_is_read_and_gated(tmp_path: Path, capsys) -> None:
     assert "value 0.9," in capsys.readouterr().out
     policy.write_text(policy.read_text().replace("min: 0.85", "min: 0.95"))
     assert main(["gate", str(run), "--policy", str(policy)]) == 1
+    # the shipped safety-filters policy: recall at 5% and no identity probe blocked
+    assert main(["gate", str(run), "--policy", "safety-filters"]) == 0
+    # a dotted key bounds one benign set at the decision (who pays, set by set)
+    policy.write_text("schema_version: 1\nchecks:\n  - metric: filter_metric\n"
+                      "    key: benign_set_fpr.benign\n    max: 0.03\n")
+    assert main(["gate", str(run), "--policy", str(policy)]) == 1
+    assert "value 0.04," in capsys.readouterr().out
+    policy.write_text(policy.read_text().replace("max: 0.03", "max: 0.05"))
+    assert main(["gate", str(run), "--policy", str(policy)]) == 0
+    policy.write_text(policy.read_text().replace("benign_set_fpr.benign",
+                                                 "benign_set_fpr.no-such-set"))
+    assert main(["gate", str(run), "--policy", str(policy)]) == 2  # missing data: an error
     assert main(["report", str(run)]) == 0
-    assert "filters/prompt-filter-eval.json" in (run / "report" / "index.html").read_text()
+    html = (run / "report" / "index.html").read_text()
+    assert "filters/prompt-filter-eval.json" in html and "Who pays at each threshold" in html

@@ -108,6 +108,7 @@ def test_annotated_report_has_every_section(tmp_path: Path,
                     "Provenance", "Methodology and limitations"):
         assert heading in html
     assert "default-policy" in html and "broken.json" in html  # shown, and its problem
+    assert "Who pays at each threshold" not in html  # its sweep names no further set
     assert "too few images for a claim" in html  # 3 images per occupation
     assert "annotated images at stage" in html
     srcs = re.findall(r'<img[^>]* src="([^"]+)"', html)

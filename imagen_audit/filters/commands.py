@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from imagen_audit.filters.judged import JUDGED_FRESH_SETS
+from imagen_audit.filters.judged import FREE_TRAIN_LETTERS, JUDGED_FRESH_SETS
 
 if TYPE_CHECKING:  # heavy imports only for the type checker: `--help` stays fast
     import numpy as np
@@ -41,6 +41,9 @@ PAIR_SOURCES = (*(f"{k}-train-harmful" for k in _PAIR_KINDS),
 # (possessive pronouns, render suffixes, meme and caption frames; session 10): trained on
 # since round 36, x2 like the judged fresh sets and likewise out of the threshold rule.
 SURFACE_SOURCES = ("surface-train-harmful", "surface-train-benign", "surface-train-identity")
+# The free-form training triples (session 14): trained on by round 39's N5, which failed its
+# guardrails (COCO 2.26%, HolisticBias 2), so not default sources; name them with --harmful /
+# --benign (and --source-weight SET=2, --threshold-exclude SET) to train on them.
 DEFAULT_HARMFUL = ("i2p", "coprov2-train:8000", "harmful-requests",
                    *(s for s in PAIR_SOURCES if s.endswith("-harmful")),
                    *(s for s in JUDGED_FRESH_SETS if "harmful" in s),
@@ -97,7 +100,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "fresh-harmful-b and fresh-{c,...,r}-{benign,identity,"
                                   "harmful} (fresh-q and -r unread: later rounds' judges), the "
                                   "training pairs {creative,request,identity,style,chat,"
-                                  "mixed}-train-{benign,harmful} and surface-train-{benign,"
+                                  "mixed}-train-{benign,harmful}, surface-train-{benign,"
+                                  "identity,harmful} and the free-form training triples "
+                                  f"free-train-{{{','.join(FREE_TRAIN_LETTERS)}}}-{{benign,"
                                   "identity,harmful}) or CSV paths with a prompt column "
                                   "(optional label and category columns).")
     e.add_argument("--policy", default="default")

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from imagen_audit.filters.base import FilterError, normalise_category
-from imagen_audit.filters.judged import JUDGED_FRESH_SETS
+from imagen_audit.filters.judged import FREE_TRAIN_LETTERS, JUDGED_FRESH_SETS
 
 COLUMNS = ("prompt", "label", "category", "source")
 SHARED_FILES = {
@@ -374,6 +374,24 @@ def load_surface_train(name: str, path: str | Path | None = None) -> pd.DataFram
     return _load_listed(SURFACE_TRAIN_SETS, "surface training set", name, path)
 
 
+# The free-form training triples (session 14): ``free-train-<x>-{benign,identity,harmful}`` in
+# ``free_train_<x>_<half>.txt``.
+FREE_TRAIN_SETS = {f"free-train-{x}-{half}": (f"free_train_{x}_{half}.txt",
+                                              int(half == "harmful"))
+                   for x in FREE_TRAIN_LETTERS for half in ("benign", "identity", "harmful")}
+
+
+def load_free_train(name: str, path: str | Path | None = None) -> pd.DataFrame:
+    """``free-train-<x>-*`` (session 14, six helpers who read nothing of the project, one
+    theme each): free-form *training* triples in the mix people type, written as training
+    data from the start (never judges). N4 (round 36) had shown that the read fresh sets were
+    the training data that moved over-blocking most; these add more of that kind, aimed at
+    what the read sets showed: communities mistaken for harm (sex workers, people in
+    recovery, memes a group makes about itself), harm words in chat, dark art-community
+    themes, news and medicine, short messy prompts, and product frames."""
+    return _load_listed(FREE_TRAIN_SETS, "free-form training set", name, path)
+
+
 # The hand-written sets shipped in filters/augment, by name (``load_named``).
 _SHIPPED_SETS = {"benign-requests": load_benign_requests,
                  "everyday-benign": load_everyday_benign,
@@ -384,7 +402,8 @@ _SHIPPED_SETS = {"benign-requests": load_benign_requests,
                  "harmful-creative": load_harmful_creative,
                  **{n: partial(load_contrast_pairs, n) for n in CONTRAST_PAIR_SETS},
                  **{n: partial(load_fresh, n) for n in FRESH_SETS},
-                 **{n: partial(load_surface_train, n) for n in SURFACE_TRAIN_SETS}}
+                 **{n: partial(load_surface_train, n) for n in SURFACE_TRAIN_SETS},
+                 **{n: partial(load_free_train, n) for n in FREE_TRAIN_SETS}}
 SHIPPED_SET_NAMES = tuple(_SHIPPED_SETS)  # readable without ../shared
 
 # Fresh sets in JUDGED_FRESH_SETS (imagen_audit.filters.judged) judged their round, were read

@@ -30,7 +30,9 @@ atomically):
   ``threshold``, ``overall``, ``backends``, ``category_recall``, ``subsets``,
   ``over_blocking``, ``extra_harmful``, ``by_form``, ``training_overlap``,
   ``latency_ms_per_prompt``, ``files``);
-- ``sweep.csv``: ``threshold, precision, recall, fpr, f1, identity_fpr`` (combined score);
+- ``sweep.csv``: ``threshold, precision, recall, fpr, f1, identity_fpr`` (combined score),
+  then ``fpr_<set>`` for every further benign set and ``recall_<set>`` for every further
+  harmful set: who pays, and what is caught, at each threshold, in one table;
 - ``scores.csv``: one row per prompt: ``set, prompt, label, form, score, decision,
   category, score_<backend>`` plus ``identity_id``, ``identity_axis``, ``i2p_category`` where known;
 - ``identity_fpr.csv``: ``identity_id, identity_axis, n, blocked, fpr``;
@@ -91,10 +93,18 @@ def ranking(y: np.ndarray, scores: np.ndarray) -> dict[str, float | None]:
 
 
 def sweep(y: np.ndarray, scores: np.ndarray, thresholds: np.ndarray | None = None,
-          identity_scores: np.ndarray | None = None) -> pd.DataFrame:
-    """Precision, recall, FPR and F1 (and identity-probe FPR) at each threshold."""
+          identity_scores: np.ndarray | None = None,
+          sets: Mapping[str, tuple[np.ndarray, int]] | None = None) -> pd.DataFrame:
+    """Precision, recall, FPR and F1 (and identity-probe FPR) at each threshold.
+
+    ``sets`` maps further set names to ``(scores, label)``: each adds a column, ``fpr_<name>``
+    for a benign set (label 0) and ``recall_<name>`` for a harmful one (label 1). A threshold
+    moves every set at once; a policy team choosing one needs to see who pays for it (the
+    identity sets, chat questions, captions) in the same row as the recall it buys."""
     if thresholds is None:
         thresholds = np.round(np.linspace(0.0, 1.0, 101), 4)
+    extra = {f"{'recall' if label else 'fpr'}_{name}": np.asarray(sc, float)
+             for name, (sc, label) in (sets or {}).items() if len(sc)}
     rows = []
     for t in thresholds:
         c = confusion(y, scores >= t)
@@ -102,6 +112,8 @@ def sweep(y: np.ndarray, scores: np.ndarray, thresholds: np.ndarray | None = Non
                "fpr": c["fpr"], "f1": c["f1"]}
         if identity_scores is not None and len(identity_scores):
             row["identity_fpr"] = float((identity_scores >= t).mean())
+        for col, sc in extra.items():
+            row[col] = float((sc >= t).mean())
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -279,7 +291,10 @@ def evaluate(policy: Policy, harmful: pd.DataFrame, benign: pd.DataFrame, *,
                for k, rows in table.groupby("set", sort=False)}
 
     ident_scores = table.loc[table["set"] == "identity", "score"].to_numpy()
-    sw = sweep(y, s, identity_scores=ident_scores if identity is not None else None)
+    per_set = {k: (table.loc[table["set"] == k, "score"].to_numpy(), label)
+               for group, label in ((extra_benign, 0), (extra_harmful, 1)) for k in group}
+    sw = sweep(y, s, identity_scores=ident_scores if identity is not None else None,
+               sets=per_set)
     summary = {
         "schema": SCHEMA, "schema_version": SCHEMA_VERSION,
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

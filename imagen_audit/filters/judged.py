@@ -33,3 +33,9 @@ JUDGED_FRESH_SETS = ("fresh-harmful", "fresh-harmful-b", "fresh-c-harmful", "fre
 # round 38).
 UNREAD_FRESH_SETS = ("fresh-q-benign", "fresh-q-identity", "fresh-q-harmful",
                      "fresh-r-benign", "fresh-r-identity", "fresh-r-harmful")
+
+# Free-form training triples (session 14): ``free-train-<x>-*`` for each letter, written as
+# training data from the start by helpers who read nothing of the project, never judges. Round 39
+# trained on them (with fresh-o and -p) and failed its guardrails, so they are data for a later
+# round, not default sources. Here because the CLI's help names them without pandas.
+FREE_TRAIN_LETTERS = "stuvwx"

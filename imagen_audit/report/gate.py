@@ -264,9 +264,18 @@ def m_min_filter_recall_at_fpr(result, filters, params):
 
 
 def m_filter_metric(result, filters, params):
+    """One numeric metric of a filter result: ``key: recall``, or a dotted path into a
+    table of it, ``key: benign_set_fpr.xstest-safe`` (the share of that benign set blocked
+    at the decision) or ``key: identity_fpr_by_axis.religion``: a release policy can bound
+    who pays, set by set, not only the overall rate."""
     f = _filter(filters, params)
     key = params.get("key")
-    v = f.metrics.get(key) if key else None
+    v: Any = None
+    if key:
+        head, _, rest = str(key).partition(".")
+        v = f.metrics.get(head)
+        if rest:
+            v = v.get(rest) if isinstance(v, Mapping) else None
     if not isinstance(v, (int, float)) or isinstance(v, bool):
         raise GateDataError(f"{f.name}: no numeric metric {key!r}")
     return float(v), f"{f.name}.{key}"

@@ -341,7 +341,8 @@ def _filter_sections(inputs: RunInputs) -> list[dict]:
              "tables": [{"name": k, "rows": [{"key": r["key"], "value": _fmt(r["value"], 3)
                                               if isinstance(r["value"], float) else r["value"]}
                                              for r in rows]} for k, rows in f.tables.items()],
-             "plot": plots.filter_sweep(f.sweep)} for f in inputs.filters]
+             "plot": plots.filter_sweep(f.sweep),
+             "who_pays": plots.filter_who_pays(f.sweep)} for f in inputs.filters]
 
 
 # --------------------------------------------------------------------------- assembly

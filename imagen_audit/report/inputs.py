@@ -78,10 +78,16 @@ def _flatten_sweep(metrics: dict[str, Any], data: dict[str, Any]) -> list[dict[s
                 out = []
                 for r in rows:
                     try:
-                        out.append({"fpr": float(r["fpr"]), "recall": float(r["recall"]),
-                                    "threshold": float(r.get("threshold", float("nan")))})
+                        row = {"fpr": float(r["fpr"]), "recall": float(r["recall"]),
+                               "threshold": float(r.get("threshold", float("nan")))}
+                        # who pays at each threshold: the identity probes' and each
+                        # further benign set's blocked share (``filters eval``'s sweep.csv)
+                        row.update({str(k): float(v) for k, v in r.items()
+                                    if (k == "identity_fpr" or str(k).startswith("fpr_"))
+                                    and v is not None and v == v})
                     except (TypeError, ValueError):
                         continue
+                    out.append(row)
                 return out
     return []
 
@@ -114,8 +120,9 @@ def _from_prompt_filter_eval(path: Path, data: dict[str, Any],
                                                                    ).is_file():
         try:
             table = pd.read_csv(path.parent / sweep_name)
-            metrics["threshold_sweep"] = table[["threshold", "recall", "fpr"]].to_dict(
-                "records")
+            cols = ["threshold", "recall", "fpr",
+                    *(c for c in table.columns if c == "identity_fpr" or c.startswith("fpr_"))]
+            metrics["threshold_sweep"] = table[cols].to_dict("records")
         except (OSError, ValueError, KeyError) as exc:
             problems.append(f"{sweep_name}: unreadable sweep ({exc})")
     policy = data.get("policy") or {}

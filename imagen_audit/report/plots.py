@@ -197,6 +197,40 @@ def rate_bars(table: pd.DataFrame, key: str, metric: str, title: str,
     return _encode(fig)
 
 
+def filter_who_pays(sweep: list[dict[str, float]], decision: float = 0.5,
+                    labelled: int = 8) -> str | None:
+    """Share of each benign set blocked at each threshold of the combined score: COCO-like
+    captions ("fpr"), the identity probes and every further benign set. The sets blocked most
+    at the decision are drawn in colour and named; the rest are grey. ``None`` when the
+    sweep names no set beyond the main benign one."""
+    rows = [r for r in sweep if r.get("threshold") == r.get("threshold")]
+    keys = sorted({k for r in rows for k in r if k == "identity_fpr" or k.startswith("fpr_")})
+    if not rows or not keys:
+        return None
+    keys = ["fpr", *keys]
+    rows = sorted(rows, key=lambda r: r["threshold"])
+    at = min(rows, key=lambda r: abs(r["threshold"] - decision))
+    ranked = sorted(keys, key=lambda k: -at.get(k, 0.0))
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.2, 3.4))
+    for k in ranked[labelled:]:
+        ax.plot([r["threshold"] for r in rows], [r.get(k, float("nan")) for r in rows],
+                color="0.8", lw=0.8)
+    names = {"fpr": "benign (main set)", "identity_fpr": "identity probes"}
+    for k in ranked[:labelled]:
+        ax.plot([r["threshold"] for r in rows], [r.get(k, float("nan")) for r in rows],
+                lw=1.4, label=f"{names.get(k, k.removeprefix('fpr_'))} ({at.get(k, 0.0):.1%})")
+    ax.axvline(decision, color="k", ls="--", lw=0.8)
+    ax.set_xlabel("threshold on the combined score (dashed: the policy's decision)")
+    ax.set_ylabel("share blocked")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, loc="upper right", title="blocked at the decision",
+              title_fontsize=6)
+    return _encode(fig)
+
+
 def filter_sweep(sweep: list[dict[str, float]]) -> str | None:
     if not sweep:
         return None
