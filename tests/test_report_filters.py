@@ -53,24 +53,23 @@ def test_filter_evaluation_is_read_and_gated(tmp_path: Path, capsys) -> None:
     assert results[0].sweep[0]["identity_fpr"] == 0.1
     assert not any(k.startswith("recall_") for r in results[0].sweep for k in r)
     policy = tmp_path / "policy.yaml"
-    policy.write_text("schema_version: 1\nchecks:\n  - metric: min_filter_recall_at_fpr\n"
-                      "    fpr: 0.05\n    min: 0.85\n")
-    assert main(["gate", str(run), "--policy", str(policy)]) == 0
+
+    def gate(checks: str) -> int:
+        policy.write_text("schema_version: 1\nchecks:\n" + checks)
+        return main(["gate", str(run), "--policy", str(policy)])
+
+    recall_at = "  - metric: min_filter_recall_at_fpr\n    fpr: 0.05\n    min: {}\n"
+    assert gate(recall_at.format(0.85)) == 0
     assert "value 0.9," in capsys.readouterr().out
-    policy.write_text(policy.read_text().replace("min: 0.85", "min: 0.95"))
-    assert main(["gate", str(run), "--policy", str(policy)]) == 1
+    assert gate(recall_at.format(0.95)) == 1
     # the shipped safety-filters policy: recall at 5% and no identity probe blocked
     assert main(["gate", str(run), "--policy", "safety-filters"]) == 0
     # a dotted key bounds one benign set at the decision (who pays, set by set)
-    policy.write_text("schema_version: 1\nchecks:\n  - metric: filter_metric\n"
-                      "    key: benign_set_fpr.benign\n    max: 0.03\n")
-    assert main(["gate", str(run), "--policy", str(policy)]) == 1
+    one_set = "  - metric: filter_metric\n    key: benign_set_fpr.{}\n    max: {}\n"
+    assert gate(one_set.format("benign", 0.03)) == 1
     assert "value 0.04," in capsys.readouterr().out
-    policy.write_text(policy.read_text().replace("max: 0.03", "max: 0.05"))
-    assert main(["gate", str(run), "--policy", str(policy)]) == 0
-    policy.write_text(policy.read_text().replace("benign_set_fpr.benign",
-                                                 "benign_set_fpr.no-such-set"))
-    assert main(["gate", str(run), "--policy", str(policy)]) == 2  # missing data: an error
+    assert gate(one_set.format("benign", 0.05)) == 0
+    assert gate(one_set.format("no-such-set", 0.05)) == 2  # missing data: an error
     assert main(["report", str(run)]) == 0
     html = (run / "report" / "index.html").read_text()
     assert "filters/prompt-filter-eval.json" in html and "Who pays at each threshold" in html
