@@ -69,6 +69,13 @@ def read_annotations(store: RunStore) -> pd.DataFrame | None:
     return table
 
 
+def _blocked_share_column(name: object) -> bool:
+    """A sweep column that gives a benign set's blocked share at each threshold (``filters
+    eval``'s sweep.csv: ``identity_fpr`` for the identity probes, ``fpr_<set>`` for each
+    further benign set): who pays, read beside the main ``fpr``."""
+    return name == "identity_fpr" or str(name).startswith("fpr_")
+
+
 def _flatten_sweep(metrics: dict[str, Any], data: dict[str, Any]) -> list[dict[str, float]]:
     for holder in (metrics, data):
         for key in ("threshold_sweep", "sweep", "roc", "thresholds"):
@@ -80,11 +87,8 @@ def _flatten_sweep(metrics: dict[str, Any], data: dict[str, Any]) -> list[dict[s
                     try:
                         row = {"fpr": float(r["fpr"]), "recall": float(r["recall"]),
                                "threshold": float(r.get("threshold", float("nan")))}
-                        # who pays at each threshold: the identity probes' and each
-                        # further benign set's blocked share (``filters eval``'s sweep.csv)
                         row.update({str(k): float(v) for k, v in r.items()
-                                    if (k == "identity_fpr" or str(k).startswith("fpr_"))
-                                    and v is not None and v == v})
+                                    if _blocked_share_column(k) and v is not None and v == v})
                     except (TypeError, ValueError):
                         continue
                     out.append(row)
@@ -121,7 +125,7 @@ def _from_prompt_filter_eval(path: Path, data: dict[str, Any],
         try:
             table = pd.read_csv(path.parent / sweep_name)
             cols = ["threshold", "recall", "fpr",
-                    *(c for c in table.columns if c == "identity_fpr" or c.startswith("fpr_"))]
+                    *(c for c in table.columns if _blocked_share_column(c))]
             metrics["threshold_sweep"] = table[cols].to_dict("records")
         except (OSError, ValueError, KeyError) as exc:
             problems.append(f"{sweep_name}: unreadable sweep ({exc})")

@@ -200,11 +200,13 @@ def rate_bars(table: pd.DataFrame, key: str, metric: str, title: str,
 def filter_who_pays(sweep: list[dict[str, float]], decision: float = 0.5,
                     labelled: int = 8) -> str | None:
     """Share of each benign set blocked at each threshold of the combined score: COCO-like
-    captions ("fpr"), the identity probes and every further benign set. The sets blocked most
-    at the decision are drawn in colour and named; the rest are grey. ``None`` when the
-    sweep names no set beyond the main benign one."""
+    captions ("fpr"), the identity probes and every further benign set. ``sweep`` is the
+    report's reading of it (:func:`imagen_audit.report.inputs.read_filter_results`): every key
+    but ``threshold``, ``recall`` and ``fpr`` is a benign set's blocked share. The sets
+    blocked most at the decision are drawn in colour and named; the rest are grey. ``None``
+    when the sweep names no set beyond the main benign one."""
     rows = [r for r in sweep if r.get("threshold") == r.get("threshold")]
-    keys = sorted({k for r in rows for k in r if k == "identity_fpr" or k.startswith("fpr_")})
+    keys = sorted({k for r in rows for k in r} - {"threshold", "recall", "fpr"})
     if not rows or not keys:
         return None
     keys = ["fpr", *keys]
