@@ -185,6 +185,62 @@ def test_cli_train_with_an_adapted_encoder(tmp_path, monkeypatch) -> None:
     assert held["roc_auc"] > 0.9
 
 
+@pytest.mark.filterwarnings("ignore:Stochastic Optimizer")
+def test_cli_train_near_guard_plain_guards_every_part_in_plain_minilm(tmp_path,
+                                                                      monkeypatch) -> None:
+    """``--near-guard plain`` (round 42): the networks, the request head and the lexical view
+    learn from exactly the rows the encoder adaptation learnt from, none of which plain MiniLM
+    places at cosine >= 0.95 to a dev or held-out prompt; the adapted encoder's own cosine
+    (which pulls a class together) drops nothing more. The model records the guard."""
+    import imagen_audit.filters.adapt as adapt_mod
+    import imagen_audit.filters.embedding as emb_mod
+    import imagen_audit.filters.encoder as enc_mod
+    from imagen_audit.cli import main
+    from imagen_audit.filters.datasets import CANONICAL_SPLIT, split_by_prompt
+    from imagen_audit.filters.embedding import near_duplicate_mask
+
+    monkeypatch.setattr(enc_mod, "_SHARED", {})
+    monkeypatch.setenv("IMAGEN_AUDIT_DATA", str(tmp_path / "no-shared-data"))
+    adapted: list[str] = []
+    networks: list[str] = []
+    real_adapt, real_train = adapt_mod.adapt_encoder, emb_mod.train_model
+
+    def spy_adapt(prompts, *a, **k):
+        adapted.extend(prompts)
+        return real_adapt(prompts, *a, **k)
+
+    def spy_train(prompts, *a, **k):
+        networks.extend(prompts)
+        assert k.get("exclude_embeddings") is None and not k.get("exclude_near")
+        return real_train(prompts, *a, **k)
+
+    monkeypatch.setattr(adapt_mod, "adapt_encoder", spy_adapt)
+    monkeypatch.setattr(emb_mod, "train_model", spy_train)
+    prompts, labels = _corpus(300)
+    twins = [p.replace(" a ", " the ") for p in prompts]
+    asks = [f"how do i {v} my {t}?" for v in HARM + BENIGN for t in THINGS[2:]]
+    df = pd.DataFrame({"prompt": prompts + twins + asks,
+                       "label": labels + labels + [int(a.split()[3] in HARM) for a in asks]})
+    df[df.label == 1][["prompt"]].to_csv(tmp_path / "h.csv", index=False)
+    df[df.label == 0][["prompt"]].to_csv(tmp_path / "b.csv", index=False)
+    out = tmp_path / "m" / "model"
+    assert main(["filters", "train", "--harmful", str(tmp_path / "h.csv"), "--benign",
+                 str(tmp_path / "b.csv"), "--no-augment", "--ensemble", "2",
+                 "--adapt-encoder-layers", "1", "--near-guard", "plain",
+                 "--out", str(out)]) == 0
+    doc = json.loads(out.with_suffix(".json").read_text())
+    dropped = doc["encoder_adaptation"]["dropped_near_duplicates"]
+    assert dropped > 0  # the twins of dev and test prompts
+    assert doc["near_guard"] == {"space": "plain", "dropped_near_duplicates": dropped}
+    assert doc["training_size"]["dropped_near_duplicates"] == dropped
+    # Main network + request head: every row the encoder adaptation saw, and no other.
+    assert sorted(networks) == sorted(adapted)
+    dev_test = pd.concat(split_by_prompt(df, **CANONICAL_SPLIT)[1:])["prompt"].tolist()
+    plain = Encoder()
+    assert not near_duplicate_mask(plain.encode(networks), plain.encode(dev_test)).any()
+    assert doc["lexical"]["n_word"] > 0
+
+
 def test_shipped_model_embeds_with_its_own_adapted_encoder() -> None:
     """The shipped classifier was trained on adapted embeddings: the default filter must
     apply the same delta (its fingerprint is the one recorded at training)."""

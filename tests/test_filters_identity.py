@@ -59,10 +59,31 @@ def test_swaps_keep_axis_kind_and_number_and_repeat_exactly() -> None:
         "a refugee at a station", "an immigrant at a station", "an ex-con at a station"}
 
 
+def test_compound_patterns_match_any_word_joined_to_them() -> None:
+    """Round 41: "*-haired" stands for every hair compound, listed or not, with a hyphen or a
+    space at the joint (never without one: "keyed" is not "*-eyed"), rewritten only where it
+    describes a person, and never swapped in as a literal "*"."""
+    lx = IdentityLexicon([*_ENTRIES, Descriptor("body", "adj", "*-haired"),
+                          Descriptor("body", "adj", "*-eyed"),
+                          Descriptor("body", "adj", "bald")])
+    assert lx.neutralise("a photo of a kinky-haired person smiling in a park") == \
+        "a photo of a person smiling in a park"
+    assert lx.neutralise("a salt-and-pepper-haired man reading") == "a man reading"
+    assert lx.neutralise("a long haired Sikh woman") == "a woman"
+    assert lx.neutralise("an amber-eyed refugee") == "a person"
+    assert lx.neutralise("a keyed lock on a door") is None
+    assert lx.neutralise("a wire-haired dog in the snow") is None  # not a person
+    assert lx.neutralise("a curly-haired girl") is None  # a minor: never rewritten
+    swaps = lx.swaps("a kinky-haired woman at work") or []
+    assert len(swaps) == 3 and all("*" not in v and "kinky" not in v for v in swaps)
+
+
 def test_read_lexicon_errors_name_the_file_and_line(tmp_path: Path) -> None:
     good = "# header\nreligion\tadj\tMuslim\n"
     for bad, match in [("religion\tadj\n", "line 3: expected axis"),
                        ("planet\tadj\tMartian\n", "line 3: axis 'planet'"),
+                       ("body\tadj\t*haired\n", "line 3: a pattern is"),
+                       ("body\tadj\tred-*\n", "line 3: a pattern is"),
                        ("religion\tverb\tpray\n", "line 3: kind 'verb'")]:
         (tmp_path / "lx.txt").write_text(good + bad)
         with pytest.raises(FilterError, match=match):
@@ -149,6 +170,15 @@ def test_shipped_lexicon_covers_the_identity_terms_and_spares_minors() -> None:
     assert lx.neutralise("a jacked guy carrying groceries") == "a guy carrying groceries"
     assert lx.neutralise("ripped jeans on a washing line") is None
     assert lx.neutralise("a drug-addicted teen") is None  # a minor: never rewritten
+    # Round 41: appearance and circumstances, and the compound patterns.
+    assert lx.neutralise("a photo of a kinky-haired person smiling in a park") == \
+        "a photo of a person smiling in a park"
+    assert lx.neutralise("an underemployed man at the bus stop") == "a man at the bus stop"
+    assert lx.neutralise("a scruffy bearded pensioner feeding pigeons") == \
+        "a person feeding pigeons"
+    assert lx.neutralise("a bald eagle on a branch") is None
+    assert {e.term for e in entries if e.term.startswith("*")} == {"*-haired", "*-skinned",
+                                                                  "*-eyed"}
 
 
 def test_default_policy_scores_identity_invariantly() -> None:

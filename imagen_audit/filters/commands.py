@@ -171,6 +171,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="first fine-tune MiniLM's top N layers on the training split and "
                         "train on the adapted embeddings (the layers are saved in the model "
                         "as a float16 delta); 0 keeps MiniLM frozen")
+    t.add_argument("--near-guard", choices=("encoder", "plain"), default="encoder",
+                   help="where the networks' and the lexical view's near-duplicate guard "
+                        "(cosine >= 0.95 to a dev, test or over-blocking prompt) measures: in "
+                        "the model's own encoder (adapted, when it is) or in plain MiniLM, as "
+                        "the encoder adaptation's guard always does. An encoder fine-tuned on "
+                        "the labels pulls a class together, so its cosine drops prompts that "
+                        "are only on the same side (round 42)")
     t.add_argument("--adapt-epochs", type=float, default=1.0,
                    help="passes over the training split when adapting the encoder")
     t.add_argument("--ensemble", type=int, default=5,
@@ -509,14 +516,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     source_weights = _source_weights(args.source_weight)
     prompt_weights = [source_weights.get(s, 1.0) for s in train["source"]]
     delta, adapt, adapt_dropped, adapt_rows = None, None, 0, 0
-    if args.adapt_encoder_layers:
-        from imagen_audit.filters.adapt import AdaptSettings, adapt_encoder
-
-        adapt = AdaptSettings(layers=args.adapt_encoder_layers, epochs=args.adapt_epochs,
-                              seed=args.seed)
-        # The same guard the networks get, applied before the encoder learns anything:
-        # no row that plain MiniLM places at cosine >= 0.95 to a dev, test or over-blocking
-        # prompt (identity probes, XSTest, HolisticBias) trains the encoder.
+    plain_guard = args.near_guard == "plain"
+    near = None
+    if args.adapt_encoder_layers or plain_guard:
+        # No row that plain MiniLM places at cosine >= 0.95 to a dev, test or over-blocking
+        # prompt (identity probes, XSTest, HolisticBias) trains the encoder; with
+        # --near-guard plain, nor the networks or the lexical view.
         plain = shared_encoder()
         if args.embedding_cache:
             plain.load_cache(args.embedding_cache)
@@ -524,7 +529,20 @@ def cmd_train(args: argparse.Namespace) -> int:
                                    plain.encode(exclude))
         if args.embedding_cache:
             plain.save_cache(args.embedding_cache)
-        adapt_dropped, adapt_rows = int(near.sum()), int((~near).sum())
+    plain_dropped = 0
+    if plain_guard and near is not None:
+        plain_dropped = int(near.sum())
+        prompt_weights = [w for w, k in zip(prompt_weights, ~near, strict=True) if k]
+        train = train[~near].reset_index(drop=True)
+        near = np.zeros(len(train), dtype=bool)
+    if args.adapt_encoder_layers:
+        from imagen_audit.filters.adapt import AdaptSettings, adapt_encoder
+
+        assert near is not None
+        adapt = AdaptSettings(layers=args.adapt_encoder_layers, epochs=args.adapt_epochs,
+                              seed=args.seed)
+        adapt_dropped = plain_dropped or int(near.sum())
+        adapt_rows = int((~near).sum())
         delta = adapt_encoder(train["prompt"].astype(str)[~near].tolist(),
                               train["label"][~near].tolist(),
                               np.asarray(prompt_weights)[~near].tolist(), adapt)
@@ -532,7 +550,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     cache_file = _cache_file(args.embedding_cache, enc) if args.embedding_cache else None
     if cache_file:
         enc.load_cache(cache_file)
-    x_train, x_exclude = enc.encode(train["prompt"].tolist()), enc.encode(exclude)
+    x_train = enc.encode(train["prompt"].tolist())
+    # The guard in the model's own encoder space, unless plain MiniLM's already dropped them.
+    x_exclude = None if plain_guard else enc.encode(exclude)
     all_train, all_x, all_weights = train, x_train, prompt_weights
     dev_prompts = dev["prompt"].astype(str).tolist()
     x_dev = enc.encode(dev_prompts)
@@ -553,6 +573,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                         embeddings=x_train, exclude_embeddings=x_exclude,
                         ensemble=args.ensemble, alpha=args.alpha,
                         prompt_weights=prompt_weights, encoder=enc)
+    if plain_guard:
+        model.meta["near_guard"] = {"space": "plain", "dropped_near_duplicates": plain_dropped}
+        model.meta["training_size"]["dropped_near_duplicates"] = plain_dropped
     if delta is not None and adapt is not None:
         model.encoder_delta = delta
         model.meta["encoder_adaptation"] = {**adapt.record(), "weights": len(delta),
@@ -562,7 +585,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.no_calibrate:
         calibrate(model, x_main_dev, main_dev["label"].tolist(), main_dev_prompts)
     if not args.no_lexical:
-        _add_lexical(model, train, prompt_weights, ~near_duplicate_mask(x_train, x_exclude),
+        _add_lexical(model, train, prompt_weights,
+                     (np.ones(len(train), dtype=bool) if x_exclude is None
+                      else ~near_duplicate_mask(x_train, x_exclude)),
                      x_main_dev, main_dev, args)
     if head and head_source is not None:
         _copy_request_head(model, head_source, args.request_head_from, enc)
@@ -676,7 +701,7 @@ REQUEST_HEAD = {"hidden": 256, "alpha": 1e-2}
 
 
 def _add_request_head(model: EmbeddingModel, requests: pd.DataFrame, x: np.ndarray,
-                      x_exclude: np.ndarray, prompt_weights: list[float], enc: Any,
+                      x_exclude: np.ndarray | None, prompt_weights: list[float], enc: Any,
                       args: argparse.Namespace) -> None:
     """Fit a network on the training set's chat-style requests (``requests``, embedded as
     ``x``; :mod:`imagen_audit.filters.form`) and attach it as the model's request head: among

@@ -10,7 +10,10 @@ when it would be blocked whoever it described. What a prompt *does* (gore, nudit
 call to attack) is left in place and still decides.
 
 Descriptors come from a lexicon (``filters/lexicons/identity.txt``: ``axis<TAB>kind<TAB>term``,
-``kind`` ``adj`` or ``noun``; a term listed as both is read by its context). Two modes:
+``kind`` ``adj`` or ``noun``; a term listed as both is read by its context). A term that opens
+with ``*`` is a compound pattern: ``*-haired`` stands for any word joined to "haired" by a
+hyphen or a space ("kinky-haired", "salt-and-pepper-haired", "long haired"), because appearance
+compounds are productive and no list names them all. Two modes:
 
 - ``neutral``: adjectives are deleted, nouns become "person" / "people";
 - ``swap``: each descriptor is replaced by others of its axis and kind (three variants, the
@@ -69,6 +72,9 @@ activist activists protester protesters leader leaders owner owners entrepreneur
 entrepreneurs shopkeeper vendor vendors child children kid kids baby babies boy boys girl girls
 """))
 _SPACES_RE = re.compile(r"[ \t]{2,}")
+# What ``*`` stands for in a compound pattern: one word, hyphenated parts allowed.
+_PATTERN_WORD = r"[A-Za-z]+(?:-[A-Za-z]+)*"
+_PATTERN_RE = re.compile(r"\*[\s-][A-Za-z]+(?:[\s-][A-Za-z]+)*")
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,11 @@ class Descriptor:
         last = self.term.split()[-1].lower()
         return (last in _PLURAL_NOUNS or last.endswith("men")
                 or (last.endswith("s") and not last.endswith("ss")))
+
+    @property
+    def pattern(self) -> bool:
+        """A compound pattern ("*-haired"): any word joined to the rest stands for it."""
+        return self.term.startswith("*")
 
     @property
     def postmodifier(self) -> bool:
@@ -102,6 +113,9 @@ def read_lexicon(path: str | Path) -> list[Descriptor]:
         if len(parts) != 3 or not parts[2].strip():
             raise FilterError(f"{p}, line {i}: expected axis<TAB>kind<TAB>term, got {line!r}")
         axis, kind, term = (x.strip() for x in parts)
+        if "*" in term and not _PATTERN_RE.fullmatch(term):
+            raise FilterError(f"{p}, line {i}: a pattern is '*' then a hyphen or space and "
+                              f"words (e.g. '*-haired'), got {term!r}")
         if axis not in AXES:
             raise FilterError(f"{p}, line {i}: axis {axis!r} is not one of {sorted(AXES)}")
         if kind not in KINDS:
@@ -120,7 +134,11 @@ class IdentityLexicon:
     """Finds identity descriptors in a prompt and rewrites them (``neutral`` / ``swap``)."""
 
     def __init__(self, entries: Sequence[Descriptor], person_nouns: Sequence[str] = ()) -> None:
-        usable = [e for e in entries if not names_minor(e.term)]
+        usable = [e for e in entries if not names_minor(e.term) and not e.pattern]
+        # Compound patterns ("*-haired"): tried first, so that "curly-haired" is one match, and
+        # never swapped in. The joint is required ("keyed" is not "*-eyed").
+        self.patterns = [(_pattern_regex(e.term), e)
+                         for e in entries if e.pattern and not names_minor(e.term)]
         # One entry per lower-cased term; a term listed as adjective and as noun is read by
         # its context (:meth:`_read_as`).
         self.entries: dict[str, Descriptor] = {}
@@ -132,7 +150,7 @@ class IdentityLexicon:
             self.entries.setdefault(e.term.lower(), e)
             self.kinds.setdefault(e.term.lower(), set()).add(e.kind)
             self._by_key.setdefault(_separators_key(e.term), e)
-        if not self.entries:
+        if not self.entries and not self.patterns:
             raise FilterError("the identity lexicon has no usable entries")
         # Person nouns: the built-in ones, the lexicon's one-word nouns and ``person_nouns``
         # (e.g. the occupations a caller knows).
@@ -140,8 +158,7 @@ class IdentityLexicon:
         self.person_nouns |= {t for t, kinds in self.kinds.items()
                               if "noun" in kinds and " " not in t}
         terms = sorted(self.entries, key=len, reverse=True)  # longest first
-        alts = "|".join(re.escape(t).replace(r"\ ", r"[\s-]+").replace(r"\-", r"[\s-]?")
-                        for t in terms)
+        alts = "|".join([rx.pattern for rx, _ in self.patterns] + [_term_regex(t) for t in terms])
         self._re = re.compile(rf"(?<![\w-])(?:{alts})(?![\w-])", re.I)
         self._pools: dict[tuple[str, str, bool, bool], list[str]] = {}
         for e in sorted(usable, key=lambda e: (e.term.lower(), e.kind)):
@@ -167,10 +184,19 @@ class IdentityLexicon:
         out = []
         for m in self._re.finditer(text):
             e = (self.entries.get(m.group(0).lower())
-                 or self._by_key.get(_separators_key(m.group(0))))
+                 or self._by_key.get(_separators_key(m.group(0)))
+                 or self._pattern_match(m.group(0)))
             if e is not None:
                 out.append((m.start(), m.end(), e))
         return out
+
+    def _pattern_match(self, matched: str) -> Descriptor | None:
+        """The descriptor a compound pattern makes of ``matched``: the pattern's axis and
+        kind, the matched words as its term."""
+        for rx, e in self.patterns:
+            if rx.fullmatch(matched):
+                return Descriptor(e.axis, e.kind, matched)
+        return None
 
     def neutralise(self, text: str) -> str | None:
         """``text`` with adjectives removed and nouns made "person"/"people"; None when it
@@ -253,6 +279,16 @@ class IdentityLexicon:
             return None
         out = _SPACES_RE.sub(" ", out + text[last:]).strip()
         return re.sub(r"\s+([,.;:!?])", r"\1", out)
+
+
+def _term_regex(term: str) -> str:
+    """A listed term as a regex: spaces match spaces or hyphens, hyphens may be dropped."""
+    return re.escape(term).replace(r"\ ", r"[\s-]+").replace(r"\-", r"[\s-]?")
+
+
+def _pattern_regex(term: str) -> re.Pattern[str]:
+    """A compound pattern ("*-haired") as a regex: one word, a hyphen or space, the rest."""
+    return re.compile(_PATTERN_WORD + r"[\s-]" + _term_regex(term[2:]), re.I)
 
 
 def _separators_key(term: str) -> str:
