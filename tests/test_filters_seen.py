@@ -344,8 +344,13 @@ def test_shipped_model_trained_on_the_chat_requests_but_not_their_test_part(name
     split = model.meta["calibration_split"]
     assert split["sources"][name] == len(dev)
     is_req = train["prompt"].map(prompt_form) == REQUEST
-    # Depictions train the main network, requests the request head (scored by it alone).
-    assert model.meta["training_sources"][name] == int((~is_req).sum())
+    # Depictions train the main network, requests the request head (scored by it alone). A
+    # train-part row is left out only by the near-duplicate guard, and the guard's record
+    # accounts for it. (With N6's six adapted layers the guard, measured in that encoder,
+    # drops far more than N4's did: filters/README.md, round 41.)
+    left_out = int((~is_req).sum()) - model.meta["training_sources"][name]
+    assert 0 <= left_out <= model.meta["training_size"]["dropped_near_duplicates"]
+    assert model.meta["training_sources"][name] > 0
     assert model.meta["request_head"]["mix"] == "alone"
     assert model.meta["sets"]["source_weights"].get(name, 1.0) == \
         (4.0 if name == "benign-requests" else 1.0)
@@ -354,9 +359,13 @@ def test_shipped_model_trained_on_the_chat_requests_but_not_their_test_part(name
     assert max(at["depiction"]["fpr"].values()) <= 0.05
     assert 0 < model.meta["request_threshold"] < 1  # on the head's scale, not the main one's
     assert model.request_head is not None
-    # Every train-part request trains the head, but for the few the cosine guard drops as
-    # near-duplicates of a dev, test or evaluation-only prompt (1 of 494 in round 17).
-    assert 0 <= int(is_req.sum()) - model.meta["request_head"]["training_sources"][name] <= 3
+    # Every train-part request trains the head, but for those the cosine guard drops as
+    # near-duplicates of a dev, test or evaluation-only prompt (1 of 494 in round 17, with
+    # three adapted layers; more with six, and the head's record counts them).
+    head = model.meta["request_head"]
+    left_out = int(is_req.sum()) - head["training_sources"][name]
+    assert 0 <= left_out <= head["training_size"]["dropped_near_duplicates"]
+    assert head["training_sources"][name] >= 0.5 * int(is_req.sum())
     if name == "benign-requests":  # the requests' dev part set the request threshold
         n_req = int((dev["prompt"].map(prompt_form) == REQUEST).sum())
         assert n_req >= 30

@@ -328,10 +328,10 @@ def load_fresh(name: str, path: str | Path | None = None) -> pd.DataFrame:
     session 11, read once to judge rounds 33 and 34; ``fresh-m-*`` and ``fresh-n-*``: a
     thirteenth and a fourteenth, session 12, read once to judge round 35; ``fresh-o-*`` and
     ``fresh-p-*``: a fifteenth and a sixteenth, session 13, read once to judge rounds 37 and
-    38; ``fresh-q-*`` and ``fresh-r-*``: a seventeenth and an
-    eighteenth, session 13, unread, the next round's judge and a spare). Each is
+    38; ``fresh-q-*``: a seventeenth, session 13, read once to judge round 41 in session 15;
+    ``fresh-r-*``: an eighteenth, session 13, unread, the next round's judge). Each is
     evaluation-only until it has judged its round: the pre-registered judges of which policy
-    is the default (filters/README.md, rounds 18, 21, 22 and 26-38). Those in
+    is the default (filters/README.md, rounds 18, 21, 22, 26-38 and 41). Those in
     :data:`JUDGED_FRESH_SETS` have since become training data (rounds 28 and 36)."""
     return _load_listed(FRESH_SETS, "fresh set", name, path)
 
