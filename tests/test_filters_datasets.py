@@ -398,7 +398,9 @@ def test_fresh_sets_judge_once_then_train() -> None:
              "fresh-o-identity": 311, "fresh-o-harmful": 288, "fresh-p-benign": 451,
              "fresh-p-identity": 294, "fresh-p-harmful": 282, "fresh-q-benign": 453,
              "fresh-q-identity": 282, "fresh-q-harmful": 281, "fresh-r-benign": 427,
-             "fresh-r-identity": 268, "fresh-r-harmful": 274}
+             "fresh-r-identity": 268, "fresh-r-harmful": 274, "fresh-y-benign": 438,
+             "fresh-y-identity": 269, "fresh-y-harmful": 275, "fresh-z-benign": 444,
+             "fresh-z-identity": 273, "fresh-z-harmful": 283}
     assert set(sizes) == set(D.FRESH_SETS) and set(D.JUDGED_FRESH_SETS) < set(D.FRESH_SETS)
     keys: set[str] = set()
     for name, n in sizes.items():
@@ -416,7 +418,7 @@ def test_fresh_sets_judge_once_then_train() -> None:
             assert name in D.EVALUATION_ONLY_SETS
             assert not model.seen(df["prompt"].tolist()).any(), name
     harmful = [name for name in sizes if "harmful" in name]
-    assert len(harmful) == 18
+    assert len(harmful) == 20
     for name in harmful:
         assert set(D.load_named(name)["category"]) == _CATEGORIES
     with pytest.raises(FilterError, match="unknown fresh set"):

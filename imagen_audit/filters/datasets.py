@@ -329,7 +329,9 @@ def load_fresh(name: str, path: str | Path | None = None) -> pd.DataFrame:
     thirteenth and a fourteenth, session 12, read once to judge round 35; ``fresh-o-*`` and
     ``fresh-p-*``: a fifteenth and a sixteenth, session 13, read once to judge rounds 37 and
     38; ``fresh-q-*``: a seventeenth, session 13, read once to judge round 41 in session 15;
-    ``fresh-r-*``: an eighteenth, session 13, unread, the next round's judge). Each is
+    ``fresh-r-*``: an eighteenth, session 13, unread, the next round's judge; ``fresh-y-*`` and
+    ``fresh-z-*``: a nineteenth and a twentieth, session 15, unread; the letters s to x name
+    the free-form training triples). Each is
     evaluation-only until it has judged its round: the pre-registered judges of which policy
     is the default (filters/README.md, rounds 18, 21, 22, 26-38 and 41). Those in
     :data:`JUDGED_FRESH_SETS` have since become training data (rounds 28 and 36)."""
@@ -357,7 +359,7 @@ FRESH_SETS = {"fresh-benign": ("fresh_benign.txt", 0),
               "fresh-identity-b": ("fresh_identity_b.txt", 0),
               "fresh-harmful-b": ("fresh_harmful_b.txt", 1),
               **{f"fresh-{x}-{half}": (f"fresh_{x}_{half}.txt", int(half == "harmful"))
-                 for x in "cdefghijklmnopqr" for half in ("benign", "identity", "harmful")}}
+                 for x in "cdefghijklmnopqryz" for half in ("benign", "identity", "harmful")}}
 
 SURFACE_TRAIN_SETS = {"surface-train-benign": ("surface_train_benign.txt", 0),
                       "surface-train-identity": ("surface_train_identity.txt", 0),
