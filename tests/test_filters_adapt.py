@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -110,6 +111,27 @@ def test_model_keeps_its_delta_through_save_and_load(tmp_path, tiny_st) -> None:
         EmbeddingModel.load(tmp_path / "bad")
 
 
+def _train_with_twins(tmp_path: Path, *extra: str) -> tuple[pd.DataFrame, Path]:
+    """Run ``filters train --adapt-encoder-layers 1`` (plus ``extra``) on a toy corpus whose
+    prompts have near-identical twins ("the man will stab the dog" next to "... a dog": another
+    near-duplicate key, yet cosine ~0.99 in MiniLM, so the guard must catch such twins across
+    splits) and chat-style requests (they train the encoder but not the main network)."""
+    from imagen_audit.cli import main
+
+    prompts, labels = _corpus(300)
+    twins = [p.replace(" a ", " the ") for p in prompts]
+    asks = [f"how do i {v} my {t}?" for v in HARM + BENIGN for t in THINGS[2:]]
+    df = pd.DataFrame({"prompt": prompts + twins + asks,
+                       "label": labels + labels + [int(a.split()[3] in HARM) for a in asks]})
+    df[df.label == 1][["prompt"]].to_csv(tmp_path / "h.csv", index=False)
+    df[df.label == 0][["prompt"]].to_csv(tmp_path / "b.csv", index=False)
+    out = tmp_path / "m" / "model"
+    assert main(["filters", "train", "--harmful", str(tmp_path / "h.csv"), "--benign",
+                 str(tmp_path / "b.csv"), "--no-augment", "--ensemble", "2",
+                 "--adapt-encoder-layers", "1", *extra, "--out", str(out)]) == 0
+    return df, out
+
+
 @pytest.mark.filterwarnings("ignore:Stochastic Optimizer")
 def test_cli_train_with_an_adapted_encoder(tmp_path, monkeypatch) -> None:
     """``filters train --adapt-encoder-layers 1`` (on the shipped MiniLM: a random toy encoder
@@ -119,7 +141,6 @@ def test_cli_train_with_an_adapted_encoder(tmp_path, monkeypatch) -> None:
     shipped is what was calibrated)."""
     import imagen_audit.filters.adapt as adapt_mod
     import imagen_audit.filters.encoder as enc_mod
-    from imagen_audit.cli import main
     from imagen_audit.filters.datasets import CANONICAL_SPLIT, split_by_prompt
     from imagen_audit.filters.evaluate import ranking
 
@@ -133,23 +154,8 @@ def test_cli_train_with_an_adapted_encoder(tmp_path, monkeypatch) -> None:
         return real_adapt(prompts, *a, **k)
 
     monkeypatch.setattr(adapt_mod, "adapt_encoder", spy)
-    prompts, labels = _corpus(300)
-    # "the man will stab the dog" next to "the man will stab a dog": another near-duplicate
-    # key, yet cosine ~0.99 in MiniLM, so the guard must catch such twins across splits.
-    twins = [p.replace(" a ", " the ") for p in prompts]
-    # Chat-style requests too: they train the encoder but not the main network.
-    asks = [f"how do i {v} my {t}?" for v in HARM + BENIGN for t in THINGS[2:]]
-    ask_labels = [int(a.split()[3] in HARM) for a in asks]
-    df = pd.DataFrame({"prompt": prompts + twins + asks,
-                       "label": labels + labels + ask_labels})
-    df[df.label == 1][["prompt"]].to_csv(tmp_path / "h.csv", index=False)
-    df[df.label == 0][["prompt"]].to_csv(tmp_path / "b.csv", index=False)
-    out = tmp_path / "m" / "model"
-    assert main(["filters", "train", "--harmful", str(tmp_path / "h.csv"), "--benign",
-                 str(tmp_path / "b.csv"), "--no-augment", "--ensemble", "2",
-                 "--adapt-encoder-layers", "1", "--adapt-epochs", "2",
-                 "--embedding-cache", str(tmp_path / "cache.npz"),
-                 "--out", str(out)]) == 0
+    df, out = _train_with_twins(tmp_path, "--adapt-epochs", "2",
+                                "--embedding-cache", str(tmp_path / "cache.npz"))
     doc = json.loads(out.with_suffix(".json").read_text())
     assert doc["format_version"] == 4 and doc["encoder_adaptation"]["layers"] == 1
     model = EmbeddingModel.load(out)
@@ -195,7 +201,6 @@ def test_cli_train_near_guard_plain_guards_every_part_in_plain_minilm(tmp_path,
     import imagen_audit.filters.adapt as adapt_mod
     import imagen_audit.filters.embedding as emb_mod
     import imagen_audit.filters.encoder as enc_mod
-    from imagen_audit.cli import main
     from imagen_audit.filters.datasets import CANONICAL_SPLIT, split_by_prompt
     from imagen_audit.filters.embedding import near_duplicate_mask
 
@@ -216,18 +221,7 @@ def test_cli_train_near_guard_plain_guards_every_part_in_plain_minilm(tmp_path,
 
     monkeypatch.setattr(adapt_mod, "adapt_encoder", spy_adapt)
     monkeypatch.setattr(emb_mod, "train_model", spy_train)
-    prompts, labels = _corpus(300)
-    twins = [p.replace(" a ", " the ") for p in prompts]
-    asks = [f"how do i {v} my {t}?" for v in HARM + BENIGN for t in THINGS[2:]]
-    df = pd.DataFrame({"prompt": prompts + twins + asks,
-                       "label": labels + labels + [int(a.split()[3] in HARM) for a in asks]})
-    df[df.label == 1][["prompt"]].to_csv(tmp_path / "h.csv", index=False)
-    df[df.label == 0][["prompt"]].to_csv(tmp_path / "b.csv", index=False)
-    out = tmp_path / "m" / "model"
-    assert main(["filters", "train", "--harmful", str(tmp_path / "h.csv"), "--benign",
-                 str(tmp_path / "b.csv"), "--no-augment", "--ensemble", "2",
-                 "--adapt-encoder-layers", "1", "--near-guard", "plain",
-                 "--out", str(out)]) == 0
+    df, out = _train_with_twins(tmp_path, "--near-guard", "plain")
     doc = json.loads(out.with_suffix(".json").read_text())
     dropped = doc["encoder_adaptation"]["dropped_near_duplicates"]
     assert dropped > 0  # the twins of dev and test prompts
