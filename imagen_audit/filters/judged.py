@@ -24,11 +24,11 @@ JUDGED_FRESH_SETS = ("fresh-harmful", "fresh-harmful-b", "fresh-c-harmful", "fre
                      "fresh-n-identity")
 
 # Written for the next rounds' judgement and never scored by any model or policy (session 13
-# wrote `fresh-q-*` and `fresh-r-*`; fresh-q judged round 41 in session 15, and round 42 failed
-# its guardrails before reading fresh-r, so it is the next judge; session 15 wrote `fresh-y-*`
-# and `fresh-z-*` as later judges). Nothing the project runs by
-# default scores them (``filters eval`` does not report them, ``bench_filters --prompts
-# shipped`` leaves them out); the round that reads one first drops,
+# wrote `fresh-q-*` and `fresh-r-*`; fresh-q judged round 41 in session 15, and rounds 42 and
+# 43 failed their guardrails before reading fresh-r, so it is the next judge; session 15 wrote
+# `fresh-y-*` and `fresh-z-*` as later judges). Nothing the project runs by default scores them
+# (``filters eval`` does not report them, ``bench_filters --prompts shipped`` leaves them out);
+# the round that reads one first drops,
 # before scoring, the lines its candidates' adapted encoders place at cosine >= 0.95 to a prompt
 # they trained or calibrated on, then moves it out of this tuple (session 12: fresh-k judged
 # round 33, fresh-l round 34; session 13: fresh-m and -n round 35, fresh-o round 37, fresh-p
