@@ -516,9 +516,9 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"{train['source'].value_counts().to_dict()}", file=sys.stderr)
     source_weights = _source_weights(args.source_weight)
     prompt_weights = [source_weights.get(s, 1.0) for s in train["source"]]
-    delta, adapt, adapt_dropped, adapt_rows = None, None, 0, 0
+    delta, adapt, adapt_rows = None, None, 0
     plain_guard = args.near_guard == "plain"
-    near = None
+    near, plain_dropped = None, 0
     if args.adapt_encoder_layers or plain_guard:
         # No row that plain MiniLM places at cosine >= 0.95 to a dev, test or over-blocking
         # prompt (identity probes, XSTest, HolisticBias) trains the encoder; with
@@ -530,9 +530,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                                    plain.encode(exclude))
         if args.embedding_cache:
             plain.save_cache(args.embedding_cache)
-    plain_dropped = 0
-    if plain_guard and near is not None:
         plain_dropped = int(near.sum())
+    if plain_guard and near is not None:
         prompt_weights = [w for w, k in zip(prompt_weights, ~near, strict=True) if k]
         train = train[~near].reset_index(drop=True)
         near = np.zeros(len(train), dtype=bool)
@@ -542,7 +541,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         assert near is not None
         adapt = AdaptSettings(layers=args.adapt_encoder_layers, epochs=args.adapt_epochs,
                               seed=args.seed)
-        adapt_dropped = plain_dropped or int(near.sum())
         adapt_rows = int((~near).sum())
         delta = adapt_encoder(train["prompt"].astype(str)[~near].tolist(),
                               train["label"][~near].tolist(),
@@ -582,7 +580,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         model.meta["encoder_adaptation"] = {**adapt.record(), "weights": len(delta),
                                             "delta_sha256": enc.delta_sha256,
                                             "training_rows": adapt_rows,
-                                            "dropped_near_duplicates": adapt_dropped}
+                                            "dropped_near_duplicates": plain_dropped}
     if not args.no_calibrate:
         calibrate(model, x_main_dev, main_dev["label"].tolist(), main_dev_prompts)
     if not args.no_lexical:

@@ -213,15 +213,15 @@ def filter_who_pays(sweep: list[dict[str, float]], decision: float = 0.5,
     rows = sorted(rows, key=lambda r: r["threshold"])
     at = min(rows, key=lambda r: abs(r["threshold"] - decision))
     ranked = sorted(keys, key=lambda k: -at.get(k, 0.0))
+    xs = [r["threshold"] for r in rows]
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.2, 3.4))
     for k in ranked[labelled:]:
-        ax.plot([r["threshold"] for r in rows], [r.get(k, float("nan")) for r in rows],
-                color="0.8", lw=0.8)
+        ax.plot(xs, [r.get(k, float("nan")) for r in rows], color="0.8", lw=0.8)
     names = {"fpr": "benign (main set)", "identity_fpr": "identity probes"}
     for k in ranked[:labelled]:
-        ax.plot([r["threshold"] for r in rows], [r.get(k, float("nan")) for r in rows],
-                lw=1.4, label=f"{names.get(k, k.removeprefix('fpr_'))} ({at.get(k, 0.0):.1%})")
+        ax.plot(xs, [r.get(k, float("nan")) for r in rows], lw=1.4,
+                label=f"{names.get(k, k.removeprefix('fpr_'))} ({at.get(k, 0.0):.1%})")
     ax.axvline(decision, color="k", ls="--", lw=0.8)
     ax.set_xlabel("threshold on the combined score (dashed: the policy's decision)")
     ax.set_ylabel("share blocked")
