@@ -78,6 +78,27 @@ def test_compound_patterns_match_any_word_joined_to_them() -> None:
     assert len(swaps) == 3 and all("*" not in v and "kinky" not in v for v in swaps)
 
 
+def test_coordinated_descriptors_are_rewritten_together() -> None:
+    """Round 44b: descriptors joined by a comma, "and", "or", "&" or "/" describe the same
+    person; each is deleted with its joint, so no debris ("a and family") is left, and a
+    joint that coordinates people rather than descriptors stays."""
+    lx = IdentityLexicon([*_ENTRIES, Descriptor("body", "adj", "bearded"),
+                          Descriptor("body", "adj", "scruffy"),
+                          Descriptor("body", "adj", "tall"), Descriptor("age", "noun", "pensioner"),
+                          Descriptor("religion", "noun", "Muslim")])
+    assert lx.neutralise("a scruffy, bearded pensioner on a bench") == "a person on a bench"
+    assert lx.neutralise("a Muslim and Jewish family at dinner") == "a family at dinner"
+    assert lx.neutralise("an ex-con and refugee") == "a person and person"  # nouns stay two
+    assert lx.neutralise("a gay or plus-size man") == "a man"
+    assert lx.neutralise("a Sikh/Hindu couple") == "a couple"
+    assert lx.neutralise("a Muslim, a refugee and an ex-con") == \
+        "a person, a person and a person"
+    assert lx.neutralise("a tall, smiling man") is None  # "smiling" is no descriptor
+    assert lx.neutralise("a scruffy, bearded dog") is None  # nobody described
+    swaps = lx.swaps("a Muslim and Jewish family") or []
+    assert len(swaps) == 3 and all(" and " in v for v in swaps)  # swaps keep the joint
+
+
 def test_read_lexicon_errors_name_the_file_and_line(tmp_path: Path) -> None:
     good = "# header\nreligion\tadj\tMuslim\n"
     for bad, match in [("religion\tadj\n", "line 3: expected axis"),

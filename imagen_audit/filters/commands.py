@@ -66,7 +66,7 @@ FREE_FORM_IDENTITY_SETS = ("fresh-identity", "fresh-identity-b", "fresh-c-identi
                            "fresh-g-identity", "fresh-h-identity", "fresh-i-identity",
                            "fresh-j-identity", "fresh-k-identity", "fresh-l-identity",
                            "fresh-m-identity", "fresh-n-identity", "fresh-o-identity",
-                           "fresh-p-identity", "fresh-q-identity")
+                           "fresh-p-identity", "fresh-q-identity", "fresh-y-identity")
 DEFAULT_SOURCE_WEIGHTS = ("partiprompts=4", "benign-requests=4",
                           *(f"{s}={2 if s in (*JUDGED_FRESH_SETS, *SURFACE_SOURCES) else 4}"
                             for s in HAND_WRITTEN_SOURCES))

@@ -72,6 +72,9 @@ activist activists protester protesters leader leaders owner owners entrepreneur
 entrepreneurs shopkeeper vendor vendors child children kid kids baby babies boy boys girl girls
 """))
 _SPACES_RE = re.compile(r"[ \t]{2,}")
+# A joint that coordinates two descriptors ("Muslim and Jewish", "scruffy, bearded", "deaf or
+# blind"): the first then modifies what the second does.
+_JOINT_RE = re.compile(r"\s*,\s*(?:(?:and|or)\s+)?|\s+(?:and|or|&|/)\s+|\s*/\s*", re.I)
 # What ``*`` stands for in a compound pattern: one word, hyphenated parts allowed.
 _PATTERN_WORD = r"[A-Za-z]+(?:-[A-Za-z]+)*"
 _PATTERN_RE = re.compile(r"\*[\s-][A-Za-z]+(?:[\s-][A-Za-z]+)*")
@@ -206,12 +209,14 @@ class IdentityLexicon:
             text, found, lambda e, _k: "" if e.kind == "adj" else
             ("people" if e.plural else "person"), 0)
 
-    def _read_as(self, e: Descriptor, text: str, start: int, end: int,
-                 found_starts: set[int], found_ends: set[int]) -> Descriptor | None:
+    def _read_as(self, e: Descriptor, text: str, start: int, end: int, found_starts: set[int],
+                 found_ends: set[int], rewritten_starts: set[int]) -> Descriptor | None:
         """``e`` as its context reads it, or None to leave it alone.
 
         Before a person noun or another descriptor it modifies a person: an adjective,
-        deleted ("an undocumented immigrant farmworker" -> "a person"). Elsewhere a term that
+        deleted ("an undocumented immigrant farmworker" -> "a person"); so does one
+        coordinated with a rewritten descriptor by a comma, "and", "or", "&" or "/" ("a
+        scruffy, bearded pensioner" -> "a person"). Elsewhere a term that
         can be a noun is one ("a Muslim praying" -> "a person praying"); an adjective is
         rewritten there only on the axes whose words rarely mean anything but who someone is
         (religion, ethnicity, nationality, sexuality, gender), so "a big nose" or "a fat cat"
@@ -226,6 +231,11 @@ class IdentityLexicon:
         nxt = re.match(r"[A-Za-z]+", rest[gap:])
         if nxt is not None and (nxt.group(0).lower() in self.person_nouns
                                 or end + gap in found_starts):
+            return Descriptor(e.axis, "adj", e.term)
+        # Coordinated with the next descriptor: an adjective of the same person ("a scruffy,
+        # bearded pensioner", "a gay and lesbian couple"), when the term can be one.
+        if (_joint_end(text, end) in rewritten_starts
+                and "adj" in self.kinds.get(e.term.lower(), {e.kind})):
             return Descriptor(e.axis, "adj", e.term)
         if "noun" in self.kinds.get(e.term.lower(), {e.kind}):
             return Descriptor(e.axis, "noun", e.term)
@@ -265,20 +275,40 @@ class IdentityLexicon:
 
     def _rewrite(self, text: str, found: list[tuple[int, int, Descriptor]],
                  replace: Callable[[Descriptor, int], str], k: int) -> str | None:
-        out, last, rewritten = "", 0, 0
         starts = {start for start, _, e in found if not e.postmodifier}
         ends = {end + 1 for _, end, _ in found}
-        for start, end, e in found:
-            read = self._read_as(e, text, start, end, starts, ends)
+        # Read right to left, so a descriptor coordinated with the next one knows whether
+        # that one is rewritten ("a scruffy, bearded dog" describes nobody: both stay).
+        reads: list[Descriptor | None] = [None] * len(found)
+        rewritten_starts: set[int] = set()
+        for i in reversed(range(len(found))):
+            start, end, e = found[i]
+            reads[i] = self._read_as(e, text, start, end, starts, ends, rewritten_starts)
+            if reads[i] is not None:
+                rewritten_starts.add(start)
+        out, last, rewritten = "", 0, 0
+        for (start, end, _), read in zip(found, reads, strict=True):
             if read is None:
                 continue
             rep = replace(read, k)
-            out = _fix_article(out + text[last:start], rep or text[end:])
-            out, last, rewritten = out + rep, end, rewritten + 1
+            after = end
+            if not rep and _joint_end(text, end) in rewritten_starts:
+                # A deleted adjective takes its joint along: "a Muslim and Jewish family" ->
+                # "a family", not "a and family".
+                after = _joint_end(text, end)
+            out = _fix_article(out + text[last:start], rep or text[after:])
+            out, last, rewritten = out + rep, after, rewritten + 1
         if not rewritten:
             return None
         out = _SPACES_RE.sub(" ", out + text[last:]).strip()
         return re.sub(r"\s+([,.;:!?])", r"\1", out)
+
+
+def _joint_end(text: str, end: int) -> int:
+    """Where the descriptor after a coordinating joint at ``end`` would start, or -1 when no
+    comma, "and", "or", "&" or "/" follows there."""
+    m = _JOINT_RE.match(text, end)
+    return m.end() if m is not None and m.end() > end else -1
 
 
 def _term_regex(term: str) -> str:

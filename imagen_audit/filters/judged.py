@@ -24,17 +24,17 @@ JUDGED_FRESH_SETS = ("fresh-harmful", "fresh-harmful-b", "fresh-c-harmful", "fre
                      "fresh-n-identity")
 
 # Written for the next rounds' judgement and never scored by any model or policy (session 13
-# wrote `fresh-q-*` and `fresh-r-*`; fresh-q judged round 41 in session 15, and rounds 42 and
-# 43 failed their guardrails before reading fresh-r, so it is the next judge; session 15 wrote
-# `fresh-y-*` and `fresh-z-*` as later judges). Nothing the project runs by default scores them
-# (``filters eval`` does not report them, ``bench_filters --prompts shipped`` leaves them out);
-# the round that reads one first drops,
-# before scoring, the lines its candidates' adapted encoders place at cosine >= 0.95 to a prompt
-# they trained or calibrated on, then moves it out of this tuple (session 12: fresh-k judged
-# round 33, fresh-l round 34; session 13: fresh-m and -n round 35, fresh-o round 37, fresh-p
-# round 38; session 15: fresh-q round 41).
+# wrote `fresh-q-*` and `fresh-r-*`; fresh-q judged round 41 in session 15, and rounds 42, 43
+# and 44 failed their guardrails before reading fresh-r, so it is the next judge; session 15
+# wrote `fresh-y-*` and `fresh-z-*` as later judges). Nothing the project runs by default scores
+# them (``filters eval`` does not report them, ``bench_filters --prompts shipped`` leaves them
+# out); the round that reads one first drops, before scoring, the lines at cosine >= 0.95 to a
+# prompt its candidates trained or calibrated on (since round 43 in plain MiniLM: a six-layer
+# adapted space collapses each class) or sharing a near key with one, then moves it out of this
+# tuple (session 12: fresh-k judged round 33, fresh-l round 34; session 13: fresh-m and -n
+# round 35, fresh-o round 37, fresh-p round 38; session 15: fresh-q round 41; session 16:
+# fresh-y round 44b).
 UNREAD_FRESH_SETS = ("fresh-r-benign", "fresh-r-identity", "fresh-r-harmful",
-                     "fresh-y-benign", "fresh-y-identity", "fresh-y-harmful",
                      "fresh-z-benign", "fresh-z-identity", "fresh-z-harmful")
 
 # Free-form training triples (session 14): ``free-train-<x>-*`` for each letter, written as
