@@ -24,8 +24,8 @@ JUDGED_FRESH_SETS = ("fresh-harmful", "fresh-harmful-b", "fresh-c-harmful", "fre
                      "fresh-n-identity")
 
 # Written for the next rounds' judgement and never scored by any model or policy (session 13
-# wrote `fresh-q-*` and `fresh-r-*`; fresh-q judged round 41 in session 15, and rounds 42, 43
-# and 44 failed their guardrails before reading fresh-r, so it is the next judge; session 15
+# wrote `fresh-q-*` and `fresh-r-*`; fresh-q judged round 41 in session 15, and rounds 42 to
+# 45 failed their guardrails before reading fresh-r, so it is the next judge; session 15
 # wrote `fresh-y-*` and `fresh-z-*` as later judges). Nothing the project runs by default scores
 # them (``filters eval`` does not report them, ``bench_filters --prompts shipped`` leaves them
 # out); the round that reads one first drops, before scoring, the lines at cosine >= 0.95 to a
