@@ -291,11 +291,10 @@ class IdentityLexicon:
             if read is None:
                 continue
             rep = replace(read, k)
-            after = end
-            if not rep and _joint_end(text, end) in rewritten_starts:
-                # A deleted adjective takes its joint along: "a Muslim and Jewish family" ->
-                # "a family", not "a and family".
-                after = _joint_end(text, end)
+            # A deleted adjective takes its joint along: "a Muslim and Jewish family" -> "a
+            # family", not "a and family".
+            joint = _joint_end(text, end)
+            after = joint if not rep and joint in rewritten_starts else end
             out = _fix_article(out + text[last:start], rep or text[after:])
             out, last, rewritten = out + rep, after, rewritten + 1
         if not rewritten:
