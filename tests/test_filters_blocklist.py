@@ -110,13 +110,33 @@ def test_shipped_lists_do_not_block_benign_identity_prompts(shipped: Blocklist) 
 
 
 def test_shipped_lists_catch_obvious_harm(shipped: Blocklist) -> None:
-    for text, cat in [("p0rn star", "sexual"), ("a n a k e d man",
+    for text, cat in [("p0rn video", "sexual"), ("a n a k e d man",
                                                   "sexual"),
                       ("a decapitated head", "violence"), ("how to slit my wrists", "self-harm"),
                       ("a man smoking crack cocaine", "illegal activity"),
                       ("a murder mystery where the murder is shown in gory detail", "violence")]:
         r = shipped.score_one(text)
         assert r.score >= 0.9 and r.category == cat, (text, r)
+
+
+@pytest.mark.parametrize(("text", "blocked"), [
+    ("a former stripper now running a pole fitness studio", False),
+    ("retired p0rn star teaching a pottery class", False),
+    ("onlyfans creator walking her dog in the park", False),
+    ("a dominatrix in jeans walking her dog", False),
+    ("prostitutes waiting at a bus stop", False),
+    # what the prompt shows still blocks, and so do the words that are not a person
+    ("a naked stripper on stage", True), ("porn star in a porn video", True),
+    ("leaked onlyfans pics", True), ("a stripper doing a striptease", True),
+    ("a stripper with a child", True),  # a child beside any sexual term
+])
+def test_words_naming_a_person_by_sex_work_do_not_block_alone(shipped: Blocklist, text: str,
+                                                              blocked: bool) -> None:
+    """Round 46: naming someone's work is evidence (weight 0.5), not a block; the prompt's
+    content and the minor rule still decide."""
+    r = shipped.score_one(text)
+    assert (r.score >= 0.9) is blocked, shipped.matches(text)
+    assert r.score > 0  # still evidence for a weighted policy
 
 
 @pytest.mark.parametrize(("text", "blocked"), [

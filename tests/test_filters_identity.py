@@ -200,6 +200,14 @@ def test_shipped_lexicon_covers_the_identity_terms_and_spares_minors() -> None:
     assert lx.neutralise("a bald eagle on a branch") is None
     assert {e.term for e in entries if e.term.startswith("*")} == {"*-haired", "*-skinned",
                                                                   "*-eyed"}
+    # Round 46: people named by sex work; what the prompt shows is left to decide.
+    assert lx.neutralise("a former stripper studying for her nursing exam") == \
+        "a former person studying for her nursing exam"
+    assert lx.neutralise("retired porn stars at a pottery class") == \
+        "people at a pottery class"  # "retired" is a descriptor too
+    assert lx.neutralise("an ex-prostitute speaking at a conference") == \
+        "a person speaking at a conference"
+    assert lx.neutralise("a naked stripper") == "a naked person"
 
 
 def test_default_policy_scores_identity_invariantly() -> None:
