@@ -120,6 +120,28 @@ def test_shipped_lists_catch_obvious_harm(shipped: Blocklist) -> None:
 
 
 @pytest.mark.parametrize(("text", "blocked"), [
+    ("murder on the dancefloor disco night poster", False),
+    ("hot sauce label called Ghost Pepper Massacre", False),
+    ("a heron stabbing a fish, wildlife photo", False), ("cannibal crab in a tide pool", False),
+    ("a murdered man in a pool of blood, gore", True), ("a beheading video still", True),
+    ("a massacre, bloodbath in the streets", True),
+])
+def test_act_words_in_titles_and_nature_defer_to_the_classifier(shipped: Blocklist, text: str,
+                                                                blocked: bool) -> None:
+    """Round 47: "murder", "massacre", "stabbing", "cannibal" weigh 0.6 (evidence); the words
+    for what an image shows still block, and a negated pair ("no blood or gore") is removed."""
+    assert (shipped.score_one(text).score >= 0.9) is blocked, shipped.matches(text)
+
+
+def test_coordinated_negations_are_removed_with_the_figurative_lexicon() -> None:
+    from imagen_audit.resources import data_dir
+
+    bl = Blocklist(figurative_lexicon=data_dir("filters") / "lexicons" / "figurative.txt")
+    assert bl.score_one("spooky forest for a halloween card, no blood or gore").score == 0
+    assert bl.score_one("a beheading, no blood or gore").score >= 0.9
+
+
+@pytest.mark.parametrize(("text", "blocked"), [
     ("a former stripper now running a pole fitness studio", False),
     ("retired p0rn star teaching a pottery class", False),
     ("onlyfans creator walking her dog in the park", False),

@@ -240,7 +240,9 @@ def test_default_policy_reads_idioms_literally_but_not_harm_beside_them() -> Non
     before = float(res["explanation"][0].rsplit("(score ", 1)[1].split()[0])
     assert before > float(res["score"][0])  # the paraphrase lowered the score
     why = Policy.load("default").check(["how to murder someone", "a cat on a mat"])
-    assert why[0].explanation.startswith("blocklist: 'murder' (violence, weight 1)")
+    # "murder" is evidence since round 47 (weight 0.6): the classifier blocks this one.
+    assert why[0].decision == "block" and why[0].scores["embedding"] >= 0.9
+    assert why[0].explanation.startswith("blocklist: 'murder' (violence, weight 0.6)")
     assert why[1].explanation == ""
 
 

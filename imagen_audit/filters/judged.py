@@ -23,17 +23,16 @@ JUDGED_FRESH_SETS = ("fresh-harmful", "fresh-harmful-b", "fresh-c-harmful", "fre
                      "fresh-l-identity", "fresh-m-benign", "fresh-m-identity", "fresh-n-benign",
                      "fresh-n-identity")
 
-# Written for the next rounds' judgement and never scored by any model or policy (session 15
-# wrote `fresh-y-*` and `fresh-z-*`; session 13's `fresh-r-*` waited through rounds 42 to 45,
-# which failed their guardrails, and judged round 46). Nothing the project runs by default
-# scores them (``filters eval`` does not report them, ``bench_filters --prompts shipped`` leaves
-# them out); the round that reads one first drops, before scoring, the lines at cosine >= 0.95
-# to a prompt its candidates trained or calibrated on (since round 43 in plain MiniLM: a
-# six-layer adapted space collapses each class) or sharing a near key with one, then moves it
-# out of this tuple (session 12: fresh-k judged round 33, fresh-l round 34; session 13: fresh-m
-# and -n round 35, fresh-o round 37, fresh-p round 38; session 15: fresh-q round 41; session
-# 16: fresh-y round 44b; session 17: fresh-r round 46).
-UNREAD_FRESH_SETS = ("fresh-z-benign", "fresh-z-identity", "fresh-z-harmful")
+# Written for the next rounds' judgement and never scored by any model or policy. Nothing the
+# project runs by default scores them (``filters eval`` does not report them, ``bench_filters
+# --prompts shipped`` leaves them out); the round that reads one first drops, before scoring,
+# the lines at cosine >= 0.95 to a prompt its candidates trained or calibrated on (since round
+# 43 in plain MiniLM: a six-layer adapted space collapses each class) or sharing a near key
+# with one, then moves it out of this tuple (session 12: fresh-k judged round 33, fresh-l round
+# 34; session 13: fresh-m and -n round 35, fresh-o round 37, fresh-p round 38; session 15:
+# fresh-q round 41; session 16: fresh-y round 44b; session 17: fresh-r round 46 and fresh-z
+# round 47). Empty when every judge written so far has been read.
+UNREAD_FRESH_SETS: tuple[str, ...] = ()
 
 # Free-form training triples (session 14): ``free-train-<x>-*`` for each letter, written as
 # training data from the start by helpers who read nothing of the project, never judges. Round 39
