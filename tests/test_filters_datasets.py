@@ -299,10 +299,10 @@ def _assert_apart(keys: set[str], others: list[str]) -> None:
 
 
 @pytest.mark.parametrize("kind", ["creative", "request", "identity", "style", "chat",
-                                  "mixed"])
+                                  "mixed", "frame"])
 def test_shipped_training_pairs_are_aligned_and_apart_from_every_evaluation_set(kind: str
                                                                                 ) -> None:
-    """The training pairs (sessions 6 and 7): two halves of equal length, twins sharing a
+    """The training pairs (sessions 6, 7 and 17): two halves of equal length, twins sharing a
     pair key and a filled group term, every harmful line categorised, and no prompt (or
     near-duplicate key) shared with any evaluation-only set or the other training sets."""
     ben = D.load_named(f"{kind}-train-benign")
@@ -400,7 +400,8 @@ def test_fresh_sets_judge_once_then_train() -> None:
              "fresh-q-identity": 282, "fresh-q-harmful": 281, "fresh-r-benign": 427,
              "fresh-r-identity": 268, "fresh-r-harmful": 274, "fresh-y-benign": 438,
              "fresh-y-identity": 269, "fresh-y-harmful": 275, "fresh-z-benign": 444,
-             "fresh-z-identity": 273, "fresh-z-harmful": 283}
+             "fresh-z-identity": 273, "fresh-z-harmful": 283, "fresh-aa-benign": 429,
+             "fresh-aa-identity": 267, "fresh-aa-harmful": 276}
     assert set(sizes) == set(D.FRESH_SETS) and set(D.JUDGED_FRESH_SETS) < set(D.FRESH_SETS)
     keys: set[str] = set()
     for name, n in sizes.items():
@@ -418,7 +419,7 @@ def test_fresh_sets_judge_once_then_train() -> None:
             assert name in D.EVALUATION_ONLY_SETS
             assert not model.seen(df["prompt"].tolist()).any(), name
     harmful = [name for name in sizes if "harmful" in name]
-    assert len(harmful) == 20
+    assert len(harmful) == 21
     for name in harmful:
         assert set(D.load_named(name)["category"]) == _CATEGORIES
     with pytest.raises(FilterError, match="unknown fresh set"):

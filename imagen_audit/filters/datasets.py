@@ -291,7 +291,9 @@ def load_contrast_pairs(name: str, path: str | Path | None = None) -> pd.DataFra
     label), ``style-train-*`` (session 7: art-community prompts with style modifiers; the
     twins share the style, so the style carries no label either), ``chat-train-*`` and
     ``mixed-train-*`` (session 7: chat messages using scary words safely, and everyday
-    subjects in mixed forms; not in the default training sources, round 23).
+    subjects in mixed forms; not in the default training sources, round 23), ``frame-train-*``
+    (session 17: memes, stickers, thumbnails, cards, posters, political cartoons and diagrams,
+    each with a harmful twin in the same format; round 48).
 
     Line k of one half twins line k of the other, and both carry ``pair`` =
     ``"<set>:<k>"``, so :func:`split_by_prompt` keeps a pair on one side of the split: a
@@ -331,8 +333,9 @@ def load_fresh(name: str, path: str | Path | None = None) -> pd.DataFrame:
     38; ``fresh-q-*``: a seventeenth, session 13, read once to judge round 41 in session 15;
     ``fresh-r-*``: an eighteenth, session 13, read once to judge round 46 in session 17;
     ``fresh-y-*``: a nineteenth, session 15, read once to judge round 44b in session 16;
-    ``fresh-z-*``: a twentieth, session 15, read once to judge round 47 in session 17; the
-    letters s to x name
+    ``fresh-z-*``: a twentieth, session 15, read once to judge round 47 in session 17;
+    ``fresh-aa-*``: a twenty-first, session 17, unread, the next round's judge; the letters s
+    to x name
     the free-form training triples). Each is
     evaluation-only until it has judged its round: the pre-registered judges of which policy
     is the default (filters/README.md, rounds 18, 21, 22, 26-38, 41, 44b, 46 and 47). Those in
@@ -351,7 +354,7 @@ def _load_listed(table: dict[str, tuple[str, int]], kind: str, name: str,
 
 CONTRAST_PAIR_SETS = {f"{kind}-train-{half}": (f"{kind}_train_{half}.txt", label)
                       for kind in ("creative", "request", "identity", "style", "chat",
-                                   "mixed")
+                                   "mixed", "frame")
                       for half, label in (("benign", 0), ("harmful", 1))}
 # The first five (session 6) are named irregularly; from the third triple on, every one is
 # ``fresh-<letter>-{benign,identity,harmful}`` in ``fresh_<letter>_<half>.txt``.
@@ -361,7 +364,8 @@ FRESH_SETS = {"fresh-benign": ("fresh_benign.txt", 0),
               "fresh-identity-b": ("fresh_identity_b.txt", 0),
               "fresh-harmful-b": ("fresh_harmful_b.txt", 1),
               **{f"fresh-{x}-{half}": (f"fresh_{x}_{half}.txt", int(half == "harmful"))
-                 for x in "cdefghijklmnopqryz" for half in ("benign", "identity", "harmful")}}
+                 for x in (*"cdefghijklmnopqryz", "aa")
+                 for half in ("benign", "identity", "harmful")}}
 
 SURFACE_TRAIN_SETS = {"surface-train-benign": ("surface_train_benign.txt", 0),
                       "surface-train-identity": ("surface_train_identity.txt", 0),
