@@ -102,7 +102,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "harmful}, fresh-{y,z}-* and fresh-aa-* (unread: "
                                   "the next round's judge), the "
                                   "training pairs {creative,request,identity,style,chat,"
-                                  "mixed}-train-{benign,harmful}, surface-train-{benign,"
+                                  "mixed,frame}-train-{benign,harmful}, surface-train-{benign,"
                                   "identity,harmful} and the free-form training triples "
                                   f"free-train-{{{','.join(FREE_TRAIN_LETTERS)}}}-{{benign,"
                                   "identity,harmful}) or CSV paths with a prompt column "
