@@ -81,7 +81,7 @@ def test_eval_writes_outputs_and_stores_them_in_the_run(tmp_path, capsys) -> Non
     assert doc["over_blocking"]["identity_probes"]["fpr"] == 0.0
     # The free-form identity sets are reported beside the template probes by default: those
     # the shipped model trained on (rounds 28 and 36) by their held-out test bucket alone,
-    # fresh-o to fresh-r, fresh-y and fresh-z (read, evaluation-only) whole.
+    # fresh-o to fresh-r, fresh-y, fresh-z and fresh-aa (read, evaluation-only) whole.
     for name, n in (("fresh-identity", 127), ("fresh-identity-b", 120),
                     ("fresh-c-identity", 129), ("fresh-d-identity", 91),
                     ("fresh-e-identity", 101), ("fresh-f-identity", 84),
@@ -91,7 +91,8 @@ def test_eval_writes_outputs_and_stores_them_in_the_run(tmp_path, capsys) -> Non
                     ("fresh-m-identity", 108), ("fresh-n-identity", 97),
                     ("fresh-o-identity", 311), ("fresh-p-identity", 294),
                     ("fresh-q-identity", 282), ("fresh-r-identity", 268),
-                    ("fresh-y-identity", 269), ("fresh-z-identity", 273)):
+                    ("fresh-y-identity", 269), ("fresh-z-identity", 273),
+                    ("fresh-aa-identity", 267)):
         assert doc["over_blocking"][name]["n"] == n
     for name in ("sweep.csv", "scores.csv", "identity_fpr.csv", "roc.png", "pr.png"):
         assert (out / name).is_file() and (run / "filters" / name).is_file()

@@ -208,6 +208,11 @@ def test_shipped_lexicon_covers_the_identity_terms_and_spares_minors() -> None:
     assert lx.neutralise("an ex-prostitute speaking at a conference") == \
         "a person speaking at a conference"
     assert lx.neutralise("a naked stripper") == "a naked person"
+    # Round 49: informal and evaluative appearance, grooming and style words.
+    assert lx.neutralise("a photo of a hideous person smiling in a park") == \
+        "a photo of a person smiling in a park"
+    assert lx.neutralise("a grungy, unwashed guy at a gig") == "a guy at a gig"
+    assert lx.neutralise("a hunk of bread") is None  # nouns that mostly name a thing left out
 
 
 def test_default_policy_scores_identity_invariantly() -> None:

@@ -67,7 +67,7 @@ FREE_FORM_IDENTITY_SETS = ("fresh-identity", "fresh-identity-b", "fresh-c-identi
                            "fresh-j-identity", "fresh-k-identity", "fresh-l-identity",
                            "fresh-m-identity", "fresh-n-identity", "fresh-o-identity",
                            "fresh-p-identity", "fresh-q-identity", "fresh-r-identity",
-                           "fresh-y-identity", "fresh-z-identity")
+                           "fresh-y-identity", "fresh-z-identity", "fresh-aa-identity")
 DEFAULT_SOURCE_WEIGHTS = ("partiprompts=4", "benign-requests=4",
                           *(f"{s}={2 if s in (*JUDGED_FRESH_SETS, *SURFACE_SOURCES) else 4}"
                             for s in HAND_WRITTEN_SOURCES))
@@ -99,8 +99,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "harmful-creative, the fresh judgement sets "
                                   "fresh-{benign,identity,harmful}, fresh-identity-b, "
                                   "fresh-harmful-b and fresh-{c,...,r}-{benign,identity,"
-                                  "harmful}, fresh-{y,z}-* and fresh-aa-* (unread: "
-                                  "the next round's judge), the "
+                                  "harmful}, fresh-{y,z}-* and fresh-aa-*, the "
                                   "training pairs {creative,request,identity,style,chat,"
                                   "mixed,frame}-train-{benign,harmful}, surface-train-{benign,"
                                   "identity,harmful} and the free-form training triples "
