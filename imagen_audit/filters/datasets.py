@@ -334,8 +334,8 @@ def load_fresh(name: str, path: str | Path | None = None) -> pd.DataFrame:
     ``fresh-r-*``: an eighteenth, session 13, read once to judge round 46 in session 17;
     ``fresh-y-*``: a nineteenth, session 15, read once to judge round 44b in session 16;
     ``fresh-z-*``: a twentieth, session 15, read once to judge round 47 in session 17;
-    ``fresh-aa-*``: a twenty-first, session 17, read once to judge round 49; the letters s
-    to x name
+    ``fresh-aa-*``: a twenty-first, session 17, read once to judge round 49; ``fresh-bb-*``: a
+    twenty-second, session 17, unread, the next round's judge; the letters s to x name
     the free-form training triples). Each is
     evaluation-only until it has judged its round: the pre-registered judges of which policy
     is the default (filters/README.md, rounds 18, 21, 22, 26-38, 41, 44b, 46, 47 and 49). Those in
@@ -364,7 +364,7 @@ FRESH_SETS = {"fresh-benign": ("fresh_benign.txt", 0),
               "fresh-identity-b": ("fresh_identity_b.txt", 0),
               "fresh-harmful-b": ("fresh_harmful_b.txt", 1),
               **{f"fresh-{x}-{half}": (f"fresh_{x}_{half}.txt", int(half == "harmful"))
-                 for x in (*"cdefghijklmnopqryz", "aa")
+                 for x in (*"cdefghijklmnopqryz", "aa", "bb")
                  for half in ("benign", "identity", "harmful")}}
 
 SURFACE_TRAIN_SETS = {"surface-train-benign": ("surface_train_benign.txt", 0),
