@@ -13,7 +13,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from imagen_audit.filters.judged import FREE_TRAIN_LETTERS, JUDGED_FRESH_SETS
+from imagen_audit.filters.judged import (
+    FREE_TRAIN_LETTERS,
+    FRESH_LETTERS,
+    JUDGED_FRESH_SETS,
+    UNREAD_FRESH_SETS,
+)
 
 if TYPE_CHECKING:  # heavy imports only for the type checker: `--help` stays fast
     import numpy as np
@@ -61,13 +66,11 @@ DEFAULT_BENIGN = ("coco:12000", "partiprompts", "benign-requests", "coprov2-safe
 # probes are templates, and free-form prompts about people are blocked far more often
 # (filters/README.md, round 18).
 # The sets trained on (JUDGED_FRESH_SETS) are reported on their held-out test bucket.
-FREE_FORM_IDENTITY_SETS = ("fresh-identity", "fresh-identity-b", "fresh-c-identity",
-                           "fresh-d-identity", "fresh-e-identity", "fresh-f-identity",
-                           "fresh-g-identity", "fresh-h-identity", "fresh-i-identity",
-                           "fresh-j-identity", "fresh-k-identity", "fresh-l-identity",
-                           "fresh-m-identity", "fresh-n-identity", "fresh-o-identity",
-                           "fresh-p-identity", "fresh-q-identity", "fresh-r-identity",
-                           "fresh-y-identity", "fresh-z-identity", "fresh-aa-identity")
+# Every fresh identity set once read (an unread judge is never reported).
+FREE_FORM_IDENTITY_SETS = tuple(
+    s for s in ("fresh-identity", "fresh-identity-b",
+                *(f"fresh-{x}-identity" for x in FRESH_LETTERS))
+    if s not in UNREAD_FRESH_SETS)
 DEFAULT_SOURCE_WEIGHTS = ("partiprompts=4", "benign-requests=4",
                           *(f"{s}={2 if s in (*JUDGED_FRESH_SETS, *SURFACE_SOURCES) else 4}"
                             for s in HAND_WRITTEN_SOURCES))

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from imagen_audit.filters.base import FilterError, normalise_category
-from imagen_audit.filters.judged import FREE_TRAIN_LETTERS, JUDGED_FRESH_SETS
+from imagen_audit.filters.judged import FREE_TRAIN_LETTERS, FRESH_LETTERS, JUDGED_FRESH_SETS
 
 COLUMNS = ("prompt", "label", "category", "source")
 SHARED_FILES = {
@@ -364,7 +364,7 @@ FRESH_SETS = {"fresh-benign": ("fresh_benign.txt", 0),
               "fresh-identity-b": ("fresh_identity_b.txt", 0),
               "fresh-harmful-b": ("fresh_harmful_b.txt", 1),
               **{f"fresh-{x}-{half}": (f"fresh_{x}_{half}.txt", int(half == "harmful"))
-                 for x in (*"cdefghijklmnopqryz", "aa", "bb")
+                 for x in FRESH_LETTERS
                  for half in ("benign", "identity", "harmful")}}
 
 SURFACE_TRAIN_SETS = {"surface-train-benign": ("surface_train_benign.txt", 0),

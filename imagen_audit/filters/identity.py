@@ -232,12 +232,12 @@ class IdentityLexicon:
         if nxt is not None and (nxt.group(0).lower() in self.person_nouns
                                 or end + gap in found_starts):
             return Descriptor(e.axis, "adj", e.term)
+        kinds = self.kinds.get(e.term.lower(), {e.kind})
         # Coordinated with the next descriptor: an adjective of the same person ("a scruffy,
         # bearded pensioner", "a gay and lesbian couple"), when the term can be one.
-        if (_joint_end(text, end) in rewritten_starts
-                and "adj" in self.kinds.get(e.term.lower(), {e.kind})):
+        if "adj" in kinds and _joint_end(text, end) in rewritten_starts:
             return Descriptor(e.axis, "adj", e.term)
-        if "noun" in self.kinds.get(e.term.lower(), {e.kind}):
+        if "noun" in kinds:
             return Descriptor(e.axis, "noun", e.term)
         return e if e.axis in _CONTEXT_FREE_AXES else None
 

@@ -41,3 +41,7 @@ UNREAD_FRESH_SETS: tuple[str, ...] = ("fresh-bb-benign", "fresh-bb-identity", "f
 # trained on them (with fresh-o and -p) and failed its guardrails, so they are data for a later
 # round, not default sources. Here because the CLI's help names them without pandas.
 FREE_TRAIN_LETTERS = "stuvwx"
+# The fresh judgement triples after the first two, ``fresh-<x>-{benign,identity,harmful}`` in
+# ``fresh_<x>_<half>.txt``, in the order they were written (r was written in session 13, y and
+# z in session 15, aa and bb in session 17). Here, without pandas, for the same reason.
+FRESH_LETTERS = (*"cdefghijklmnopqryz", "aa", "bb")
