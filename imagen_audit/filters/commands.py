@@ -230,6 +230,33 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="writes MODEL.npz and MODEL.json (and MODEL.eval.json)")
     t.set_defaults(handler=cmd_train)
 
+    h = fs.add_parser("format-head", help="attach a picture-format head (memes, stickers, "
+                      "posters, cards, diagrams) to a trained embedding model")
+    h.add_argument("--model", required=True, metavar="MODEL",
+                   help="the trained model (MODEL.json/.npz); it is not changed")
+    h.add_argument("--out", required=True, metavar="OUT", help="writes OUT.npz and OUT.json")
+    h.add_argument("--format-threshold", type=float, required=True, metavar="T",
+                   help="the head's raw score that counts as the model's decision threshold "
+                        "(format depictions are mapped so T lands there)")
+    h.add_argument("--mix", choices=("alone", "mean"), default="alone",
+                   help="score format depictions by the head alone, or by the mean of its "
+                        "logit and the model's")
+    h.add_argument("--add", action="append", default=[], metavar="SET",
+                   help="another training set (its train part's format rows, with the set's "
+                        "own labels); repeatable")
+    h.add_argument("--guard", action="append", default=[], metavar="SET",
+                   help="another set no training row may be near (always guarded: every "
+                        "training set's dev and test parts, the evaluation-only sets and every "
+                        "fresh set not named for training); repeatable")
+    h.add_argument("--source-weight", action="append", default=[], metavar="SOURCE=W",
+                   help="override a source's weight (default the model's recorded weights, "
+                        "1 for sets it does not record)")
+    h.add_argument("--embedding-cache", metavar="FILE.npz",
+                   help="plain-MiniLM embeddings for the near-duplicate guard")
+    h.add_argument("--ensemble", type=int, default=5)
+    h.add_argument("--seed", type=int, default=0)
+    h.set_defaults(handler=cmd_format_head)
+
     u = fs.add_parser("tune", help="pick thresholds for a target FPR on a tuning split, "
                                    "report them on a held-out split, write a new policy")
     u.add_argument("--policy", default="default")
@@ -469,22 +496,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     exclude_sources = (list(HAND_WRITTEN_SOURCES) if args.threshold_exclude is None
                        else args.threshold_exclude)
 
-    def load(spec: str, label: int) -> pd.DataFrame:
-        name, _, arg = spec.partition(":")
-        if name in ("coprov2-train", "coprov2-safe"):  # the two halves of the train file
-            df = D.load_coprov2("train", kind="safe" if name == "coprov2-safe" else "unsafe")
-            return df.sample(n=min(int(arg), len(df)), random_state=args.seed) if arg else df
-        if name == "coco":
-            return D.load_coco(limit=int(arg) if arg else None, seed=1)
-        if Path(spec).suffix:
-            return D.load_prompt_csv(spec, default_label=label)
-        return D.load_named(spec)
-
     # Every set is split by prompt (seed 0): train (50%) fits the networks, dev (20%)
     # calibrates them and picks the threshold, test (30%) is only ever evaluated.
     train_parts, dev_parts, test_parts = [], [], []
     for spec, label in [(s, 1) for s in harmful_specs] + [(s, 0) for s in benign_specs]:
-        df = load(spec, label)
+        df = D.load_training_spec(spec, label, args.seed)
         tr, dev, te = D.split_by_prompt(df, **D.CANONICAL_SPLIT)
         dev_parts.append(dev)
         if spec.startswith("coprov2-train"):  # its own test file is the held-out split
@@ -655,6 +671,34 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"{args.target_fpr}); "
           f"held-out ROC-AUC {_fmt(h['roc_auc'])}, recall {_fmt(h['recall'])}, FPR "
           f"{_fmt(h['fpr'])} at {threshold:.2f}")
+    return EXIT_OK
+
+
+def cmd_format_head(args: argparse.Namespace) -> int:
+    """Train a format head on the model's own training sets (and ``--add``) and write the
+    model with it: the main network and its thresholds are untouched."""
+    from imagen_audit.filters.base import FilterError
+    from imagen_audit.filters.embedding import EmbeddingModel
+    from imagen_audit.filters.format_head import add_format_head, default_guard, format_rows
+
+    _quiet()
+    model = EmbeddingModel.load(args.model)
+    sets = model.meta.get("sets") or {}
+    if not sets.get("harmful") or not sets.get("benign"):
+        raise FilterError(f"{args.model}: the model records no training sets (meta 'sets')")
+    guard = [*default_guard([*sets["harmful"], *sets["benign"], *args.add]), *args.guard]
+    data = format_rows(sets["harmful"], sets["benign"], args.add, seed=args.seed,
+                       guard_sets=guard, embedding_cache=args.embedding_cache)
+    weights = {**(sets.get("source_weights") or {}),
+               **(_source_weights(args.source_weight) if args.source_weight else {})}
+    add_format_head(model, data, threshold=args.format_threshold, mix=args.mix,
+                    source_weights=weights, seed=args.seed, ensemble=args.ensemble)
+    js = model.save(args.out)
+    n = model.meta["format_head"]["training_size"]
+    print(f"wrote {js}: format head on {n.get('harmful', 0)} harmful and "
+          f"{n.get('benign', 0)} benign format depictions ({data.dropped_near_duplicates} "
+          f"near a guarded prompt dropped), threshold {args.format_threshold:.2f}, "
+          f"mix {args.mix}")
     return EXIT_OK
 
 

@@ -544,6 +544,21 @@ def load_named(spec: str, **kw: object) -> pd.DataFrame:
     return load_prompt_csv(spec, **kw)  # type: ignore[arg-type]
 
 
+def load_training_spec(spec: str, label: int, seed: int = 0) -> pd.DataFrame:
+    """A set named as ``filters train`` names it: ``coprov2-train:N`` and ``coprov2-safe:N``
+    sample N of CoProV2's train halves with ``seed``; ``coco:N`` takes N captions (seed 1); a
+    path (any suffix) is a CSV whose rows default to ``label``; else :func:`load_named`."""
+    name, _, arg = spec.partition(":")
+    if name in ("coprov2-train", "coprov2-safe"):  # the two halves of the train file
+        df = load_coprov2("train", kind="safe" if name == "coprov2-safe" else "unsafe")
+        return df.sample(n=min(int(arg), len(df)), random_state=seed) if arg else df
+    if name == "coco":
+        return load_coco(limit=int(arg) if arg else None, seed=1)
+    if Path(spec).suffix:
+        return load_prompt_csv(spec, default_label=label)
+    return load_named(spec)
+
+
 # --------------------------------------------------------------------------- splitting
 _PUNCT = re.compile(r"[^\w\s]+")
 _SPACE = re.compile(r"\s+")

@@ -52,9 +52,9 @@ from imagen_audit.filters.lexical import LexicalModel
 
 FORMAT = "imagen-audit/embedding-filter"
 # 2: optional lexical view + stacker; 3: optional request threshold and request head;
-# 4: optional encoder delta (files without them are written with the lowest version that
-# reads them whole).
-FORMAT_VERSION = 4
+# 4: optional encoder delta; 5: optional format head and threshold (files without them are
+# written with the lowest version that reads them whole).
+FORMAT_VERSION = 5
 ENCODER_PREFIX = "enc."  # array names of the encoder delta in the .npz
 DEFAULT_MODEL = "models/prompt-embedding"
 
@@ -83,6 +83,9 @@ class EmbeddingModel:
     # float16 replacements for the encoder's top layers (:mod:`imagen_audit.filters.adapt`):
     # the model's embeddings come from MiniLM with these weights, never from plain MiniLM.
     encoder_delta: dict[str, np.ndarray] | None = None
+    # A network of its own for depictions naming a picture format (:mod:`.form`, round 50),
+    # scored at a threshold of its own (meta ``format_threshold``); mixed as the request head.
+    format_head: tuple[list[np.ndarray], list[np.ndarray]] | None = None
 
     def __post_init__(self) -> None:
         if len(self.weights) != len(self.biases) or not self.weights:
@@ -99,11 +102,13 @@ class EmbeddingModel:
             self.stack = np.asarray(self.stack, dtype=np.float64).ravel()
             if self.stack.shape != (3,):
                 raise FilterError("embedding model: 'stack' must hold 3 numbers")
-        if self.request_head is not None:
-            hw, hb = self.request_head
+        for name, head in (("request", self.request_head), ("format", self.format_head)):
+            if head is None:
+                continue
+            hw, hb = head
             if len(hw) != len(hb) or not hw or hw[0].shape[0] != self.dim or \
                     hw[-1].shape[1] != 1:
-                raise FilterError("embedding model: the request head must map "
+                raise FilterError(f"embedding model: the {name} head must map "
                                   f"{self.dim}-d embeddings to one output")
 
     @property
@@ -140,6 +145,17 @@ class EmbeddingModel:
                               f"must be in (0, 1), not {t_dep} and {t_req}")
         return t_dep, t_req
 
+    def format_threshold(self) -> float | None:
+        """The raw score at which a format depiction is blocked as a depiction is at the
+        decision threshold; None without a format head."""
+        t = self.meta.get("format_threshold")
+        if self.format_head is None or t is None:
+            return None
+        if not 0.0 < float(t) < 1.0 or self.meta.get("decision_threshold") is None:
+            raise FilterError("embedding model: format_threshold must be in (0, 1) and "
+                              f"come with a decision_threshold, not {t}")
+        return float(t)
+
     def aligned_proba(self, x: np.ndarray, prompts: Sequence[str]
                       ) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Scores on one scale for both prompt forms: ``(aligned, raw, forms)``.
@@ -147,31 +163,46 @@ class EmbeddingModel:
         A request's raw probability is mapped piecewise-linearly so that the request
         threshold lands on the depiction threshold (0 and 1 stay put): one policy threshold
         then decides both forms, each at the operating point its own dev split chose."""
-        from imagen_audit.filters.form import REQUEST, prompt_form
+        from imagen_audit.filters.form import FORMAT, REQUEST, names_picture_format, prompt_form
 
         raw = self.predict_proba(x, prompts)
         forms = [prompt_form(p) for p in prompts]
         req = np.asarray([f == REQUEST for f in forms], dtype=bool)
         if self.request_head is not None and req.any():
             raw[req] = self.request_proba(np.asarray(x)[req], raw[req])
+        t_fmt = self.format_threshold()
+        fmt = np.zeros(len(forms), dtype=bool)
+        if t_fmt is not None:
+            fmt = ~req & np.asarray([names_picture_format(p) for p in prompts], dtype=bool)
+            forms = [FORMAT if f else form for f, form in zip(fmt, forms, strict=True)]
+            if fmt.any():
+                raw[fmt] = self._head_proba(self.format_head, "format_head",
+                                            np.asarray(x)[fmt], raw[fmt])
         ts = self.form_thresholds()
-        if ts is None:
-            return raw, raw, forms
         out = raw.copy()
-        out[req] = piecewise_align(raw[req], ts[1], ts[0])
+        if ts is not None:
+            out[req] = piecewise_align(raw[req], ts[1], ts[0])
+        if t_fmt is not None:
+            out[fmt] = piecewise_align(raw[fmt], t_fmt, float(self.meta["decision_threshold"]))
         return out, raw, forms
 
     def request_proba(self, x: np.ndarray, proba: np.ndarray) -> np.ndarray:
         """P(harmful) of requests: the request head's own (mix ``alone``), or the mean of its
         logit and the model's (from ``proba``, the model's probability for these rows; mix
         ``mean``); ``proba`` unchanged without a head."""
-        if self.request_head is None:
+        return self._head_proba(self.request_head, "request_head", x, proba)
+
+    def _head_proba(self, head: tuple[list[np.ndarray], list[np.ndarray]] | None, key: str,
+                    x: np.ndarray, proba: np.ndarray) -> np.ndarray:
+        """A head's P(harmful): its own (meta ``key``.mix ``alone``) or the mean of its logit
+        and the model's (``mean``); ``proba`` unchanged without the head."""
+        if head is None:
             return np.asarray(proba, dtype=np.float64)
-        if (self.meta.get("request_head") or {}).get("mix") == "alone":
-            return _sigmoid(_forward(*self.request_head, x))
+        if (self.meta.get(key) or {}).get("mix") == "alone":
+            return _sigmoid(_forward(*head, x))
         p = np.clip(np.asarray(proba, dtype=np.float64), 1e-12, 1 - 1e-12)
         z = np.log(p / (1 - p))
-        return _sigmoid((z + _forward(*self.request_head, x)) / 2)
+        return _sigmoid((z + _forward(*head, x)) / 2)
 
     def predict_category(self, x: np.ndarray) -> list[str | None]:
         if self.cat_w is None or not self.categories:
@@ -212,10 +243,10 @@ class EmbeddingModel:
         if self.lexical is not None and self.stack is not None:
             out.update(self.lexical.arrays())
             out["stack"] = np.asarray(self.stack, np.float64)
-        if self.request_head is not None:
-            for i, (w, b) in enumerate(zip(*self.request_head, strict=True)):
-                out[f"rq_w{i}"] = np.asarray(w, np.float32)
-                out[f"rq_b{i}"] = np.asarray(b, np.float32)
+        for prefix, head in (("rq", self.request_head), ("fm", self.format_head)):
+            for i, (w, b) in enumerate(zip(*(head or ([], [])), strict=True)):
+                out[f"{prefix}_w{i}"] = np.asarray(w, np.float32)
+                out[f"{prefix}_b{i}"] = np.asarray(b, np.float32)
         for name, value in (self.encoder_delta or {}).items():
             out[ENCODER_PREFIX + name] = np.asarray(value, np.float16)
         return out
@@ -235,8 +266,10 @@ class EmbeddingModel:
         with atomic_path(npz) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **self.arrays())
         digest = hashlib.sha256(npz.read_bytes()).hexdigest()
-        if self.encoder_delta:
-            version = FORMAT_VERSION  # an older reader would ignore the delta: refuse it
+        if self.format_head is not None or "format_threshold" in self.meta:
+            version = FORMAT_VERSION  # an older reader would ignore the head: refuse it
+        elif self.encoder_delta:
+            version = 4  # an older reader would ignore the delta: refuse it
         elif self.request_head is not None or "request_threshold" in self.meta:
             version = 3
         else:
@@ -246,6 +279,8 @@ class EmbeddingModel:
                "categories": list(self.categories), **self.meta}
         if self.request_head is not None:
             doc["request_head_layers"] = len(self.request_head[0])
+        if self.format_head is not None:
+            doc["format_head_layers"] = len(self.format_head[0])
         write_atomic(js, json.dumps(doc, indent=2, sort_keys=True) + "\n")
         return js
 
@@ -288,15 +323,9 @@ class EmbeddingModel:
             raise FilterError(f"{npz}: array {exc} missing") from None
         meta = {k: v for k, v in doc.items() if k not in
                 ("format", "format_version", "arrays_file", "arrays_sha256", "layers",
-                 "categories", "request_head_layers")}
-        head = None
-        n_head = int(doc.get("request_head_layers", 0))
-        if n_head:
-            try:
-                head = ([data[f"rq_w{i}"] for i in range(n_head)],
-                        [data[f"rq_b{i}"] for i in range(n_head)])
-            except KeyError as exc:
-                raise FilterError(f"{npz}: array {exc} of the request head missing") from None
+                 "categories", "request_head_layers", "format_head_layers")}
+        head = _load_head(data, doc, "request", "rq", npz)
+        format_head = _load_head(data, doc, "format", "fm", npz)
         seen = data.get("seen_hashes")
         if seen is not None and (seen.dtype != np.uint64 or seen.ndim != 1):
             raise FilterError(f"{npz}: array 'seen_hashes' must be a 1-d uint64 array")
@@ -312,7 +341,21 @@ class EmbeddingModel:
             raise FilterError(f"{npz}: encoder delta arrays ({ENCODER_PREFIX}*) must be "
                               "float16")
         return cls(weights, biases, tuple(doc.get("categories", ())), data.get("cat_w"),
-                   data.get("cat_b"), meta, seen, lexical, stack, head, delta or None)
+                   data.get("cat_b"), meta, seen, lexical, stack, head, delta or None,
+                   format_head)
+
+
+def _load_head(data: dict[str, np.ndarray], doc: dict[str, Any], name: str, prefix: str,
+               npz: Path) -> tuple[list[np.ndarray], list[np.ndarray]] | None:
+    """The ``name`` head's arrays (``PREFIX_w0``...), as many layers as the JSON says."""
+    n = int(doc.get(f"{name}_head_layers", 0))
+    if not n:
+        return None
+    try:
+        return ([data[f"{prefix}_w{i}"] for i in range(n)],
+                [data[f"{prefix}_b{i}"] for i in range(n)])
+    except KeyError as exc:
+        raise FilterError(f"{npz}: array {exc} of the {name} head missing") from None
 
 
 def _forward(weights: Sequence[np.ndarray], biases: Sequence[np.ndarray],
@@ -661,6 +704,8 @@ class EmbeddingFilter:
                 "decision_threshold": self.model.meta.get("decision_threshold"),
                 "request_threshold": self.model.meta.get("request_threshold"),
                 "request_head": self.model.request_head is not None,
+                "format_threshold": self.model.meta.get("format_threshold"),
+                "format_head": self.model.format_head is not None,
                 "encoder_adapted": bool(self.model.encoder_delta),
                 "identity_lexicon": (str(self.identity_lexicon_path)
                                      if self.identity_lexicon_path else None),

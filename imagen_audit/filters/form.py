@@ -15,6 +15,12 @@ A prompt that asks for a picture ("Can you draw a knight?", "make an image of ..
 logo for my bakery") is a depiction whatever its grammar: the image is the risk, and the
 depiction threshold judges it. Casual chat is a request too, though it rarely opens like one:
 "ugh i bombed my interview, how do i bounce back", "new to knitting any tips" (round 26).
+
+A depiction that names a picture format (a meme, a sticker, a poster, a card, a diagram) is a
+third form for models with a format head (round 50): such prompts put the words of harm into
+jokes, warnings and teaching ("cute ghost sticker with text I'm dead", "rat poison warning
+label redesign", "burns unit teaching diagram"), and on the read fresh sets the depiction
+threshold blocked 16% of the harmless ones against 4% of other harmless prompts.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from __future__ import annotations
 import re
 
 REQUEST, DEPICTION = "request", "depiction"
+# A depiction naming a picture format, scored by the format head where a model has one.
+FORMAT = "format"
 
 _POLITE = (r"^(?:(?:please|hey|hi|ok|okay)[,!]?\s+)?"
            r"(?:(?:can|could|would|will)\s+you\s+(?:please\s+)?"
@@ -86,6 +94,17 @@ _CHAT_QUESTION = re.compile(
     r"|is\s+(?:it|that|this)\s+(?:bad|normal|ok|okay|safe|legal|illegal|true|weird)"
     r"|should\s+i|any\s+(?:tips|ideas|advice|recs|recommendations)|anyone\s+know"
     r"|where\s+(?:can|do|should)\s+i|what\s+should\s+i)\b")
+
+
+# The nine formats of the session-17 analysis of over-blocking (round 50's rule names them).
+PICTURE_FORMATS = ("meme", "sticker", "poster", "thumbnail", "card", "comic", "diagram", "label",
+                   "wallpaper")
+_FORMAT_WORD = re.compile(r"\b(?:" + "|".join(PICTURE_FORMATS) + r")s?\b")
+
+
+def names_picture_format(prompt: str) -> bool:
+    """True when ``prompt`` names one of :data:`PICTURE_FORMATS` (any form)."""
+    return _FORMAT_WORD.search(str(prompt).lower()) is not None
 
 
 def prompt_form(prompt: str) -> str:

@@ -32,9 +32,9 @@ JUDGED_FRESH_SETS = ("fresh-harmful", "fresh-harmful-b", "fresh-c-harmful", "fre
 # 34; session 13: fresh-m and -n round 35, fresh-o round 37, fresh-p round 38; session 15:
 # fresh-q round 41; session 16: fresh-y round 44b; session 17: fresh-r round 46 and fresh-z
 # round 47; fresh-aa, written in session 17 for round 48, whose candidate failed its
-# guardrails first, round 49; `fresh-bb-*`, written at the end of session 17, is the next
-# round's judge). Empty when every judge written so far has been read.
-UNREAD_FRESH_SETS: tuple[str, ...] = ("fresh-bb-benign", "fresh-bb-identity", "fresh-bb-harmful")
+# guardrails first, round 49; session 18: fresh-bb round 50c). Empty when every judge written
+# so far has been read.
+UNREAD_FRESH_SETS: tuple[str, ...] = ()
 
 # Free-form training triples (session 14): ``free-train-<x>-*`` for each letter, written as
 # training data from the start by helpers who read nothing of the project, never judges. Round 39
