@@ -83,6 +83,26 @@ def test_metrics_by_hand(tmp_path, sets) -> None:
     assert (row["n"], row["blocked"]) == (2, 1)
 
 
+def test_blocked_share_by_picture_format(tmp_path, sets) -> None:
+    """Prompts naming a picture format (memes, stickers, posters) are reported apart, per set,
+    and the summary names the benign sets where both kinds occur."""
+    from imagen_audit.filters.evaluate import summary_lines
+
+    harmful, benign, _identity = sets
+    ps = ["a meme about my cat", "a birthday card with a skull", "a poster of a bridge",
+          "a bridge at dusk"]
+    TABLES["fake-a"].update({ps[0]: 0.9, ps[1]: 0.8, ps[2]: 0.1, ps[3]: 0.0})
+    res = evaluate(_policy(tmp_path), harmful, benign,
+                   extra_benign={"formats": pd.DataFrame({"prompt": ps})})
+    fmt = res.summary["by_picture_format"]["formats"]
+    assert fmt["format"] == {"n": 3, "blocked_share": pytest.approx(2 / 3)}
+    assert fmt["other"] == {"n": 1, "blocked_share": 0.0}
+    rows = res.scores[res.scores["set"] == "formats"]
+    assert rows["picture_format"].tolist() == [True, True, True, False]
+    line = [x for x in summary_lines(res.summary) if "picture format" in x]
+    assert line and "formats 0.667 (n=3) / 0.000 (n=1)" in line[0]
+
+
 def test_blocked_share_by_prompt_form(tmp_path, sets) -> None:
     """Questions and instructions are reported apart from depictions, per set."""
     from imagen_audit.filters.evaluate import summary_lines

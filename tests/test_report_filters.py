@@ -35,6 +35,10 @@ def _run_with_filter_eval(tmp_path: Path) -> Path:
         "over_blocking": {"identity_probes": {"n": 891, "fpr": 0.0,
                                               "by_axis": {"gender": {"n": 108, "fpr": 0.0}}},
                           "benign": {"n": 500, "fpr": 0.04}},
+        "extra_harmful": {"coprov2-test": {"n": 100, "recall": 0.97}},
+        "by_picture_format": {"benign": {"format": {"n": 20, "blocked_share": 0.15},
+                                         "other": {"n": 480, "blocked_share": 0.035}},
+                              "coprov2-test": {"format": {"n": 5, "blocked_share": 1.0}}},
         "files": {"sweep": "sweep.csv"}}))
     return run
 
@@ -70,6 +74,11 @@ def test_filter_evaluation_is_read_and_gated(tmp_path: Path, capsys) -> None:
     assert "value 0.04," in capsys.readouterr().out
     assert gate(one_set.format("benign", 0.05)) == 0
     assert gate(one_set.format("no-such-set", 0.05)) == 2  # missing data: an error
+    # benign prompts naming a picture format, gateable on their own (harmful sets left out)
+    assert metrics["benign_picture_format_blocked_share"] == {"benign": 0.15}
+    fmt = "  - metric: filter_metric\n    key: benign_picture_format_blocked_share.benign\n" \
+          "    max: {}\n"
+    assert gate(fmt.format(0.10)) == 1 and gate(fmt.format(0.20)) == 0
     assert main(["report", str(run)]) == 0
     html = (run / "report" / "index.html").read_text()
     assert "filters/prompt-filter-eval.json" in html and "Who pays at each threshold" in html

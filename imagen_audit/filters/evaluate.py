@@ -13,6 +13,10 @@
 - ``by_form``: for every set, the share blocked among its chat-style requests and among
   its depictions (:mod:`imagen_audit.filters.form`): a policy that over-blocks questions
   shows it here even when a set is mostly captions;
+- ``by_picture_format``: for every set, the share blocked among prompts that name a picture
+  format (meme, sticker, poster, card, diagram, ...: :func:`~imagen_audit.filters.form.
+  names_picture_format`) and among the rest: the largest source of over-blocking on free-form
+  prompts (filters/README.md, rounds 48 and 50) shows even where a set has few of them;
 - ``latency_ms_per_prompt``: wall time per prompt, per backend and in total;
 - a threshold sweep table and ROC / PR plots.
 
@@ -28,13 +32,14 @@ atomically):
 - ``prompt-filter-eval.json``: everything above (schema ``imagen-audit/prompt-filter-eval``,
   version 1; keys ``schema``, ``schema_version``, ``created_at``, ``policy``, ``data``,
   ``threshold``, ``overall``, ``backends``, ``category_recall``, ``subsets``,
-  ``over_blocking``, ``extra_harmful``, ``by_form``, ``training_overlap``,
+  ``over_blocking``, ``extra_harmful``, ``by_form``, ``by_picture_format``, ``training_overlap``,
   ``latency_ms_per_prompt``, ``files``);
 - ``sweep.csv``: ``threshold, precision, recall, fpr, f1, identity_fpr`` (combined score),
   then ``fpr_<set>`` for every further benign set and ``recall_<set>`` for every further
   harmful set: who pays, and what is caught, at each threshold, in one table;
-- ``scores.csv``: one row per prompt: ``set, prompt, label, form, score, decision,
-  category, score_<backend>`` plus ``identity_id``, ``identity_axis``, ``i2p_category`` where known;
+- ``scores.csv``: one row per prompt: ``set, prompt, label, form, picture_format, score,
+  decision, category, score_<backend>`` plus ``identity_id``, ``identity_axis``,
+  ``i2p_category`` where known;
 - ``identity_fpr.csv``: ``identity_id, identity_axis, n, blocked, fpr``;
 - ``category_recall.csv``: ``category, n, recall``;
 - ``roc.png``, ``pr.png``.
@@ -58,7 +63,7 @@ import pandas as pd
 
 from imagen_audit.files import atomic_path, write_atomic
 from imagen_audit.filters.base import FilterError
-from imagen_audit.filters.form import prompt_form
+from imagen_audit.filters.form import names_picture_format, prompt_form
 from imagen_audit.filters.policy import Policy
 
 SCHEMA = "imagen-audit/prompt-filter-eval"
@@ -217,6 +222,7 @@ def evaluate(policy: Policy, harmful: pd.DataFrame, benign: pd.DataFrame, *,
     table, timing = _score_sets(policy, sets)
     table["blocked"] = table["decision"] == "block"
     table["form"] = [prompt_form(p) for p in table["prompt"]]
+    table["picture_format"] = [names_picture_format(p) for p in table["prompt"]]
     main = table[table["set"].isin(["harmful", "benign"])]
     y, s = main["label"].to_numpy(), main["score"].to_numpy()
     overall = {**confusion(y, s >= 0.5), **ranking(y, s)}
@@ -289,6 +295,10 @@ def evaluate(policy: Policy, harmful: pd.DataFrame, benign: pd.DataFrame, *,
     by_form = {str(k): {str(f): {"n": len(g), "blocked_share": _rate(g["blocked"])}
                         for f, g in rows.groupby("form")}
                for k, rows in table.groupby("set", sort=False)}
+    by_format = {str(k): {("format" if f else "other"): {"n": len(g),
+                                                         "blocked_share": _rate(g["blocked"])}
+                          for f, g in rows.groupby("picture_format")}
+                 for k, rows in table.groupby("set", sort=False)}
 
     ident_scores = table.loc[table["set"] == "identity", "score"].to_numpy()
     per_set = {k: (table.loc[table["set"] == k, "score"].to_numpy(), label)
@@ -305,11 +315,12 @@ def evaluate(policy: Policy, harmful: pd.DataFrame, benign: pd.DataFrame, *,
         "category_recall": {r["category"]: {"n": r["n"], "recall": r["recall"]}
                             for r in cat_rows},
         "subsets": subsets, "over_blocking": over, "extra_harmful": extra,
-        "by_form": by_form, "training_overlap": overlap,
+        "by_form": by_form, "by_picture_format": by_format, "training_overlap": overlap,
         "latency_ms_per_prompt": timing["latency_ms_per_prompt"],
         "prompts_per_second": timing["prompts_scored"] / max(timing["seconds"], 1e-9),
     }
-    keep = ["set", "prompt", "label", "form", "score", "decision", "category"] + \
+    keep = ["set", "prompt", "label", "form", "picture_format", "score", "decision",
+            "category"] + \
         [f"score_{b.name}" for b in policy.backends] + \
         [c for c in ("identity_id", "identity_axis", "i2p_category") if c in table]
     return EvalResult(summary, table[keep], sw, ident_table, categories)
@@ -435,6 +446,14 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
             f"{k} {_num(v['request']['blocked_share'])} (n={v['request']['n']}) / "
             f"{_num(v['depiction']['blocked_share'])} (n={v['depiction']['n']})"
             for k, v in mixed.items()))
+    harmful = {"harmful", *summary["extra_harmful"]}
+    fmt = {k: v for k, v in summary.get("by_picture_format", {}).items()
+           if len(v) > 1 and k not in harmful}
+    if fmt:
+        lines.append("benign blocked share naming a picture format / not: " + ", ".join(
+            f"{k} {_num(v['format']['blocked_share'])} (n={v['format']['n']}) / "
+            f"{_num(v['other']['blocked_share'])} (n={v['other']['n']})"
+            for k, v in fmt.items()))
     seen = {k: v for k, v in summary.get("training_overlap", {}).items() if v["seen"]}
     if seen:
         lines.append("training prompts in the evaluation sets: " + ", ".join(

@@ -119,6 +119,14 @@ def _from_prompt_filter_eval(path: Path, data: dict[str, Any],
                                            if isinstance(v, dict)}
     metrics["benign_set_fpr"] = {k: v.get("fpr") for k, v in blocking.items()
                                  if isinstance(v, dict) and k != "identity_probes"}
+    # The share blocked among each benign set's prompts that name a picture format (memes,
+    # stickers, posters): the largest source of over-blocking, gateable set by set.
+    harmful = {"harmful", *(data.get("extra_harmful") or {})}
+    formats = {k: (v.get("format") or {}).get("blocked_share")
+               for k, v in (data.get("by_picture_format") or {}).items()
+               if k not in harmful and isinstance(v, dict) and isinstance(v.get("format"), dict)}
+    if formats:
+        metrics["benign_picture_format_blocked_share"] = formats
     sweep_name = (data.get("files") or {}).get("sweep")
     if isinstance(sweep_name, str) and "/" not in sweep_name and (path.parent / sweep_name
                                                                    ).is_file():
