@@ -606,7 +606,8 @@ class EmbeddingFilter:
     def __init__(self, model: str | Path | EmbeddingModel | None = None,
                  encoder: Encoder | None = None, identity_lexicon: str | Path | None = None,
                  identity_mode: str = "neutral",
-                 figurative_lexicon: str | Path | None = None) -> None:
+                 figurative_lexicon: str | Path | None = None,
+                 format_reading: bool = False) -> None:
         if isinstance(model, EmbeddingModel):
             self.model, self.model_path = model, None
         else:
@@ -627,6 +628,10 @@ class EmbeddingFilter:
         self.figurative_lexicon_path = Path(figurative_lexicon) if figurative_lexicon else None
         self.figurative = (FigurativeLexicon.load(figurative_lexicon) if figurative_lexicon
                            else None)
+        if not isinstance(format_reading, bool):
+            raise FilterError(f"embedding: format_reading must be true or false, not "
+                              f"{format_reading!r}")
+        self.format_reading = format_reading
 
     def _scores(self, prompts: list[str]) -> tuple[np.ndarray, np.ndarray, list[str],
                                                    np.ndarray]:
@@ -644,6 +649,8 @@ class EmbeddingFilter:
         texts = prompts
         if self.figurative is not None:
             probs, texts = self._figurative_invariant(prompts, probs, details)
+        if self.format_reading:
+            probs, texts = self._format_invariant(texts, probs, details)
         if self.identity is not None:
             probs = self._identity_invariant(texts, probs, details)
         return [FilterResult(float(np.clip(p, 0.0, 1.0)), c, d)
@@ -664,6 +671,25 @@ class EmbeddingFilter:
         for (i, r), s in zip(rewrites, alt, strict=True):
             details[i]["figurative_rewrite"] = r
             details[i]["score_before_figurative"] = float(probs[i])
+            out[i] = min(float(probs[i]), float(s))
+            texts[i] = r
+        return out, texts
+
+    def _format_invariant(self, prompts: list[str], probs: np.ndarray,
+                          details: list[dict[str, Any]]) -> tuple[np.ndarray, list[str]]:
+        """The lower of each prompt's score and its score read as "a meme about <topic>"
+        (:mod:`imagen_audit.filters.format_reading`), and the texts the identity rewrite reads
+        (the format reading where there is one)."""
+        from imagen_audit.filters.format_reading import read_format
+
+        rewrites = [(i, r) for i, p in enumerate(prompts) if (r := read_format(p)) is not None]
+        if not rewrites:
+            return probs, prompts
+        alt = self._scores([r for _, r in rewrites])[0]
+        out, texts = probs.copy(), list(prompts)
+        for (i, r), s in zip(rewrites, alt, strict=True):
+            details[i]["format_rewrite"] = r
+            details[i]["score_before_format"] = float(probs[i])
             out[i] = min(float(probs[i]), float(s))
             texts[i] = r
         return out, texts
@@ -711,12 +737,14 @@ class EmbeddingFilter:
                                      if self.identity_lexicon_path else None),
                 "identity_mode": self.identity_mode if self.identity is not None else None,
                 "figurative_lexicon": (str(self.figurative_lexicon_path)
-                                       if self.figurative_lexicon_path else None)}
+                                       if self.figurative_lexicon_path else None),
+                "format_reading": self.format_reading}
 
 
 @register("embedding")
 def _make(model: str | None = None, identity_lexicon: str | None = None,
           identity_mode: str = "neutral",
-          figurative_lexicon: str | None = None) -> EmbeddingFilter:
+          figurative_lexicon: str | None = None,
+          format_reading: bool = False) -> EmbeddingFilter:
     return EmbeddingFilter(model, identity_lexicon=identity_lexicon, identity_mode=identity_mode,
-                           figurative_lexicon=figurative_lexicon)
+                           figurative_lexicon=figurative_lexicon, format_reading=format_reading)

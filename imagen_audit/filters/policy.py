@@ -108,6 +108,9 @@ def explain(results: Mapping[str, FilterResult]) -> str:
         if "figurative_rewrite" in d:
             parts.append(f"{name}: phrase read as {d['figurative_rewrite']!r} (score "
                          f"{d['score_before_figurative']:.2f} before)")
+        if "format_rewrite" in d:
+            parts.append(f"{name}: read as {d['format_rewrite']!r} (score "
+                         f"{d['score_before_format']:.2f} before)")
         if "identity_rewrite" in d:
             parts.append(f"{name}: identity-neutral {d['identity_rewrite']!r} (score "
                          f"{d['score_before_identity']:.2f} before)")
