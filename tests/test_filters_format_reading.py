@@ -37,6 +37,8 @@ def test_short_meme_prompts_are_read_as_their_topic(prompt: str, read: str) -> N
     "picture of kids in the park meme",           # a phrase, and a child
     "toddler meme",                               # names a child: never rewritten
     "memes",
+    "make a meme: a cat lying face down",         # a request, not a topic (round 53)
+    "a prehistoric drawing depicting a meme",     # the topic would end on an article
 ])
 def test_other_prompts_are_left_alone(prompt: str) -> None:
     assert read_format(prompt) is None

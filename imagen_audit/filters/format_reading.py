@@ -33,6 +33,11 @@ _PATTERN = re.compile(
     r"(?P<rest>\s*(?:[,:;.!?].*)?)$", re.IGNORECASE | re.DOTALL)
 # A topic already phrased ("meme of a dog about ...") or a format noun inside a clause.
 _PHRASED = re.compile(r"\b(?:of|about|with|for|in|on|from|where|when|that|who)\b", re.I)
+# Not a topic: a request ("make a meme: ...", round 53) or a phrase that ends on an article
+# ("a drawing depicting a meme").
+_REQUEST = re.compile(r"^(?:make|create|generate|draw|design|give|send|show|post|need|want)\b",
+                      re.I)
+_ARTICLE_END = re.compile(r"\b(?:a|an|the)$", re.I)
 
 
 def read_format(prompt: str) -> str | None:
@@ -44,7 +49,8 @@ def read_format(prompt: str) -> str | None:
         return None
     topic = m["topic"].strip()
     if (len(topic.split()) > MAX_TOPIC_WORDS or not re.search(r"\w", topic)
-            or _PHRASED.search(topic) or names_minor(prompt)):
+            or _PHRASED.search(topic) or _REQUEST.match(topic) or _ARTICLE_END.search(topic)
+            or names_minor(prompt)):
         return None
     tone = " ".join(m["tone"].split())
     fmt = m["format"].lower()

@@ -32,8 +32,8 @@ JUDGED_FRESH_SETS = ("fresh-harmful", "fresh-harmful-b", "fresh-c-harmful", "fre
 # 34; session 13: fresh-m and -n round 35, fresh-o round 37, fresh-p round 38; session 15:
 # fresh-q round 41; session 16: fresh-y round 44b; session 17: fresh-r round 46 and fresh-z
 # round 47; fresh-aa, written in session 17 for round 48, whose candidate failed its
-# guardrails first, round 49; session 18: fresh-bb round 50c, fresh-cc and fresh-dd, written in
-# the same session, rounds 51 and 52). Empty when every judge written
+# guardrails first, round 49; session 18: fresh-bb round 50c, fresh-cc to fresh-ee, written in
+# the same session, rounds 51 to 53). Empty when every judge written
 # so far has been read.
 UNREAD_FRESH_SETS: tuple[str, ...] = ()
 
@@ -44,6 +44,6 @@ UNREAD_FRESH_SETS: tuple[str, ...] = ()
 FREE_TRAIN_LETTERS = "stuvwx"
 # The fresh judgement triples after the first two, ``fresh-<x>-{benign,identity,harmful}`` in
 # ``fresh_<x>_<half>.txt``, in the order they were written (r was written in session 13, y and
-# z in session 15, aa and bb in session 17, cc and dd in session 18). Here, without pandas, for the
+# z in session 15, aa and bb in session 17, cc to ee in session 18). Here, without pandas, for the
 # same reason.
-FRESH_LETTERS = (*"cdefghijklmnopqryz", "aa", "bb", "cc", "dd")
+FRESH_LETTERS = (*"cdefghijklmnopqryz", "aa", "bb", "cc", "dd", "ee")
