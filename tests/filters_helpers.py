@@ -111,3 +111,18 @@ def one_feature_model() -> Any:
                         encoder=NoEncoder())
     model.meta["decision_threshold"] = 0.5
     return model
+
+
+def drop_model_array(stem: Path, key: str) -> None:
+    """Remove array ``key`` from the saved embedding model ``stem`` (``.npz`` + ``.json``) and
+    record the new file's sha256, so that only the missing array is wrong with it."""
+    import hashlib
+    import json
+
+    npz, js = stem.with_suffix(".npz"), stem.with_suffix(".json")
+    with np.load(npz) as z:
+        arrays = {k: z[k] for k in z.files if k != key}
+    np.savez(npz, **arrays)
+    doc = json.loads(js.read_text())
+    doc["arrays_sha256"] = hashlib.sha256(npz.read_bytes()).hexdigest()
+    js.write_text(json.dumps(doc))

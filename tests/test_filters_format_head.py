@@ -3,13 +3,12 @@ its file format, and how its training rows are chosen and guarded."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
-from filters_helpers import NoEncoder
+from filters_helpers import NoEncoder, drop_model_array
 
 from imagen_audit.cli import main
 from imagen_audit.filters import datasets as D
@@ -89,11 +88,7 @@ def test_format_head_round_trips_and_its_arrays_are_checked(tmp_path) -> None:
     prompts = ["a comic about a vampire", "a vampire"]
     assert np.allclose(again.aligned_proba(x, prompts)[0], m.aligned_proba(x, prompts)[0],
                        atol=1e-5)
-    with np.load(tmp_path / "f.npz") as z:
-        arrays = {k: z[k] for k in z.files if k != "fm_w1"}
-    np.savez(tmp_path / "f.npz", **arrays)
-    doc["arrays_sha256"] = hashlib.sha256((tmp_path / "f.npz").read_bytes()).hexdigest()
-    js.write_text(json.dumps(doc))
+    drop_model_array(tmp_path / "f", "fm_w1")
     with pytest.raises(FilterError, match="format head missing"):
         EmbeddingModel.load(tmp_path / "f")
 

@@ -39,7 +39,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,7 +162,9 @@ class EmbeddingModel:
 
         A request's raw probability is mapped piecewise-linearly so that the request
         threshold lands on the depiction threshold (0 and 1 stay put): one policy threshold
-        then decides both forms, each at the operating point its own dev split chose."""
+        then decides both forms, each at the operating point its own dev split chose. With a
+        format head (round 50), a depiction naming a picture format is scored by the head and
+        mapped from ``format_threshold`` the same way; its form reads ``format``."""
         from imagen_audit.filters.form import FORMAT, REQUEST, names_picture_format, prompt_form
 
         raw = self.predict_proba(x, prompts)
@@ -662,18 +664,7 @@ class EmbeddingFilter:
         (:mod:`imagen_audit.filters.figurative`), and the prompts as the identity rewrite
         should read them (rewritten where an idiom was found, so both rewrites combine)."""
         assert self.figurative is not None
-        rewrites = [(i, r) for i, p in enumerate(prompts)
-                    if (r := self.figurative.rewrite(p)) is not None]
-        if not rewrites:
-            return probs, prompts
-        alt = self._scores([r for _, r in rewrites])[0]
-        out, texts = probs.copy(), list(prompts)
-        for (i, r), s in zip(rewrites, alt, strict=True):
-            details[i]["figurative_rewrite"] = r
-            details[i]["score_before_figurative"] = float(probs[i])
-            out[i] = min(float(probs[i]), float(s))
-            texts[i] = r
-        return out, texts
+        return self._reread(prompts, probs, details, self.figurative.rewrite, "figurative")
 
     def _format_invariant(self, prompts: list[str], probs: np.ndarray,
                           details: list[dict[str, Any]]) -> tuple[np.ndarray, list[str]]:
@@ -682,14 +673,22 @@ class EmbeddingFilter:
         (the format reading where there is one)."""
         from imagen_audit.filters.format_reading import read_format
 
-        rewrites = [(i, r) for i, p in enumerate(prompts) if (r := read_format(p)) is not None]
+        return self._reread(prompts, probs, details, read_format, "format")
+
+    def _reread(self, prompts: list[str], probs: np.ndarray, details: list[dict[str, Any]],
+                rewrite: Callable[[str], str | None], name: str
+                ) -> tuple[np.ndarray, list[str]]:
+        """Score each prompt that ``rewrite`` reads otherwise a second time, keep the lower
+        score, record the rewrite and the score before it in ``details`` (``<name>_rewrite``,
+        ``score_before_<name>``), and return the texts as the next reading should see them."""
+        rewrites = [(i, r) for i, p in enumerate(prompts) if (r := rewrite(p)) is not None]
         if not rewrites:
             return probs, prompts
         alt = self._scores([r for _, r in rewrites])[0]
         out, texts = probs.copy(), list(prompts)
         for (i, r), s in zip(rewrites, alt, strict=True):
-            details[i]["format_rewrite"] = r
-            details[i]["score_before_format"] = float(probs[i])
+            details[i][f"{name}_rewrite"] = r
+            details[i][f"score_before_{name}"] = float(probs[i])
             out[i] = min(float(probs[i]), float(s))
             texts[i] = r
         return out, texts
