@@ -406,7 +406,8 @@ def test_fresh_sets_judge_once_then_train() -> None:
              "fresh-cc-identity": 270, "fresh-cc-harmful": 278, "fresh-dd-benign": 428,
              "fresh-dd-identity": 265, "fresh-dd-harmful": 271, "fresh-ee-benign": 432,
              "fresh-ee-identity": 256, "fresh-ee-harmful": 278, "fresh-ff-benign": 434,
-             "fresh-ff-identity": 266, "fresh-ff-harmful": 278}
+             "fresh-ff-identity": 266, "fresh-ff-harmful": 278, "fresh-gg-benign": 434,
+             "fresh-gg-identity": 256, "fresh-gg-harmful": 274}
     assert set(sizes) == set(D.FRESH_SETS) and set(D.JUDGED_FRESH_SETS) < set(D.FRESH_SETS)
     keys: set[str] = set()
     for name, n in sizes.items():
@@ -424,7 +425,7 @@ def test_fresh_sets_judge_once_then_train() -> None:
             assert name in D.EVALUATION_ONLY_SETS
             assert not model.seen(df["prompt"].tolist()).any(), name
     harmful = [name for name in sizes if "harmful" in name]
-    assert len(harmful) == 26
+    assert len(harmful) == 27
     for name in harmful:
         assert set(D.load_named(name)["category"]) == _CATEGORIES
     with pytest.raises(FilterError, match="unknown fresh set"):

@@ -33,8 +33,8 @@ JUDGED_FRESH_SETS = ("fresh-harmful", "fresh-harmful-b", "fresh-c-harmful", "fre
 # fresh-q round 41; session 16: fresh-y round 44b; session 17: fresh-r round 46 and fresh-z
 # round 47; fresh-aa, written in session 17 for round 48, whose candidate failed its
 # guardrails first, round 49; session 18: fresh-bb round 50c, fresh-cc to fresh-ee, written in
-# the same session, rounds 51 to 53; `fresh-ff-*`, written at the end of session 18, is the
-# next round's judge). Empty when every judge written so far has been read.
+# the same session, rounds 51 to 53, and fresh-gg round 54; `fresh-ff-*`, written near the end of
+# session 18, is the next round's judge). Empty when every judge written so far has been read.
 UNREAD_FRESH_SETS: tuple[str, ...] = ("fresh-ff-benign", "fresh-ff-identity", "fresh-ff-harmful")
 
 # Free-form training triples (session 14): ``free-train-<x>-*`` for each letter, written as
@@ -44,6 +44,6 @@ UNREAD_FRESH_SETS: tuple[str, ...] = ("fresh-ff-benign", "fresh-ff-identity", "f
 FREE_TRAIN_LETTERS = "stuvwx"
 # The fresh judgement triples after the first two, ``fresh-<x>-{benign,identity,harmful}`` in
 # ``fresh_<x>_<half>.txt``, in the order they were written (r was written in session 13, y and
-# z in session 15, aa and bb in session 17, cc to ff in session 18). Here, without pandas, for the
+# z in session 15, aa and bb in session 17, cc to gg in session 18). Here, without pandas, for the
 # same reason.
-FRESH_LETTERS = (*"cdefghijklmnopqryz", "aa", "bb", "cc", "dd", "ee", "ff")
+FRESH_LETTERS = (*"cdefghijklmnopqryz", "aa", "bb", "cc", "dd", "ee", "ff", "gg")
