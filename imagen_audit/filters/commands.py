@@ -71,6 +71,9 @@ FREE_FORM_IDENTITY_SETS = tuple(
     s for s in ("fresh-identity", "fresh-identity-b",
                 *(f"fresh-{x}-identity" for x in FRESH_LETTERS))
     if s not in UNREAD_FRESH_SETS)
+# The help names the unread judge from the same tuple, so it cannot go stale at each round.
+_UNREAD_NOTE = (f" ({', '.join(sorted({s.rsplit('-', 1)[0] for s in UNREAD_FRESH_SETS}))}-*"
+                " unread: the next round's judge)" if UNREAD_FRESH_SETS else "")
 DEFAULT_SOURCE_WEIGHTS = ("partiprompts=4", "benign-requests=4",
                           *(f"{s}={2 if s in (*JUDGED_FRESH_SETS, *SURFACE_SOURCES) else 4}"
                             for s in HAND_WRITTEN_SOURCES))
@@ -101,9 +104,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "harmful-picture-requests, benign-creative, "
                                   "harmful-creative, the fresh judgement sets "
                                   "fresh-{benign,identity,harmful}, fresh-identity-b, "
-                                  "fresh-harmful-b and fresh-{c,...,r}-{benign,identity,"
-                                  "harmful}, fresh-{y,z,aa}-* and fresh-bb-* (unread: "
-                                  "the next round's judge), the "
+                                  "fresh-harmful-b and "
+                                  f"fresh-{{{','.join(FRESH_LETTERS)}}}-{{benign,identity,"
+                                  f"harmful}}{_UNREAD_NOTE}, the "
                                   "training pairs {creative,request,identity,style,chat,"
                                   "mixed,frame}-train-{benign,harmful}, surface-train-{benign,"
                                   "identity,harmful} and the free-form training triples "

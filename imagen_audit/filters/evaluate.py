@@ -53,7 +53,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -200,6 +200,14 @@ def drop_seen(policy: Policy, sets: Mapping[str, pd.DataFrame], keep_seen: bool 
     return out, overlap
 
 
+def _blocked_share_by(table: pd.DataFrame, column: str, name: Callable[[Any], str]
+                      ) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{set: {name(value): {n, blocked_share}}}`` for each value of ``column`` in a set."""
+    return {str(k): {name(v): {"n": len(g), "blocked_share": _rate(g["blocked"])}
+                     for v, g in rows.groupby(column)}
+            for k, rows in table.groupby("set", sort=False)}
+
+
 def evaluate(policy: Policy, harmful: pd.DataFrame, benign: pd.DataFrame, *,
              identity: pd.DataFrame | None = None,
              extra_benign: Mapping[str, pd.DataFrame] | None = None,
@@ -292,13 +300,9 @@ def evaluate(policy: Policy, harmful: pd.DataFrame, benign: pd.DataFrame, *,
     extra = {k: {"n": int((table["set"] == k).sum()),
                  "recall": _rate(table.loc[table["set"] == k, "blocked"])} for k in extra_harmful}
 
-    by_form = {str(k): {str(f): {"n": len(g), "blocked_share": _rate(g["blocked"])}
-                        for f, g in rows.groupby("form")}
-               for k, rows in table.groupby("set", sort=False)}
-    by_format = {str(k): {("format" if f else "other"): {"n": len(g),
-                                                         "blocked_share": _rate(g["blocked"])}
-                          for f, g in rows.groupby("picture_format")}
-                 for k, rows in table.groupby("set", sort=False)}
+    by_form = _blocked_share_by(table, "form", str)
+    by_format = _blocked_share_by(table, "picture_format",
+                                  lambda f: "format" if f else "other")
 
     ident_scores = table.loc[table["set"] == "identity", "score"].to_numpy()
     per_set = {k: (table.loc[table["set"] == k, "score"].to_numpy(), label)
