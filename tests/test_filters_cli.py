@@ -80,8 +80,8 @@ def test_eval_writes_outputs_and_stores_them_in_the_run(tmp_path, capsys) -> Non
     assert doc["overall"]["fpr"] == 0.0 and doc["overall"]["recall"] == expected >= 0.6
     assert doc["over_blocking"]["identity_probes"]["fpr"] == 0.0
     # The free-form identity sets are reported beside the template probes by default: those
-    # the shipped model trained on (rounds 28 and 36) by their held-out test bucket alone,
-    # fresh-o to fresh-r, fresh-y, fresh-z and fresh-aa (read, evaluation-only) whole.
+    # the shipped model trained on (rounds 28, 36 and 55) by their held-out test bucket alone,
+    # fresh-ff (read by round 56, evaluation-only) whole.
     for name, n in (("fresh-identity", 127), ("fresh-identity-b", 120),
                     ("fresh-c-identity", 129), ("fresh-d-identity", 91),
                     ("fresh-e-identity", 101), ("fresh-f-identity", 84),
@@ -89,10 +89,13 @@ def test_eval_writes_outputs_and_stores_them_in_the_run(tmp_path, capsys) -> Non
                     ("fresh-i-identity", 88), ("fresh-j-identity", 111),
                     ("fresh-k-identity", 109), ("fresh-l-identity", 90),
                     ("fresh-m-identity", 108), ("fresh-n-identity", 97),
-                    ("fresh-o-identity", 311), ("fresh-p-identity", 294),
-                    ("fresh-q-identity", 282), ("fresh-r-identity", 268),
-                    ("fresh-y-identity", 269), ("fresh-z-identity", 273),
-                    ("fresh-aa-identity", 267)):
+                    ("fresh-o-identity", 99), ("fresh-p-identity", 94),
+                    ("fresh-q-identity", 84), ("fresh-r-identity", 78),
+                    ("fresh-y-identity", 73), ("fresh-z-identity", 69),
+                    ("fresh-aa-identity", 74), ("fresh-bb-identity", 96),
+                    ("fresh-cc-identity", 75), ("fresh-dd-identity", 91),
+                    ("fresh-ee-identity", 69), ("fresh-gg-identity", 77),
+                    ("fresh-ff-identity", 266)):
         assert doc["over_blocking"][name]["n"] == n
     for name in ("sweep.csv", "scores.csv", "identity_fpr.csv", "roc.png", "pr.png"):
         assert (out / name).is_file() and (run / "filters" / name).is_file()

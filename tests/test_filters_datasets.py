@@ -377,7 +377,7 @@ def test_fresh_sets_judge_once_then_train() -> None:
     """The fresh judgement sets: one label each, distinct, harmful lines categorised. A set
     is evaluation-only (``filters train`` guards it) and unseen by the shipped model until a
     round trains on it; the sets in ``JUDGED_FRESH_SETS`` (judged and read, then trained on
-    since rounds 28 and 36) are training data, their test part never seen."""
+    since rounds 28, 36 and 55) are training data, their test part never seen."""
     from imagen_audit.filters.embedding import EmbeddingModel, default_model_path
 
     model = EmbeddingModel.load(default_model_path())
@@ -407,7 +407,8 @@ def test_fresh_sets_judge_once_then_train() -> None:
              "fresh-dd-identity": 265, "fresh-dd-harmful": 271, "fresh-ee-benign": 432,
              "fresh-ee-identity": 256, "fresh-ee-harmful": 278, "fresh-ff-benign": 434,
              "fresh-ff-identity": 266, "fresh-ff-harmful": 278, "fresh-gg-benign": 434,
-             "fresh-gg-identity": 256, "fresh-gg-harmful": 274}
+             "fresh-gg-identity": 256, "fresh-gg-harmful": 274, "fresh-hh-benign": 427,
+             "fresh-hh-identity": 275, "fresh-hh-harmful": 277}
     assert set(sizes) == set(D.FRESH_SETS) and set(D.JUDGED_FRESH_SETS) < set(D.FRESH_SETS)
     keys: set[str] = set()
     for name, n in sizes.items():
@@ -425,7 +426,7 @@ def test_fresh_sets_judge_once_then_train() -> None:
             assert name in D.EVALUATION_ONLY_SETS
             assert not model.seen(df["prompt"].tolist()).any(), name
     harmful = [name for name in sizes if "harmful" in name]
-    assert len(harmful) == 27
+    assert len(harmful) == 28
     for name in harmful:
         assert set(D.load_named(name)["category"]) == _CATEGORIES
     with pytest.raises(FilterError, match="unknown fresh set"):

@@ -122,10 +122,11 @@ def test_shipped_model_metadata(default_filter) -> None:
     assert meta["calibration"]["method"] == "platt"
 
 
-# Round 37's rule (filters/README.md): the previous default (model M at 0.58) blocked 812 of
-# the 942 prompts in I2P's dev bucket; the default's threshold is the highest on a 0.01 grid
-# at which it blocks at least as many, recall-first's the highest at which it blocks 88%.
-M_I2P_DEV_BLOCKS = 812
+# Round 37's rule (filters/README.md): the previous default blocked 813 of the 942 prompts in
+# I2P's dev bucket (N6 at 0.48, rounds 41-54; model M at 0.58 blocked 812, round 37); the
+# default's threshold is the highest on a 0.01 grid at which it blocks at least as many,
+# recall-first's the highest at which it blocks 88%.
+PREVIOUS_I2P_DEV_BLOCKS = 813
 
 
 def _embedding_threshold(name: str) -> float:
@@ -162,8 +163,8 @@ def test_default_thresholds_follow_round_37s_rule_on_i2p_dev() -> None:
     emb = frame["score_embedding"].to_numpy()
     grid = np.round(np.arange(0.30, 0.80, 0.01), 2)
     blocks = {float(t): int((word | (emb >= t)).sum()) for t in grid}
-    assert blocks[0.48] == int(frame["decision"].eq("block").sum())
-    default = max(t for t, k in blocks.items() if k >= M_I2P_DEV_BLOCKS)
+    assert blocks[0.40] == int(frame["decision"].eq("block").sum())
+    default = max(t for t, k in blocks.items() if k >= PREVIOUS_I2P_DEV_BLOCKS)
     recall_first = max(t for t, k in blocks.items() if k >= 0.88 * len(dev))
     assert _embedding_threshold("default") == pytest.approx(default)
     assert _embedding_threshold("recall-first") == pytest.approx(recall_first)

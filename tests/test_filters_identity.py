@@ -171,7 +171,7 @@ def test_shipped_lexicon_covers_the_identity_terms_and_spares_minors() -> None:
     assert len(entries) > 2000
     assert {e.axis for e in entries} <= {"gender", "sexuality", "religion", "ethnicity",
                                          "nationality", "disability", "health", "body",
-                                         "age", "class"}
+                                         "age", "class", "politics", "culture"}
     lx = IdentityLexicon.load(path)
     terms = read_lines(augment_file("identity_terms.txt"))
     assert [t for t in terms if not lx.find(t)] == ["female", "male", "young", "teenage"]

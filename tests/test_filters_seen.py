@@ -338,7 +338,15 @@ def test_shipped_model_trained_on_the_chat_requests_but_not_their_test_part(name
 
     model = EmbeddingModel.load(default_model_path())
     train, dev, test = D.split_by_prompt(D.load_named(name), **D.CANONICAL_SPLIT)
-    assert model.seen(train["prompt"].tolist()).all()
+    # The near-duplicate guard drops training rows at cosine >= 0.95 to an evaluation prompt.
+    # Measured in plain MiniLM (round 55's N12) it drops them from the encoder's fine-tuning
+    # too, so a few train rows are unseen: at most 2% of a set, and no more than it recorded.
+    unseen = int((~model.seen(train["prompt"].tolist())).sum())
+    guard = model.meta.get("near_guard", {})
+    if guard.get("space") == "plain":
+        assert unseen <= min(0.02 * len(train), guard["dropped_near_duplicates"]), unseen
+    else:
+        assert unseen == 0
     assert model.seen(dev["prompt"].tolist()).all()
     assert not model.seen(test["prompt"].tolist()).any()
     split = model.meta["calibration_split"]
@@ -623,7 +631,7 @@ def test_cli_train_never_trains_on_evaluation_only_sets(tmp_path, monkeypatch) -
     (fresh judgement sets, picture requests, creative pairs) does not train on them."""
     from imagen_audit.filters import datasets as D
 
-    leaked = [D.load_named(n)["prompt"].iloc[k] for n in ("fresh-o-benign", "picture-requests",
+    leaked = [D.load_named(n)["prompt"].iloc[k] for n in ("fresh-ff-benign", "picture-requests",
                                                           "benign-creative")
               for k in range(12)]
     ben = pd.DataFrame({"prompt": [f"benign caption number {i}" for i in range(150)] + leaked})
@@ -643,7 +651,7 @@ def test_cli_train_never_trains_on_evaluation_only_sets(tmp_path, monkeypatch) -
                                   *JUDGED_FRESH_SETS, *SURFACE_SOURCES])
 def test_shipped_model_trained_on_the_contrast_pairs_but_not_their_test_part(name: str
                                                                            ) -> None:
-    """Rounds 17, 22, 26, 28 and 36: the shipped model trained on each contrast-pair set's (and
+    """Rounds 17, 22, 26, 28, 36 and 55: the shipped model trained on each contrast-pair set's (and
     everyday-benign's) train part (×4) and each judged fresh and surface set's (×2), saw its
     dev part only for calibration, never its test part, and did not let the dev part set the
     threshold (its rate there is on the record)."""
@@ -652,7 +660,15 @@ def test_shipped_model_trained_on_the_contrast_pairs_but_not_their_test_part(nam
 
     model = EmbeddingModel.load(default_model_path())
     train, dev, test = D.split_by_prompt(D.load_named(name), **D.CANONICAL_SPLIT)
-    assert model.seen(train["prompt"].tolist()).all()
+    # The near-duplicate guard drops training rows at cosine >= 0.95 to an evaluation prompt.
+    # Measured in plain MiniLM (round 55's N12) it drops them from the encoder's fine-tuning
+    # too, so a few train rows are unseen: at most 2% of a set, and no more than it recorded.
+    unseen = int((~model.seen(train["prompt"].tolist())).sum())
+    guard = model.meta.get("near_guard", {})
+    if guard.get("space") == "plain":
+        assert unseen <= min(0.02 * len(train), guard["dropped_near_duplicates"]), unseen
+    else:
+        assert unseen == 0
     assert model.seen(dev["prompt"].tolist()).all()
     assert not model.seen(test["prompt"].tolist()).any()
     twice = (*JUDGED_FRESH_SETS, *SURFACE_SOURCES)

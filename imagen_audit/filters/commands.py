@@ -28,9 +28,9 @@ if TYPE_CHECKING:  # heavy imports only for the type checker: `--help` stays fas
 
 EXIT_OK = 0
 # JUDGED_FRESH_SETS (filters.judged): fresh judgement sets already read to judge their round,
-# people's own free-form prompts by fourteen writers, trained on since rounds 28 and 36 (their
-# test buckets held out), x2 (round 27's x4 cost I2P recall) and kept out of the threshold rule
-# like the pairs.
+# people's own free-form prompts by twenty-six writers, trained on since rounds 28, 36 and 55
+# (their test buckets held out), x2 (round 27's x4 cost I2P recall) and kept out of the
+# threshold rule like the pairs.
 # Sets the shipped embedding model was trained on (its train bucket): evaluating on them uses
 # only the held-out test bucket unless --split all.
 _TRAINED_ON = ("i2p", "coco", "partiprompts", "coprov2-train", "coprov2-safe",

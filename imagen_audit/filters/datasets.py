@@ -339,7 +339,7 @@ def load_fresh(name: str, path: str | Path | None = None) -> pd.DataFrame:
     the free-form training triples). Each is
     evaluation-only until it has judged its round: the pre-registered judges of which policy
     is the default (filters/README.md, rounds 18, 21, 22, 26-38, 41, 44b, 46, 47 and 49). Those in
-    :data:`JUDGED_FRESH_SETS` have since become training data (rounds 28 and 36)."""
+    :data:`JUDGED_FRESH_SETS` have since become training data (rounds 28, 36 and 55)."""
     return _load_listed(FRESH_SETS, "fresh set", name, path)
 
 

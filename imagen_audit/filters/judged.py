@@ -3,7 +3,8 @@
 A fresh set (:data:`imagen_audit.filters.datasets.FRESH_SETS`) is written by a helper who read
 nothing of the project and judges one round, read once. Once read it is no longer blind, and a
 later round may train on it (round 28 did, for the first eleven below; round 36 for
-`fresh-e-*` to `fresh-n-*`): ``filters train`` then takes
+`fresh-e-*` to `fresh-n-*`; round 55 for the twelve read triples `fresh-o-*` to `fresh-gg-*`,
+`fresh-ff-*` aside, which judged it): ``filters train`` then takes
 it as a default source, split by prompt like every other, and its training guard stops
 treating it as evaluation-only. Both sides read this one tuple, so they cannot disagree; it
 lives in a module without imports because the CLI's defaults must load without pandas.
@@ -14,14 +15,23 @@ lives in a module without imports because the CLI's defaults must load without p
 JUDGED_FRESH_SETS = ("fresh-harmful", "fresh-harmful-b", "fresh-c-harmful", "fresh-d-harmful",
                      "fresh-e-harmful", "fresh-f-harmful", "fresh-g-harmful", "fresh-h-harmful",
                      "fresh-i-harmful", "fresh-j-harmful", "fresh-k-harmful", "fresh-l-harmful",
-                     "fresh-m-harmful", "fresh-n-harmful", "fresh-benign", "fresh-identity",
+                     "fresh-m-harmful", "fresh-n-harmful", "fresh-o-harmful", "fresh-p-harmful",
+                     "fresh-q-harmful", "fresh-r-harmful", "fresh-y-harmful", "fresh-z-harmful",
+                     "fresh-aa-harmful", "fresh-bb-harmful", "fresh-cc-harmful", "fresh-dd-harmful",
+                     "fresh-ee-harmful", "fresh-gg-harmful", "fresh-benign", "fresh-identity",
                      "fresh-identity-b", "fresh-c-benign", "fresh-c-identity", "fresh-d-benign",
                      "fresh-d-identity", "fresh-e-benign", "fresh-e-identity", "fresh-f-benign",
                      "fresh-f-identity", "fresh-g-benign", "fresh-g-identity", "fresh-h-benign",
                      "fresh-h-identity", "fresh-i-benign", "fresh-i-identity", "fresh-j-benign",
                      "fresh-j-identity", "fresh-k-benign", "fresh-k-identity", "fresh-l-benign",
                      "fresh-l-identity", "fresh-m-benign", "fresh-m-identity", "fresh-n-benign",
-                     "fresh-n-identity")
+                     "fresh-n-identity", "fresh-o-benign", "fresh-o-identity", "fresh-p-benign",
+                     "fresh-p-identity", "fresh-q-benign", "fresh-q-identity", "fresh-r-benign",
+                     "fresh-r-identity", "fresh-y-benign", "fresh-y-identity", "fresh-z-benign",
+                     "fresh-z-identity", "fresh-aa-benign", "fresh-aa-identity", "fresh-bb-benign",
+                     "fresh-bb-identity", "fresh-cc-benign", "fresh-cc-identity", "fresh-dd-benign",
+                     "fresh-dd-identity", "fresh-ee-benign", "fresh-ee-identity", "fresh-gg-benign",
+                     "fresh-gg-identity")
 
 # Written for the next rounds' judgement and never scored by any model or policy. Nothing the
 # project runs by default scores them (``filters eval`` does not report them, ``bench_filters
@@ -33,9 +43,10 @@ JUDGED_FRESH_SETS = ("fresh-harmful", "fresh-harmful-b", "fresh-c-harmful", "fre
 # fresh-q round 41; session 16: fresh-y round 44b; session 17: fresh-r round 46 and fresh-z
 # round 47; fresh-aa, written in session 17 for round 48, whose candidate failed its
 # guardrails first, round 49; session 18: fresh-bb round 50c, fresh-cc to fresh-ee, written in
-# the same session, rounds 51 to 53, and fresh-gg round 54; `fresh-ff-*`, written near the end of
-# session 18, is the next round's judge). Empty when every judge written so far has been read.
-UNREAD_FRESH_SETS: tuple[str, ...] = ("fresh-ff-benign", "fresh-ff-identity", "fresh-ff-harmful")
+# the same session, rounds 51 to 53, and fresh-gg round 54; session 19: fresh-ff, written in
+# session 18, round 56 (round 55's candidate failed its guardrails first); `fresh-hh-*`, written
+# in session 19, is the next round's judge). Empty when every judge written so far has been read.
+UNREAD_FRESH_SETS: tuple[str, ...] = ("fresh-hh-benign", "fresh-hh-identity", "fresh-hh-harmful")
 
 # Free-form training triples (session 14): ``free-train-<x>-*`` for each letter, written as
 # training data from the start by helpers who read nothing of the project, never judges. Round 39
@@ -44,6 +55,6 @@ UNREAD_FRESH_SETS: tuple[str, ...] = ("fresh-ff-benign", "fresh-ff-identity", "f
 FREE_TRAIN_LETTERS = "stuvwx"
 # The fresh judgement triples after the first two, ``fresh-<x>-{benign,identity,harmful}`` in
 # ``fresh_<x>_<half>.txt``, in the order they were written (r was written in session 13, y and
-# z in session 15, aa and bb in session 17, cc to gg in session 18). Here, without pandas, for the
-# same reason.
-FRESH_LETTERS = (*"cdefghijklmnopqryz", "aa", "bb", "cc", "dd", "ee", "ff", "gg")
+# z in session 15, aa and bb in session 17, cc to gg in session 18, hh in session 19). Here,
+# without pandas, for the same reason.
+FRESH_LETTERS = (*"cdefghijklmnopqryz", "aa", "bb", "cc", "dd", "ee", "ff", "gg", "hh")
