@@ -334,11 +334,14 @@ def load_fresh(name: str, path: str | Path | None = None) -> pd.DataFrame:
     ``fresh-r-*``: an eighteenth, session 13, read once to judge round 46 in session 17;
     ``fresh-y-*``: a nineteenth, session 15, read once to judge round 44b in session 16;
     ``fresh-z-*``: a twentieth, session 15, read once to judge round 47 in session 17;
-    ``fresh-aa-*``: a twenty-first, session 17, read once to judge round 49; ``fresh-bb-*``: a
-    twenty-second, session 17, unread, the next round's judge; the letters s to x name
-    the free-form training triples). Each is
+    ``fresh-aa-*``: a twenty-first, session 17, read once to judge round 49; ``fresh-bb-*`` to
+    ``fresh-gg-*``: the twenty-second to twenty-seventh, sessions 17 and 18, read once to judge
+    rounds 50c to 54 (``fresh-ff-*`` round 56 in session 19); ``fresh-hh-*``: a twenty-eighth,
+    session 19, unread, the next round's judge (``judged.UNREAD_FRESH_SETS``); the letters s
+    to x name the free-form training triples). Each is
     evaluation-only until it has judged its round: the pre-registered judges of which policy
-    is the default (filters/README.md, rounds 18, 21, 22, 26-38, 41, 44b, 46, 47 and 49). Those in
+    is the default (filters/README.md, rounds 18, 21, 22, 26-38, 41, 44b, 46, 47, 49-54 and
+    56). Those in
     :data:`JUDGED_FRESH_SETS` have since become training data (rounds 28, 36 and 55)."""
     return _load_listed(FRESH_SETS, "fresh set", name, path)
 
