@@ -326,6 +326,19 @@ def test_shipped_model_never_saw_the_over_blocking_probes() -> None:
         assert not model.seen(df["prompt"].tolist()).any(), name
 
 
+def _assert_trained_on(model: EmbeddingModel, train: pd.DataFrame) -> None:
+    """The shipped model trained on ``train`` (a set's train part). The near-duplicate guard
+    drops training rows at cosine >= 0.95 to an evaluation prompt; measured in plain MiniLM
+    (round 55's N12) it drops them from the encoder's fine-tuning too, so a few train rows are
+    unseen: at most 2% of a set, and no more than the guard recorded."""
+    unseen = int((~model.seen(train["prompt"].tolist())).sum())
+    guard = model.meta.get("near_guard", {})
+    if guard.get("space") == "plain":
+        assert unseen <= min(0.02 * len(train), guard["dropped_near_duplicates"]), unseen
+    else:
+        assert unseen == 0
+
+
 @pytest.mark.parametrize("name", ["benign-requests", "harmful-requests"])
 def test_shipped_model_trained_on_the_chat_requests_but_not_their_test_part(name: str) -> None:
     """The shipped model was trained on each hand-written request set's train part, picked
@@ -338,15 +351,7 @@ def test_shipped_model_trained_on_the_chat_requests_but_not_their_test_part(name
 
     model = EmbeddingModel.load(default_model_path())
     train, dev, test = D.split_by_prompt(D.load_named(name), **D.CANONICAL_SPLIT)
-    # The near-duplicate guard drops training rows at cosine >= 0.95 to an evaluation prompt.
-    # Measured in plain MiniLM (round 55's N12) it drops them from the encoder's fine-tuning
-    # too, so a few train rows are unseen: at most 2% of a set, and no more than it recorded.
-    unseen = int((~model.seen(train["prompt"].tolist())).sum())
-    guard = model.meta.get("near_guard", {})
-    if guard.get("space") == "plain":
-        assert unseen <= min(0.02 * len(train), guard["dropped_near_duplicates"]), unseen
-    else:
-        assert unseen == 0
+    _assert_trained_on(model, train)
     assert model.seen(dev["prompt"].tolist()).all()
     assert not model.seen(test["prompt"].tolist()).any()
     split = model.meta["calibration_split"]
@@ -660,15 +665,7 @@ def test_shipped_model_trained_on_the_contrast_pairs_but_not_their_test_part(nam
 
     model = EmbeddingModel.load(default_model_path())
     train, dev, test = D.split_by_prompt(D.load_named(name), **D.CANONICAL_SPLIT)
-    # The near-duplicate guard drops training rows at cosine >= 0.95 to an evaluation prompt.
-    # Measured in plain MiniLM (round 55's N12) it drops them from the encoder's fine-tuning
-    # too, so a few train rows are unseen: at most 2% of a set, and no more than it recorded.
-    unseen = int((~model.seen(train["prompt"].tolist())).sum())
-    guard = model.meta.get("near_guard", {})
-    if guard.get("space") == "plain":
-        assert unseen <= min(0.02 * len(train), guard["dropped_near_duplicates"]), unseen
-    else:
-        assert unseen == 0
+    _assert_trained_on(model, train)
     assert model.seen(dev["prompt"].tolist()).all()
     assert not model.seen(test["prompt"].tolist()).any()
     twice = (*JUDGED_FRESH_SETS, *SURFACE_SOURCES)
