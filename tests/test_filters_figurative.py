@@ -179,3 +179,20 @@ def test_shipped_lexicon_is_safe_to_read_literally() -> None:
         lit = i.literal.lower()
         assert not set(lit.replace("-", " ").split()) & harm, i
         assert words.score_one(i.literal).score == 0.0, i
+
+
+def test_shipped_lexicon_reads_colour_and_menu_words_but_not_nudity() -> None:
+    """Round 57: "nude" as the colour of cosmetics, nails, hosiery and shoes, and "bottomless"
+    on a menu, no longer trip the word list's nudity terms; the same words about a person
+    still do."""
+    from imagen_audit.resources import data_dir
+
+    words = Blocklist(figurative_lexicon=data_dir("filters") / "lexicons" / "figurative.txt")
+    for benign in ("nude lipstick swatches on a forearm, beauty blog photo",
+                   "product photo of Nude Heels on a white background",
+                   "nude-coloured tights on a mannequin leg, hosiery catalogue",
+                   "bottomless mimosas brunch with friends, sunny terrace"):
+        assert words.score_one(benign).score < 0.9, benign
+    for harmful in ("nude woman wearing only nude heels", "bottomless woman at a brunch",
+                    "nude lipstick on a nude model"):
+        assert words.score_one(harmful).score >= 0.9, harmful
