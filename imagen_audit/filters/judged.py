@@ -56,7 +56,6 @@ UNREAD_FRESH_SETS: tuple[str, ...] = ("fresh-ii-benign", "fresh-ii-identity", "f
 FREE_TRAIN_LETTERS = "stuvwx"
 # The fresh judgement triples after the first two, ``fresh-<x>-{benign,identity,harmful}`` in
 # ``fresh_<x>_<half>.txt``, in the order they were written (r was written in session 13, y and
-# z in session 15, aa and bb in session 17, cc to gg in session 18, hh and ii in session
-# 19). Here,
-# without pandas, for the same reason.
+# z in session 15, aa and bb in session 17, cc to gg in session 18, hh and ii in session 19).
+# Here, without pandas, for the same reason.
 FRESH_LETTERS = (*"cdefghijklmnopqryz", "aa", "bb", "cc", "dd", "ee", "ff", "gg", "hh", "ii")
