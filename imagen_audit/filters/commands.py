@@ -503,16 +503,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     # calibrates them and picks the threshold, test (30%) is only ever evaluated.
     train_parts, dev_parts, test_parts = [], [], []
     for spec, label in [(s, 1) for s in harmful_specs] + [(s, 0) for s in benign_specs]:
-        df = D.load_training_spec(spec, label, args.seed)
-        tr, dev, te = D.split_by_prompt(df, **D.CANONICAL_SPLIT)
+        tr, dev, te = D.split_training_spec(spec, label, args.seed)
         dev_parts.append(dev)
-        if spec.startswith("coprov2-train"):  # its own test file is the held-out split
-            train_parts.append(pd.concat([tr, te], ignore_index=True))
-            with contextlib.suppress(FilterError):  # no test file: nothing to hold out
-                test_parts.append(D.load_coprov2("test").sample(n=1000, random_state=0))
-            continue
         train_parts.append(tr)
-        test_parts.append(te)
+        if not spec.startswith("coprov2-train"):
+            test_parts.append(te)
+        elif len(te):  # CoProV2's own test file: 1,000 of it are evaluated
+            test_parts.append(te.sample(n=1000, random_state=0))
     harmful = pd.concat([p for p in train_parts if p["label"].iloc[0] == 1], ignore_index=True)
     benign = pd.concat([p for p in train_parts if p["label"].iloc[0] == 0], ignore_index=True)
     if args.no_augment:

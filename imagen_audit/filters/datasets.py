@@ -563,6 +563,23 @@ def load_training_spec(spec: str, label: int, seed: int = 0) -> pd.DataFrame:
     return load_named(spec)
 
 
+def split_training_spec(spec: str, label: int, seed: int = 0
+                        ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """``(train, dev, held_out)`` of a set named as ``filters train`` names it
+    (:func:`load_training_spec`), split by prompt (:data:`CANONICAL_SPLIT`). CoProV2's train
+    file has a test file of its own: its train and test buckets are both trained on, and the
+    held-out part is that test file (empty when it is absent). ``filters train`` and the
+    format head both split this way, so neither can train on what the other holds out."""
+    tr, dev, te = split_by_prompt(load_training_spec(spec, label, seed), **CANONICAL_SPLIT)
+    if not spec.startswith("coprov2-train"):
+        return tr, dev, te
+    try:
+        held_out = load_coprov2("test")
+    except FilterError:  # no test file: nothing to hold out
+        held_out = pd.DataFrame({"prompt": pd.Series(dtype=str)})
+    return pd.concat([tr, te], ignore_index=True), dev, held_out
+
+
 # --------------------------------------------------------------------------- splitting
 _PUNCT = re.compile(r"[^\w\s]+")
 _SPACE = re.compile(r"\s+")

@@ -75,15 +75,8 @@ def format_rows(harmful: Sequence[str], benign: Sequence[str], extra: Sequence[s
     parts, guard = [], []
     specs = [(s, 1) for s in harmful] + [(s, 0) for s in benign] + [(s, -1) for s in extra]
     for spec, label in specs:
-        df = D.load_training_spec(spec, max(label, 0), seed)
-        tr, dev, te = D.split_by_prompt(df, **D.CANONICAL_SPLIT)
-        if spec.startswith("coprov2-train"):  # its own test file is the held-out split
-            tr = pd.concat([tr, te], ignore_index=True)
-            with contextlib.suppress(FilterError):
-                guard.append(D.load_coprov2("test")["prompt"])
-        else:
-            guard.append(te["prompt"])
-        guard.append(dev["prompt"])
+        tr, dev, held_out = D.split_training_spec(spec, max(label, 0), seed)
+        guard += [held_out["prompt"], dev["prompt"]]
         keep = is_format_depiction(tr["prompt"].astype(str).tolist())
         parts.append(tr.loc[keep, ["prompt", "label", "source"]])
     for spec in guard_sets:
