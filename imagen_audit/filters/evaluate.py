@@ -419,6 +419,15 @@ def _num(v: Any) -> str:
     return "n/a" if v is None else f"{v:.3f}"
 
 
+def benign_picture_format(summary: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``by_picture_format`` of an evaluation's benign sets: every set but ``harmful`` and
+    the extra harmful ones (the JSON records no label per set). The summary lines and the
+    run report (:mod:`imagen_audit.report.inputs`) both read it."""
+    harmful = {"harmful", *(summary.get("extra_harmful") or {})}
+    return {k: v for k, v in (summary.get("by_picture_format") or {}).items()
+            if k not in harmful and isinstance(v, dict)}
+
+
 def summary_lines(summary: dict[str, Any]) -> list[str]:
     """An evaluation summary as printable lines (shared by ``filters eval`` and the bench):
     headline metrics, recall per subset and category, over-blocking per identity term and
@@ -450,9 +459,7 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
             f"{k} {_num(v['request']['blocked_share'])} (n={v['request']['n']}) / "
             f"{_num(v['depiction']['blocked_share'])} (n={v['depiction']['n']})"
             for k, v in mixed.items()))
-    harmful = {"harmful", *summary["extra_harmful"]}
-    fmt = {k: v for k, v in summary.get("by_picture_format", {}).items()
-           if len(v) > 1 and k not in harmful}
+    fmt = {k: v for k, v in benign_picture_format(summary).items() if len(v) > 1}
     if fmt:
         lines.append("benign blocked share naming a picture format / not: " + ", ".join(
             f"{k} {_num(v['format']['blocked_share'])} (n={v['format']['n']}) / "

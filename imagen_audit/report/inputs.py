@@ -121,10 +121,10 @@ def _from_prompt_filter_eval(path: Path, data: dict[str, Any],
                                  if isinstance(v, dict) and k != "identity_probes"}
     # The share blocked among each benign set's prompts that name a picture format (memes,
     # stickers, posters): the largest source of over-blocking, gateable set by set.
-    harmful = {"harmful", *(data.get("extra_harmful") or {})}
-    formats = {k: (v.get("format") or {}).get("blocked_share")
-               for k, v in (data.get("by_picture_format") or {}).items()
-               if k not in harmful and isinstance(v, dict) and isinstance(v.get("format"), dict)}
+    from imagen_audit.filters.evaluate import benign_picture_format
+
+    formats = {k: v["format"].get("blocked_share") for k, v in benign_picture_format(data).items()
+               if isinstance(v.get("format"), dict)}
     if formats:
         metrics["benign_picture_format_blocked_share"] = formats
     sweep_name = (data.get("files") or {}).get("sweep")
