@@ -14,13 +14,14 @@ from imagen_audit.cli import main
 from imagen_audit.filters import datasets as D
 from imagen_audit.filters.base import FilterError
 from imagen_audit.filters.embedding import EmbeddingModel, piecewise_align, train_model
-from imagen_audit.filters.form import DEPICTION, FORMAT, REQUEST, names_picture_format
-from imagen_audit.filters.format_head import (
-    add_format_head,
-    default_guard,
-    format_rows,
+from imagen_audit.filters.form import (
+    DEPICTION,
+    FORMAT,
+    REQUEST,
     is_format_depiction,
+    names_picture_format,
 )
+from imagen_audit.filters.format_head import add_format_head, default_guard, format_rows
 
 
 @pytest.mark.parametrize(("text", "named"), [
@@ -37,7 +38,7 @@ def test_picture_formats_are_named_by_whole_words(text: str, named: bool) -> Non
 def test_only_depictions_naming_a_format_go_to_the_head() -> None:
     prompts = ["a meme about cats", "How do I make a meme?", "a cat on a sofa",
                "make a poster for my bake sale"]
-    assert is_format_depiction(prompts).tolist() == [True, False, False, True]
+    assert is_format_depiction(prompts) == [True, False, False, True]
 
 
 def _model(dim: int = 8, t_fmt: float | None = 0.8) -> EmbeddingModel:
@@ -137,7 +138,7 @@ def test_training_rows_are_train_part_format_depictions_kept_from_guarded_sets(
     harm, ok, guard = _sets(tmp_path)
     data = format_rows([harm], [ok], guard_sets=[guard])
     rows = data.rows
-    assert is_format_depiction(rows["prompt"].tolist()).all()
+    assert all(is_format_depiction(rows["prompt"].tolist()))
     train_parts = pd.concat([D.split_by_prompt(D.load_prompt_csv(p), **D.CANONICAL_SPLIT)[0]
                              for p in (harm, ok)])
     assert set(rows["prompt"]) <= set(train_parts["prompt"])

@@ -744,9 +744,6 @@ def _cache_file(path: str, enc: Any) -> Path:
     return p.with_name(f"{p.stem}.{enc.fingerprint()}{p.suffix or '.npz'}")
 
 
-REQUEST_HEAD = {"hidden": 256, "alpha": 1e-2}
-
-
 def _add_request_head(model: EmbeddingModel, requests: pd.DataFrame, x: np.ndarray,
                       x_exclude: np.ndarray | None, prompt_weights: list[float], enc: Any,
                       args: argparse.Namespace) -> None:
@@ -756,18 +753,18 @@ def _add_request_head(model: EmbeddingModel, requests: pd.DataFrame, x: np.ndarr
     separates "How do I kill a stuck process?" from "How do I kill my landlord?", and the
     harmful requests it learns from push up its scores for violent-sounding but benign
     depictions ("a knight slaying a dragon"), which raises the depiction threshold."""
-    from imagen_audit.filters.embedding import train_model
+    from imagen_audit.filters.embedding import HEAD_NETWORK, train_model
 
     y = requests["label"].tolist()
     if len(set(y)) < 2:
         return
     head = train_model(requests["prompt"].tolist(), y, sources=requests["source"].tolist(),
-                       classifier="mlp", hidden=REQUEST_HEAD["hidden"],
-                       alpha=REQUEST_HEAD["alpha"], seed=args.seed, ensemble=args.ensemble,
+                       classifier="mlp", hidden=HEAD_NETWORK["hidden"],
+                       alpha=HEAD_NETWORK["alpha"], seed=args.seed, ensemble=args.ensemble,
                        embeddings=x, exclude_embeddings=x_exclude,
                        prompt_weights=prompt_weights, encoder=enc)
     model.request_head = (head.weights, head.biases)
-    model.meta["request_head"] = {**REQUEST_HEAD, "ensemble": args.ensemble,
+    model.meta["request_head"] = {**HEAD_NETWORK, "ensemble": args.ensemble,
                                   "mix": "mean" if args.shared_requests else "alone",
                                   "training_size": head.meta["training_size"],
                                   "training_sources": head.meta["training_sources"]}

@@ -56,6 +56,9 @@ FORMAT = "imagen-audit/embedding-filter"
 # written with the lowest version that reads them whole).
 FORMAT_VERSION = 5
 ENCODER_PREFIX = "enc."  # array names of the encoder delta in the .npz
+# The network of a head of its own (the request head, round 5; the format head, round 50): one
+# hidden layer of 256, L2 penalty 0.01.
+HEAD_NETWORK = {"hidden": 256, "alpha": 1e-2}
 DEFAULT_MODEL = "models/prompt-embedding"
 
 
@@ -165,7 +168,7 @@ class EmbeddingModel:
         then decides both forms, each at the operating point its own dev split chose. With a
         format head (round 50), a depiction naming a picture format is scored by the head and
         mapped from ``format_threshold`` the same way; its form reads ``format``."""
-        from imagen_audit.filters.form import FORMAT, REQUEST, names_picture_format, prompt_form
+        from imagen_audit.filters.form import FORMAT, REQUEST, is_format_depiction, prompt_form
 
         raw = self.predict_proba(x, prompts)
         forms = [prompt_form(p) for p in prompts]
@@ -175,7 +178,7 @@ class EmbeddingModel:
         t_fmt = self.format_threshold()
         fmt = np.zeros(len(forms), dtype=bool)
         if t_fmt is not None:
-            fmt = ~req & np.asarray([names_picture_format(p) for p in prompts], dtype=bool)
+            fmt = np.asarray(is_format_depiction(prompts, forms), dtype=bool)
             forms = [FORMAT if f else form for f, form in zip(fmt, forms, strict=True)]
             if fmt.any():
                 raw[fmt] = self._head_proba(self.format_head, "format_head",

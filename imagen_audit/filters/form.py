@@ -26,6 +26,7 @@ threshold blocked 16% of the harmless ones against 4% of other harmless prompts.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 REQUEST, DEPICTION = "request", "depiction"
 # A depiction naming a picture format, scored by the format head where a model has one.
@@ -105,6 +106,16 @@ _FORMAT_WORD = re.compile(r"\b(?:" + "|".join(PICTURE_FORMATS) + r")s?\b")
 def names_picture_format(prompt: str) -> bool:
     """True when ``prompt`` names one of :data:`PICTURE_FORMATS` (any form)."""
     return _FORMAT_WORD.search(str(prompt).lower()) is not None
+
+
+def is_format_depiction(prompts: Sequence[str], forms: Sequence[str] | None = None
+                        ) -> list[bool]:
+    """True where a prompt is a depiction (not a chat-style request) naming a picture
+    format: the rows a format head scores and trains on. ``forms``: the prompts'
+    :func:`prompt_form`, when the caller has them already."""
+    forms = [prompt_form(p) for p in prompts] if forms is None else forms
+    return [f == DEPICTION and names_picture_format(p)
+            for p, f in zip(prompts, forms, strict=True)]
 
 
 def prompt_form(prompt: str) -> str:

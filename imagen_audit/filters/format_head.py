@@ -28,21 +28,17 @@ import pandas as pd
 
 from imagen_audit.filters import datasets as D
 from imagen_audit.filters.base import FilterError
-from imagen_audit.filters.embedding import EmbeddingModel, near_duplicate_mask, train_model
-from imagen_audit.filters.form import DEPICTION, PICTURE_FORMATS, names_picture_format, prompt_form
+from imagen_audit.filters.embedding import (
+    HEAD_NETWORK,
+    EmbeddingModel,
+    near_duplicate_mask,
+    train_model,
+)
+from imagen_audit.filters.form import PICTURE_FORMATS, is_format_depiction
 
 log = logging.getLogger(__name__)
 
-# The request head's settings (commands.REQUEST_HEAD): a format head is the same kind of net.
-FORMAT_HEAD = {"hidden": 256, "alpha": 1e-2}
 MIXES = ("alone", "mean")
-
-
-def is_format_depiction(prompts: Sequence[str]) -> np.ndarray:
-    """True where a prompt is a depiction (not a chat-style request) naming a picture
-    format: the rows a format head scores (:meth:`EmbeddingModel.aligned_proba`)."""
-    return np.asarray([prompt_form(p) == DEPICTION and names_picture_format(p)
-                       for p in prompts], dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -77,7 +73,7 @@ def format_rows(harmful: Sequence[str], benign: Sequence[str], extra: Sequence[s
     for spec, label in specs:
         tr, dev, held_out = D.split_training_spec(spec, max(label, 0), seed)
         guard += [held_out["prompt"], dev["prompt"]]
-        keep = is_format_depiction(tr["prompt"].astype(str).tolist())
+        keep = np.asarray(is_format_depiction(tr["prompt"].astype(str).tolist()), dtype=bool)
         parts.append(tr.loc[keep, ["prompt", "label", "source"]])
     for spec in guard_sets:
         with contextlib.suppress(FilterError):  # a missing shared set guards nothing
@@ -115,12 +111,12 @@ def add_format_head(model: EmbeddingModel, data: FormatRows, *, threshold: float
     weights = [(source_weights or {}).get(s, 1.0) for s in rows["source"]]
     enc = model.encoder()
     head = train_model(prompts, rows["label"].tolist(), sources=rows["source"].tolist(),
-                       classifier="mlp", hidden=FORMAT_HEAD["hidden"],
-                       alpha=FORMAT_HEAD["alpha"], seed=seed, ensemble=ensemble,
+                       classifier="mlp", hidden=HEAD_NETWORK["hidden"],
+                       alpha=HEAD_NETWORK["alpha"], seed=seed, ensemble=ensemble,
                        embeddings=enc.encode(prompts), prompt_weights=weights, encoder=enc)
     model.format_head = (head.weights, head.biases)
     model.meta["format_threshold"] = float(threshold)
-    model.meta["format_head"] = {**FORMAT_HEAD, "ensemble": ensemble, "mix": mix,
+    model.meta["format_head"] = {**HEAD_NETWORK, "ensemble": ensemble, "mix": mix,
                                  "formats": list(PICTURE_FORMATS),
                                  "training_size": {**head.meta["training_size"],
                                                    "dropped_near_duplicates":
