@@ -337,12 +337,13 @@ def load_fresh(name: str, path: str | Path | None = None) -> pd.DataFrame:
     ``fresh-aa-*``: a twenty-first, session 17, read once to judge round 49; ``fresh-bb-*`` to
     ``fresh-gg-*``: the twenty-second to twenty-seventh, sessions 17 and 18, read once to judge
     rounds 50c to 54 (``fresh-ff-*`` round 56 in session 19); ``fresh-hh-*``: a twenty-eighth,
-    session 19, read once to judge round 57; ``fresh-ii-*``: a twenty-ninth, session 19,
-    unread, the next round's judge (``judged.UNREAD_FRESH_SETS``); the letters s to x name the
-    free-form training triples). Each is
+    session 19, read once to judge round 57; ``fresh-ii-*``: a twenty-ninth, session 19, read
+    once to judge round 58 in session 20; ``fresh-jj-*``: a thirtieth, session 20, unread, the
+    next round's judge (``judged.UNREAD_FRESH_SETS``); the letters s to x name the free-form
+    training triples). Each is
     evaluation-only until it has judged its round: the pre-registered judges of which policy
-    is the default (filters/README.md, rounds 18, 21, 22, 26-38, 41, 44b, 46, 47, 49-54, 56
-    and 57). Those in
+    is the default (filters/README.md, rounds 18, 21, 22, 26-38, 41, 44b, 46, 47, 49-54 and
+    56-58). Those in
     :data:`JUDGED_FRESH_SETS` have since become training data (rounds 28, 36 and 55)."""
     return _load_listed(FRESH_SETS, "fresh set", name, path)
 
