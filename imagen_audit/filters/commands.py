@@ -71,9 +71,10 @@ FREE_FORM_IDENTITY_SETS = tuple(
     s for s in ("fresh-identity", "fresh-identity-b",
                 *(f"fresh-{x}-identity" for x in FRESH_LETTERS))
     if s not in UNREAD_FRESH_SETS)
-# The help names the unread judge from the same tuple, so it cannot go stale at each round.
-_UNREAD_NOTE = (f" ({', '.join(sorted({s.rsplit('-', 1)[0] for s in UNREAD_FRESH_SETS}))}-*"
-                " unread: the next round's judge)" if UNREAD_FRESH_SETS else "")
+# The help names the unread judges from the same tuple, so it cannot go stale at each round.
+_UNREAD_NOTE = (" (" + ", ".join(f"{t}-*" for t in sorted({s.rsplit("-", 1)[0]
+                                                         for s in UNREAD_FRESH_SETS}))
+                + " unread: the next rounds' judges)" if UNREAD_FRESH_SETS else "")
 DEFAULT_SOURCE_WEIGHTS = ("partiprompts=4", "benign-requests=4",
                           *(f"{s}={2 if s in (*JUDGED_FRESH_SETS, *SURFACE_SOURCES) else 4}"
                             for s in HAND_WRITTEN_SOURCES))

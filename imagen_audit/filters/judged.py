@@ -45,10 +45,12 @@ JUDGED_FRESH_SETS = ("fresh-harmful", "fresh-harmful-b", "fresh-c-harmful", "fre
 # guardrails first, round 49; session 18: fresh-bb round 50c, fresh-cc to fresh-ee, written in
 # the same session, rounds 51 to 53, and fresh-gg round 54; session 19: fresh-ff, written in
 # session 18, round 56 (round 55's candidate failed its guardrails first), and fresh-hh round 57;
-# session 20: fresh-ii, written in session 19, round 58, whose candidate failed it; `fresh-jj-*`,
-# written in session 20, is the next round's judge). Empty when every judge written so far has
-# been read.
-UNREAD_FRESH_SETS: tuple[str, ...] = ("fresh-jj-benign", "fresh-jj-identity", "fresh-jj-harmful")
+# session 20: fresh-ii, written in session 19, round 58, whose candidate failed it; `fresh-jj-*`
+# and `fresh-kk-*`, written in session 20 (round 59's candidate failed its guardrails before
+# fresh-jj was read), are the next rounds' judges, jj first). Empty when every judge written so
+# far has been read.
+UNREAD_FRESH_SETS: tuple[str, ...] = ("fresh-jj-benign", "fresh-jj-identity", "fresh-jj-harmful",
+                                      "fresh-kk-benign", "fresh-kk-identity", "fresh-kk-harmful")
 
 # Free-form training triples (session 14): ``free-train-<x>-*`` for each letter, written as
 # training data from the start by helpers who read nothing of the project, never judges. Round 39
@@ -58,6 +60,6 @@ FREE_TRAIN_LETTERS = "stuvwx"
 # The fresh judgement triples after the first two, ``fresh-<x>-{benign,identity,harmful}`` in
 # ``fresh_<x>_<half>.txt``, in the order they were written (r was written in session 13, y and
 # z in session 15, aa and bb in session 17, cc to gg in session 18, hh and ii in session 19, jj
-# in session 20). Here, without pandas, for the same reason.
+# and kk in session 20). Here, without pandas, for the same reason.
 FRESH_LETTERS = (*"cdefghijklmnopqryz", "aa", "bb", "cc", "dd", "ee", "ff", "gg", "hh", "ii",
-                 "jj")
+                 "jj", "kk")
