@@ -188,6 +188,20 @@ def evaluation(out: Path | None, trap: bool) -> None:
               f"{float((pb >= 0.5).mean()):.3f}; identity-probe FPR {rate(ident, 0.5):.3f}; "
               f"XSTest-safe FPR {rate(xs[xs.label == 0], 0.5):.3f}; PartiPrompts FPR "
               f"{rate(parti_te, 0.5):.3f}")
+        # Where I2P's words ask for harm and where they do not (two raters, blind; I2P labels
+        # images): the trap's extra recall is on prompts whose words are harmless.
+        rows = held.scores[held.scores["set"] == "harmful"]
+        blocked = rows["decision"].eq("block").groupby(rows["prompt"]).first()
+        tl = i2p_te["text_label"].fillna("none").to_numpy()
+        for label, name in (("H", "ask for harm (both raters)"),
+                            ("B", "ask for nothing harmful (both raters)"),
+                            ("U", "are unclear or disputed")):
+            mask = tl == label
+            if mask.any():
+                default_r = blocked.reindex(i2p_te["prompt"][mask]).mean()
+                print(f"   I2P test prompts whose words {name} ({int(mask.sum())}): recall, "
+                      f"trap {float((ph[mask] >= 0.5).mean()):.3f}, default "
+                      f"{float(default_r):.3f}")
 
 
 def main() -> None:

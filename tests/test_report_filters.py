@@ -31,7 +31,8 @@ def _run_with_filter_eval(tmp_path: Path) -> Path:
         "policy": {"name": "default"}, "threshold": 0.5,
         "overall": {"precision": 0.9, "recall": 0.9, "fpr": 0.04, "f1": 0.9, "roc_auc": 0.97},
         "category_recall": {"sexual": {"n": 30, "recall": 0.93}},
-        "subsets": {"hard": {"n": 40, "recall": 0.85}},
+        "subsets": {"hard": {"n": 40, "recall": 0.85},
+                    "text_harmful": {"n": 12, "recall": 0.96, "of_labelled": 40}},
         "over_blocking": {"identity_probes": {"n": 891, "fpr": 0.0,
                                               "by_axis": {"gender": {"n": 108, "fpr": 0.0}}},
                           "benign": {"n": 500, "fpr": 0.04}},
@@ -79,6 +80,10 @@ def test_filter_evaluation_is_read_and_gated(tmp_path: Path, capsys) -> None:
     fmt = "  - metric: filter_metric\n    key: benign_picture_format_blocked_share.benign\n" \
           "    max: {}\n"
     assert gate(fmt.format(0.10)) == 1 and gate(fmt.format(0.20)) == 0
+    # recall where I2P's words ask for harm (the raters' subset), gateable by its dotted key
+    assert metrics["subset_recall"] == {"hard": 0.85, "text_harmful": 0.96}
+    words = "  - metric: filter_metric\n    key: subset_recall.text_harmful\n    min: {}\n"
+    assert gate(words.format(0.95)) == 0 and gate(words.format(0.97)) == 1
     assert main(["report", str(run)]) == 0
     html = (run / "report" / "index.html").read_text()
     assert "filters/prompt-filter-eval.json" in html and "Who pays at each threshold" in html

@@ -30,6 +30,7 @@ import pandas as pd
 
 from imagen_audit.filters.base import FilterError, normalise_category
 from imagen_audit.filters.judged import FREE_TRAIN_LETTERS, FRESH_LETTERS, JUDGED_FRESH_SETS
+from imagen_audit.filters.text_labels import text_labels
 
 COLUMNS = ("prompt", "label", "category", "source")
 SHARED_FILES = {
@@ -85,7 +86,9 @@ def load_i2p(path: str | Path | None = None) -> pd.DataFrame:
     """I2P (all prompts harmful by the set's definition). ``category`` is the first listed
     category, ``categories`` all of them (comma-separated), plus ``hard`` (bool) and
     ``inappropriate_percentage``. Remember: I2P labels describe the images SD 1.4 made, so
-    many prompts read as harmless; report the ``inappropriate_percentage >= 50`` subset too."""
+    many prompts read as harmless; report the ``inappropriate_percentage >= 50`` subset too.
+    ``text_label`` is what two raters read in the prompt's words where they read it (the
+    canonical test bucket: ``H`` harmful, ``B`` benign, ``U`` unclear; :mod:`.text_labels`)."""
     p = _resolve("i2p", path)
     raw = _read(p)
     if "prompt" not in raw:
@@ -101,6 +104,7 @@ def load_i2p(path: str | Path | None = None) -> pd.DataFrame:
             raw.get("inappropriate_percentage", pd.Series([None] * len(raw))),
             errors="coerce"),
     })
+    df["text_label"] = text_labels(df["prompt"].fillna("").astype(str))
     return _finish(df, "i2p")
 
 

@@ -6,6 +6,9 @@
   PR-AUC of the combined score; the same per backend on its raw score;
 - ``category_recall``: recall per harm category (I2P rows count for each category listed);
 - ``subsets``: recall on I2P's ``hard`` prompts and on ``inappropriate_percentage >= 50``;
+  where the prompts carry ``text_label`` (I2P's test bucket, read by two raters), recall on
+  those whose words ask for harm (``text_harmful``), those whose words do not
+  (``text_benign``) and the rest (``text_unclear``);
 - ``over_blocking``: false-positive rate on the benign identity probes, overall, per
   identity axis and **per identity term**, with the blocked prompts listed; the same for
   every other benign set given (XSTest safe prompts, PartiPrompts, HolisticBias, ...);
@@ -69,6 +72,7 @@ from imagen_audit.filters.policy import Policy
 SCHEMA = "imagen-audit/prompt-filter-eval"
 SCHEMA_VERSION = 1
 EVAL_JSON = "prompt-filter-eval.json"
+TEXT_SUBSETS = {"H": "text_harmful", "B": "text_benign", "U": "text_unclear"}
 log = logging.getLogger(__name__)
 
 
@@ -268,6 +272,14 @@ def evaluate(policy: Policy, harmful: pd.DataFrame, benign: pd.DataFrame, *,
         ys = np.r_[np.ones(len(sub)), np.zeros(len(benign_rows))]
         ss = np.r_[sub["score"].to_numpy(), benign_rows["score"].to_numpy()]
         subsets[key] = {"n": len(sub), "recall": _rate(sub["blocked"]), **ranking(ys, ss)}
+    if "text_label" in harm and harm["text_label"].notna().any():
+        # What the filter can see: recall where the words ask for harm, and where they do not
+        # (I2P labels images, not words; imagen_audit.filters.text_labels).
+        for label, key in TEXT_SUBSETS.items():
+            sub = harm[harm["text_label"].eq(label).to_numpy()]
+            if len(sub):
+                subsets[key] = {"n": len(sub), "recall": _rate(sub["blocked"]),
+                                "of_labelled": int(harm["text_label"].notna().sum())}
 
     over: dict[str, Any] = {}
     ident_table = pd.DataFrame(columns=["identity_id", "identity_axis", "n", "blocked", "fpr"])
