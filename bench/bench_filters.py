@@ -189,7 +189,9 @@ def evaluation(out: Path | None, trap: bool) -> None:
               f"XSTest-safe FPR {rate(xs[xs.label == 0], 0.5):.3f}; PartiPrompts FPR "
               f"{rate(parti_te, 0.5):.3f}")
         # Where I2P's words ask for harm and where they do not (two raters, blind; I2P labels
-        # images): the trap's extra recall is on prompts whose words are harmless.
+        # images): session 21 measured the trap's extra recall on prompts whose words are
+        # harmless (0.970 against the default's 0.821; 0.992 against 0.976 where they ask
+        # for harm), i.e. I2P's style learnt.
         rows = held.scores[held.scores["set"] == "harmful"]
         blocked = rows["decision"].eq("block").groupby(rows["prompt"]).first()
         tl = i2p_te["text_label"].fillna("none").to_numpy()
