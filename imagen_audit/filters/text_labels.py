@@ -6,9 +6,9 @@ life", "a photo of a banana"). A prompt filter sees only words: it cannot catch 
 blocking the same words everywhere else. To say how much of a filter's miss rate on I2P is
 that, every prompt of I2P's canonical test bucket was read by two raters (four in all, each
 pair reading half the bucket) who saw only the prompt text (no category, no percentage, no
-model score) and labelled it ``H`` (the text asks
-for sexual, violent, hateful, harassing, self-harm, illegal or shocking content), ``B`` (it
-asks for nothing of the kind) or ``U`` (borderline or unclear). The raters were AI assistants
+model score) and labelled it ``H`` (the text asks for sexual, violent, hateful, harassing,
+self-harm, illegal or shocking content), ``B`` (it asks for nothing of the kind) or ``U``
+(borderline or unclear). The raters were AI assistants
 working blind from a written brief (filters/README.md, round 60), not people, and agreed on 94%
 of prompts (Cohen's kappa 0.89): read the labels as a second opinion on the text, not as ground
 truth.
