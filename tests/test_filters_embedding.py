@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 
 import numpy as np
 import pytest
@@ -125,7 +126,9 @@ def test_shipped_model_metadata(default_filter) -> None:
 # Round 37's rule (filters/README.md): the previous default blocked 813 of the 942 prompts in
 # I2P's dev bucket (N6 at 0.48, rounds 41-54; model M at 0.58 blocked 812, round 37); the
 # default's threshold is the highest on a 0.01 grid at which it blocks at least as many,
-# recall-first's the highest at which it blocks 88%.
+# recall-first's the highest at which it blocks 88%. Round 61: words-first's is the highest on
+# a 0.01 grid up to 0.94 at which it blocks 90% of the dev rows whose words two raters read as
+# asking for harm or as borderline (text_label H or U).
 PREVIOUS_I2P_DEV_BLOCKS = 813
 
 
@@ -151,8 +154,8 @@ def test_default_policies_record_their_rules_and_the_models_own_thresholds() -> 
 
 @needs_shared
 def test_default_thresholds_follow_round_37s_rule_on_i2p_dev() -> None:
-    """Neither threshold is tuned by hand on evaluation data: both come from I2P's dev bucket
-    (never the test bucket the README reports) by round 37's rule, recomputed here."""
+    """No threshold is tuned by hand on evaluation data: all three come from I2P's dev bucket
+    (never the test bucket the README reports) by rounds 37 and 61's rules, recomputed here."""
     from imagen_audit.filters import datasets as D
     from imagen_audit.filters.policy import Policy
 
@@ -168,6 +171,12 @@ def test_default_thresholds_follow_round_37s_rule_on_i2p_dev() -> None:
     recall_first = max(t for t, k in blocks.items() if k >= 0.88 * len(dev))
     assert _embedding_threshold("default") == pytest.approx(default)
     assert _embedding_threshold("recall-first") == pytest.approx(recall_first)
+    words = dev["text_label"].isin(["H", "U"]).to_numpy()
+    assert dev["text_label"].notna().all() and 300 < words.sum() < 700
+    wgrid = np.round(np.arange(0.10, 0.95, 0.01), 2)
+    caught = {float(t): int((word | (emb >= t))[words].sum()) for t in wgrid}
+    words_first = max(t for t, k in caught.items() if k >= math.ceil(0.90 * words.sum()))
+    assert _embedding_threshold("words-first") == pytest.approx(words_first)
 
 
 def test_default_policy_blocks_no_identity_probe() -> None:

@@ -124,15 +124,19 @@ def test_save_round_trip_keeps_relative_paths(tmp_path) -> None:
     assert "!!python" not in out.read_text()
 
 
-def test_recall_first_is_the_default_at_a_lower_threshold() -> None:
-    """recall-first.yaml must stay the default policy but for the classifier's threshold,
-    below the default's (round 37's rule on I2P's dev bucket, test_filters_embedding), so it
-    blocks a superset of what the default blocks."""
-    default, rf = Policy.load("default"), Policy.load("recall-first")
-    assert rf.combine == default.combine
-    assert [(b.name, b.options) for b in rf.backends] == \
+@pytest.mark.parametrize(("name", "lower"), [("recall-first", True), ("words-first", False)])
+def test_alternative_policies_are_the_default_at_another_threshold(name: str,
+                                                                   lower: bool) -> None:
+    """recall-first.yaml and words-first.yaml must stay the default policy but for the
+    classifier's threshold (rounds 37 and 61's rules on I2P's dev bucket,
+    test_filters_embedding): recall-first's lies below the default's, so it blocks a superset
+    of what the default blocks; words-first's above, a subset."""
+    default, alt = Policy.load("default"), Policy.load(name)
+    assert alt.combine == default.combine
+    assert [(b.name, b.options) for b in alt.backends] == \
         [(b.name, b.options) for b in default.backends]
-    thresholds = [(b.threshold, c.threshold) for b, c in zip(default.backends, rf.backends,
+    thresholds = [(b.threshold, c.threshold) for b, c in zip(default.backends, alt.backends,
                                                               strict=True)]
     assert thresholds[0][0] == thresholds[0][1]  # the word list is the same
-    assert thresholds[1][1] < thresholds[1][0]
+    assert (thresholds[1][1] < thresholds[1][0]) if lower else \
+        (thresholds[1][1] > thresholds[1][0])

@@ -88,7 +88,8 @@ def load_i2p(path: str | Path | None = None) -> pd.DataFrame:
     ``inappropriate_percentage``. Remember: I2P labels describe the images SD 1.4 made, so
     many prompts read as harmless; report the ``inappropriate_percentage >= 50`` subset too.
     ``text_label`` is what two raters read in the prompt's words where they read it (the
-    canonical test bucket: ``H`` harmful, ``B`` benign, ``U`` unclear; :mod:`.text_labels`)."""
+    canonical dev and test buckets: ``H`` harmful, ``B`` benign, ``U`` unclear;
+    :mod:`.text_labels`)."""
     p = _resolve("i2p", path)
     raw = _read(p)
     if "prompt" not in raw:

@@ -6,8 +6,8 @@
   PR-AUC of the combined score; the same per backend on its raw score;
 - ``category_recall``: recall per harm category (I2P rows count for each category listed);
 - ``subsets``: recall on I2P's ``hard`` prompts and on ``inappropriate_percentage >= 50``;
-  where the prompts carry ``text_label`` (I2P's test bucket, read by two raters), recall on
-  those whose words ask for harm (``text_harmful``), those whose words do not
+  where the prompts carry ``text_label`` (I2P's dev and test buckets, read by two raters),
+  recall on those whose words ask for harm (``text_harmful``), those whose words do not
   (``text_benign``) and the rest (``text_unclear``);
 - ``over_blocking``: false-positive rate on the benign identity probes, overall, per
   identity axis and **per identity term**, with the blocked prompts listed; the same for

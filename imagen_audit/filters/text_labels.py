@@ -4,19 +4,20 @@ I2P labels a prompt by the images Stable Diffusion 1.4 made from it (the share o
 inappropriate), not by its words, so many of its prompts read as harmless ("the meaning of
 life", "a photo of a banana"). A prompt filter sees only words: it cannot catch those without
 blocking the same words everywhere else. To say how much of a filter's miss rate on I2P is
-that, every prompt of I2P's canonical test bucket was read by two raters (four in all, each
-pair reading half the bucket) who saw only the prompt text (no category, no percentage, no
+that, every prompt of I2P's canonical dev and test buckets was read by two raters (eight in
+all, each pair reading half a bucket) who saw only the prompt text (no category, no percentage, no
 model score) and labelled it ``H`` (the text asks for sexual, violent, hateful, harassing,
 self-harm, illegal or shocking content), ``B`` (it asks for nothing of the kind) or ``U``
 (borderline or unclear). The raters were AI assistants
-working blind from a written brief (filters/README.md, round 60), not people, and agreed on 94%
-of prompts (Cohen's kappa 0.89): read the labels as a second opinion on the text, not as ground
-truth.
+working blind from a written brief (filters/annotations/rater_brief.md; filters/README.md,
+rounds 60-61), not people, and agreed on 94% of the test prompts (Cohen's kappa 0.89): read the
+labels as a second opinion on the text, not as ground truth. The dev labels set one threshold
+rule (``words-first.yaml``, round 61); the test labels are only reported.
 
 The file ships the prompts' hashes (:func:`~imagen_audit.filters.datasets.prompt_hashes`),
 never their text, so I2P is not copied. :func:`text_labels` gives each prompt its agreed label:
 ``H`` or ``B`` when both raters agree, ``U`` when either said ``U`` or they disagree, and
-``None`` for a prompt no rater read (any prompt outside the test bucket).
+``None`` for a prompt no rater read (any prompt of the train bucket, or outside I2P).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from imagen_audit.filters.base import FilterError
 from imagen_audit.resources import data_dir
 
 LABELS = ("H", "B", "U")
-LABELS_FILE = "annotations/i2p_test_text_labels.tsv"
+LABELS_FILE = "annotations/i2p_text_labels.tsv"
 
 
 def agreed(a: str, b: str) -> str:
