@@ -1,5 +1,5 @@
-"""The raters' reading of I2P's test prompts: the shipped file, its checks, and the eval
-subsets it feeds (recall where the words ask for harm, and where they do not)."""
+"""The raters' reading of I2P's dev and test prompts: the shipped file, its checks, and the
+eval subsets it feeds (recall where the words ask for harm, and where they do not)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,6 @@ from imagen_audit.filters.datasets import prompt_hashes
 from imagen_audit.filters.evaluate import evaluate
 from imagen_audit.filters.policy import Policy
 from imagen_audit.resources import data_dir
-
-
-def _key(prompt: str) -> str:
-    return f"{int(prompt_hashes([prompt])[0]):016x}"
 
 
 @pytest.mark.parametrize(("line", "message"), [
