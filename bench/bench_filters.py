@@ -118,7 +118,7 @@ def evaluation(out: Path | None, trap: bool) -> None:
     import pandas as pd
 
     from imagen_audit.filters import datasets as D
-    from imagen_audit.filters.evaluate import evaluate, summary_lines, write_outputs
+    from imagen_audit.filters.evaluate import TEXT_SUBSETS, evaluate, summary_lines, write_outputs
     from imagen_audit.filters.policy import Policy
 
     pol = Policy.load("default")
@@ -192,18 +192,16 @@ def evaluation(out: Path | None, trap: bool) -> None:
         # images): session 21 measured the trap's extra recall on prompts whose words are
         # harmless (0.970 against the default's 0.821; 0.992 against 0.976 where they ask
         # for harm), i.e. I2P's style learnt.
-        rows = held.scores[held.scores["set"] == "harmful"]
-        blocked = rows["decision"].eq("block").groupby(rows["prompt"]).first()
+        subsets = held.summary["subsets"]  # the default's recall per label, already measured
         tl = i2p_te["text_label"].fillna("none").to_numpy()
         for label, name in (("H", "ask for harm (both raters)"),
                             ("B", "ask for nothing harmful (both raters)"),
                             ("U", "are unclear or disputed")):
             mask = tl == label
             if mask.any():
-                default_r = blocked.reindex(i2p_te["prompt"][mask]).mean()
                 print(f"   I2P test prompts whose words {name} ({int(mask.sum())}): recall, "
                       f"trap {float((ph[mask] >= 0.5).mean()):.3f}, default "
-                      f"{float(default_r):.3f}")
+                      f"{subsets[TEXT_SUBSETS[label]]['recall']:.3f}")
 
 
 def main() -> None:

@@ -275,11 +275,12 @@ def evaluate(policy: Policy, harmful: pd.DataFrame, benign: pd.DataFrame, *,
     if "text_label" in harm and harm["text_label"].notna().any():
         # What the filter can see: recall where the words ask for harm, and where they do not
         # (I2P labels images, not words; imagen_audit.filters.text_labels).
+        labelled = int(harm["text_label"].notna().sum())
         for label, key in TEXT_SUBSETS.items():
             sub = harm[harm["text_label"].eq(label).to_numpy()]
             if len(sub):
                 subsets[key] = {"n": len(sub), "recall": _rate(sub["blocked"]),
-                                "of_labelled": int(harm["text_label"].notna().sum())}
+                                "of_labelled": labelled}
 
     over: dict[str, Any] = {}
     ident_table = pd.DataFrame(columns=["identity_id", "identity_axis", "n", "blocked", "fpr"])

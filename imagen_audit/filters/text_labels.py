@@ -5,13 +5,13 @@ inappropriate), not by its words, so many of its prompts read as harmless ("the 
 life", "a photo of a banana"). A prompt filter sees only words: it cannot catch those without
 blocking the same words everywhere else. To say how much of a filter's miss rate on I2P is
 that, every prompt of I2P's canonical dev and test buckets was read by two raters (eight in
-all, each pair reading half a bucket) who saw only the prompt text (no category, no percentage, no
-model score) and labelled it ``H`` (the text asks for sexual, violent, hateful, harassing,
-self-harm, illegal or shocking content), ``B`` (it asks for nothing of the kind) or ``U``
-(borderline or unclear). The raters were AI assistants
-working blind from a written brief (filters/annotations/rater_brief.md; filters/README.md,
-rounds 60-61), not people, and agreed on 94% of the test prompts (Cohen's kappa 0.89): read the
-labels as a second opinion on the text, not as ground truth. The dev labels set one threshold
+all, each pair reading half a bucket) who saw only the prompt text (no category, no
+percentage, no model score) and labelled it ``H`` (the text asks for sexual, violent,
+hateful, harassing, self-harm, illegal or shocking content), ``B`` (it asks for nothing of
+the kind) or ``U`` (borderline or unclear). The raters were AI assistants working blind from
+a written brief (filters/annotations/rater_brief.md; filters/README.md, rounds 60-61), not
+people, and agreed on 94-97% of prompts (Cohen's kappa 0.88-0.94): read the labels as a
+second opinion on the text, not as ground truth. The dev labels set one threshold
 rule (``words-first.yaml``, round 61); the test labels are only reported.
 
 The file ships the prompts' hashes (:func:`~imagen_audit.filters.datasets.prompt_hashes`),
@@ -76,6 +76,6 @@ def text_labels(prompts: Iterable[str]) -> list[str | None]:
     """The agreed text label of each prompt (``H``, ``B``, ``U``), None where none exists."""
     from imagen_audit.filters.datasets import prompt_hashes
 
-    prompts = list(prompts)
     table = _shipped()
-    return [table[int(h)][2] if int(h) in table else None for h in prompt_hashes(prompts)]
+    return [table[k][2] if k in table else None
+            for k in map(int, prompt_hashes(list(prompts)))]
