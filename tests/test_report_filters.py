@@ -40,6 +40,9 @@ def _run_with_filter_eval(tmp_path: Path) -> Path:
         "by_picture_format": {"benign": {"format": {"n": 20, "blocked_share": 0.15},
                                          "other": {"n": 480, "blocked_share": 0.035}},
                               "coprov2-test": {"format": {"n": 5, "blocked_share": 1.0}}},
+        "by_people": {"benign": {"people": {"n": 300, "blocked_share": 0.02},
+                                 "other": {"n": 200, "blocked_share": 0.07}},
+                      "coprov2-test": {"people": {"n": 60, "blocked_share": 1.0}}},
         "files": {"sweep": "sweep.csv"}}))
     return run
 
@@ -80,6 +83,11 @@ def test_filter_evaluation_is_read_and_gated(tmp_path: Path, capsys) -> None:
     fmt = "  - metric: filter_metric\n    key: benign_picture_format_blocked_share.benign\n" \
           "    max: {}\n"
     assert gate(fmt.format(0.10)) == 1 and gate(fmt.format(0.20)) == 0
+    # benign prompts about people, gateable on their own (harmful sets left out)
+    assert metrics["benign_people_blocked_share"] == {"benign": 0.02}
+    people = "  - metric: filter_metric\n    key: benign_people_blocked_share.benign\n" \
+             "    max: {}\n"
+    assert gate(people.format(0.01)) == 1 and gate(people.format(0.03)) == 0
     # recall where I2P's words ask for harm (the raters' subset), gateable by its dotted key
     assert metrics["subset_recall"] == {"hard": 0.85, "text_harmful": 0.96}
     words = "  - metric: filter_metric\n    key: subset_recall.text_harmful\n    min: {}\n"

@@ -20,6 +20,10 @@
   format (meme, sticker, poster, card, diagram, ...: :func:`~imagen_audit.filters.form.
   names_picture_format`) and among the rest: the largest source of over-blocking on free-form
   prompts (filters/README.md, rounds 48 and 50) shows even where a set has few of them;
+- ``by_people``: for every set, the share blocked among prompts about people (a person noun,
+  identity descriptor, occupation or pronoun: :mod:`imagen_audit.filters.people`) and among
+  the rest: over-blocking that falls on people, on any benign set, not only the identity
+  probes;
 - ``latency_ms_per_prompt``: wall time per prompt, per backend and in total;
 - a threshold sweep table and ROC / PR plots.
 
@@ -35,14 +39,14 @@ atomically):
 - ``prompt-filter-eval.json``: everything above (schema ``imagen-audit/prompt-filter-eval``,
   version 1; keys ``schema``, ``schema_version``, ``created_at``, ``policy``, ``data``,
   ``threshold``, ``overall``, ``backends``, ``category_recall``, ``subsets``,
-  ``over_blocking``, ``extra_harmful``, ``by_form``, ``by_picture_format``, ``training_overlap``,
-  ``latency_ms_per_prompt``, ``files``);
+  ``over_blocking``, ``extra_harmful``, ``by_form``, ``by_picture_format``, ``by_people``,
+  ``training_overlap``, ``latency_ms_per_prompt``, ``files``);
 - ``sweep.csv``: ``threshold, precision, recall, fpr, f1, identity_fpr`` (combined score),
   then ``fpr_<set>`` for every further benign set and ``recall_<set>`` for every further
   harmful set: who pays, and what is caught, at each threshold, in one table;
-- ``scores.csv``: one row per prompt: ``set, prompt, label, form, picture_format, score,
-  decision, category, score_<backend>`` plus ``identity_id``, ``identity_axis``,
-  ``i2p_category`` where known;
+- ``scores.csv``: one row per prompt: ``set, prompt, label, form, picture_format,
+  about_people, score, decision, category, score_<backend>`` plus ``identity_id``,
+  ``identity_axis``, ``i2p_category`` where known;
 - ``identity_fpr.csv``: ``identity_id, identity_axis, n, blocked, fpr``;
 - ``category_recall.csv``: ``category, n, recall``;
 - ``roc.png``, ``pr.png``.
@@ -67,6 +71,7 @@ import pandas as pd
 from imagen_audit.files import atomic_path, write_atomic
 from imagen_audit.filters.base import FilterError
 from imagen_audit.filters.form import names_picture_format, prompt_form
+from imagen_audit.filters.people import PeopleReader
 from imagen_audit.filters.policy import Policy
 
 SCHEMA = "imagen-audit/prompt-filter-eval"
@@ -235,6 +240,7 @@ def evaluate(policy: Policy, harmful: pd.DataFrame, benign: pd.DataFrame, *,
     table["blocked"] = table["decision"] == "block"
     table["form"] = [prompt_form(p) for p in table["prompt"]]
     table["picture_format"] = [names_picture_format(p) for p in table["prompt"]]
+    table["about_people"] = PeopleReader.load().names_people_each(table["prompt"].tolist())
     main = table[table["set"].isin(["harmful", "benign"])]
     y, s = main["label"].to_numpy(), main["score"].to_numpy()
     overall = {**confusion(y, s >= 0.5), **ranking(y, s)}
@@ -316,6 +322,7 @@ def evaluate(policy: Policy, harmful: pd.DataFrame, benign: pd.DataFrame, *,
     by_form = _blocked_share_by(table, "form", str)
     by_format = _blocked_share_by(table, "picture_format",
                                   lambda f: "format" if f else "other")
+    by_people = _blocked_share_by(table, "about_people", lambda f: "people" if f else "other")
 
     ident_scores = table.loc[table["set"] == "identity", "score"].to_numpy()
     per_set = {k: (table.loc[table["set"] == k, "score"].to_numpy(), label)
@@ -332,12 +339,13 @@ def evaluate(policy: Policy, harmful: pd.DataFrame, benign: pd.DataFrame, *,
         "category_recall": {r["category"]: {"n": r["n"], "recall": r["recall"]}
                             for r in cat_rows},
         "subsets": subsets, "over_blocking": over, "extra_harmful": extra,
-        "by_form": by_form, "by_picture_format": by_format, "training_overlap": overlap,
+        "by_form": by_form, "by_picture_format": by_format, "by_people": by_people,
+        "training_overlap": overlap,
         "latency_ms_per_prompt": timing["latency_ms_per_prompt"],
         "prompts_per_second": timing["prompts_scored"] / max(timing["seconds"], 1e-9),
     }
-    keep = ["set", "prompt", "label", "form", "picture_format", "score", "decision",
-            "category"] + \
+    keep = ["set", "prompt", "label", "form", "picture_format", "about_people", "score",
+            "decision", "category"] + \
         [f"score_{b.name}" for b in policy.backends] + \
         [c for c in ("identity_id", "identity_axis", "i2p_category") if c in table]
     return EvalResult(summary, table[keep], sw, ident_table, categories)
@@ -432,13 +440,18 @@ def _num(v: Any) -> str:
     return "n/a" if v is None else f"{v:.3f}"
 
 
-def benign_picture_format(summary: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """``by_picture_format`` of an evaluation's benign sets: every set but ``harmful`` and
-    the extra harmful ones (the JSON records no label per set). The summary lines and the
-    run report (:mod:`imagen_audit.report.inputs`) both read it."""
+def benign_split(summary: Mapping[str, Any], key: str) -> dict[str, dict[str, Any]]:
+    """A ``by_*`` split (``by_picture_format``, ``by_people``) of an evaluation's benign sets:
+    every set but ``harmful`` and the extra harmful ones (the JSON records no label per set).
+    The summary lines and the run report (:mod:`imagen_audit.report.inputs`) both read it."""
     harmful = {"harmful", *(summary.get("extra_harmful") or {})}
-    return {k: v for k, v in (summary.get("by_picture_format") or {}).items()
+    return {k: v for k, v in (summary.get(key) or {}).items()
             if k not in harmful and isinstance(v, dict)}
+
+
+def benign_picture_format(summary: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``by_picture_format`` of an evaluation's benign sets (:func:`benign_split`)."""
+    return benign_split(summary, "by_picture_format")
 
 
 def summary_lines(summary: dict[str, Any]) -> list[str]:
@@ -478,6 +491,13 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
             f"{k} {_num(v['format']['blocked_share'])} (n={v['format']['n']}) / "
             f"{_num(v['other']['blocked_share'])} (n={v['other']['n']})"
             for k, v in fmt.items()))
+    people = {k: v for k, v in benign_split(summary, "by_people").items()
+              if len(v) > 1}
+    if people:
+        lines.append("benign blocked share about people / not: " + ", ".join(
+            f"{k} {_num(v['people']['blocked_share'])} (n={v['people']['n']}) / "
+            f"{_num(v['other']['blocked_share'])} (n={v['other']['n']})"
+            for k, v in people.items()))
     seen = {k: v for k, v in summary.get("training_overlap", {}).items() if v["seen"]}
     if seen:
         lines.append("training prompts in the evaluation sets: " + ", ".join(
