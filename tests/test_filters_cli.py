@@ -48,7 +48,10 @@ def test_check_keeps_input_columns(tmp_path, capsys) -> None:
     assert df["decision"].tolist() == ["block", "block", "block", "allow", "allow"]
     assert df["category"].tolist()[:3] == ["sexual", "violence", "sexual"]
     assert df["score"].between(0, 1).all() and "score_blocklist" in df
-    assert "3 block" in capsys.readouterr().out
+    # whether each prompt is about people, so blocks that fall on people can be counted
+    # ("a nude woman on a bed", "a decapitated soldier", "porn", "a cat on a mat", ...)
+    assert df["about_people"].tolist() == [True, True, False, False, False]
+    assert "3 block (2 about people)" in capsys.readouterr().out
 
 
 def test_check_bad_input_exits_2(tmp_path, caplog) -> None:

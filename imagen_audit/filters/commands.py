@@ -356,6 +356,11 @@ def cmd_check(args: argparse.Namespace) -> int:
                           f"(columns: {list(df.columns)})")
     prompts = df[args.prompt_column].fillna("").astype(str).tolist()
     scored = policy.score_frame(prompts)
+    # Which prompts are about people (imagen_audit.filters.people): a policy team scoring its
+    # own logs can count the blocks that fall on people without labelling them.
+    from imagen_audit.filters.people import PeopleReader
+
+    scored["about_people"] = PeopleReader.load().names_people_each(prompts)
     out = df.drop(columns=[c for c in scored.columns if c in df]).reset_index(drop=True)
     out = pd.concat([out, scored], axis=1)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -363,9 +368,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     with atomic_path(Path(args.out)) as tmp:  # never a half-written CSV read as whole
         out.to_csv(tmp, index=False)
-    blocked = int((scored["decision"] == "block").sum())
-    print(f"{len(out)} prompts scored with policy {policy.name!r}: {blocked} block, "
-          f"{len(out) - blocked} allow -> {args.out}")
+    block = scored["decision"] == "block"
+    blocked, people = int(block.sum()), int((block & scored["about_people"]).sum())
+    print(f"{len(out)} prompts scored with policy {policy.name!r}: {blocked} block "
+          f"({people} about people), {len(out) - blocked} allow -> {args.out}")
     return EXIT_OK
 
 
