@@ -103,13 +103,12 @@ class PeopleReader:
              people_words: str | Path | None = None) -> PeopleReader:
         """A reader from an identity lexicon and a people list (the shipped
         ``lexicons/identity.txt`` and ``lexicons/people.txt`` by default), with the occupation
-        probes' nouns."""
+        probes' nouns. Built once per pair of files (every evaluation reads with it)."""
         from imagen_audit.resources import data_dir
 
         lexicons = data_dir("filters") / "lexicons"
-        words = read_people_words(people_words or lexicons / "people.txt")
-        return cls(_lexicon(str(identity_lexicon or lexicons / "identity.txt")),
-                   words | occupation_nouns())
+        return _reader(str(identity_lexicon or lexicons / "identity.txt"),
+                       str(people_words or lexicons / "people.txt"))
 
     def names_people_each(self, texts: Sequence[str]) -> list[bool]:
         """:meth:`names_people` of each text."""
@@ -128,6 +127,7 @@ class PeopleReader:
         return bool(self.lexicon.find(text))
 
 
-@lru_cache(maxsize=8)
-def _lexicon(path: str) -> IdentityLexicon:
-    return IdentityLexicon.load(path)
+@lru_cache(maxsize=4)
+def _reader(identity_lexicon: str, people_words: str) -> PeopleReader:
+    return PeopleReader(IdentityLexicon.load(identity_lexicon),
+                        read_people_words(people_words) | occupation_nouns())
