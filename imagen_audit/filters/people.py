@@ -10,10 +10,11 @@ and reports, for every set, the share blocked among prompts about people and amo
 
 A prompt is about people when it names a person: an identity descriptor or person noun of the
 identity lexicon (``filters/lexicons/identity.txt`` with its person nouns), a word of
-``filters/lexicons/people.txt`` (roles, kinship, occupations), an occupation of the shipped
-occupation probes, or a personal pronoun. The reading errs toward "about people" (an ambiguous
-word, "a server rack", "a star", counts), so the people figure is never flattered by prompts
-it missed. Named individuals ("Abraham Lincoln at Gettysburg") are not recognised.
+``filters/lexicons/people.txt`` (roles, kinship, occupations, body words), an occupation of
+the shipped occupation probes, or a third-person or indefinite pronoun. The reading errs
+toward "about people" (an ambiguous word, "a server rack", "a star", counts), so the people
+figure is never flattered by prompts it missed. Named individuals ("Abraham Lincoln at
+Gettysburg") are not recognised.
 
 The reading is the measurement's, not the policy's: it uses the shipped lexicons whatever the
 policy under evaluation, so two policies are compared on the same prompts. Round 62
@@ -31,11 +32,11 @@ from pathlib import Path
 from imagen_audit.filters.base import FilterError
 from imagen_audit.filters.identity import IdentityLexicon
 
-PRONOUNS = frozenset({"he", "she", "him", "her", "his", "hers", "himself", "herself", "i",
-                      "me", "my", "mine", "myself", "we", "us", "our", "ours", "ourselves",
-                      "you", "your", "yours", "yourself", "yourselves", "they", "them",
-                      "their", "theirs", "themselves", "someone", "somebody", "anyone",
-                      "anybody", "everyone", "everybody", "nobody"})
+# Third-person pronouns and indefinite ones name someone depicted; "I", "you", "we" and "they"
+# are the person typing, the assistant, or things ("How do I kill a stuck process?").
+PRONOUNS = frozenset({"he", "she", "him", "her", "his", "hers", "himself", "herself",
+                      "someone", "somebody", "anyone", "anybody", "everyone", "everybody",
+                      "nobody"})
 _WORD_RE = re.compile(r"[a-z]+(?:['-][a-z]+)*'?")
 
 
