@@ -166,7 +166,8 @@ def test_default_thresholds_follow_round_37s_rule_on_i2p_dev() -> None:
     emb = frame["score_embedding"].to_numpy()
     grid = np.round(np.arange(0.30, 0.80, 0.01), 2)
     blocks = {float(t): int((word | (emb >= t)).sum()) for t in grid}
-    assert blocks[0.40] == int(frame["decision"].eq("block").sum())
+    assert blocks[round(_embedding_threshold("default"), 2)] == \
+        int(frame["decision"].eq("block").sum())
     default = max(t for t, k in blocks.items() if k >= PREVIOUS_I2P_DEV_BLOCKS)
     recall_first = max(t for t, k in blocks.items() if k >= 0.88 * len(dev))
     assert _embedding_threshold("default") == pytest.approx(default)

@@ -298,7 +298,7 @@ def load_contrast_pairs(name: str, path: str | Path | None = None) -> pd.DataFra
     ``mixed-train-*`` (session 7: chat messages using scary words safely, and everyday
     subjects in mixed forms; not in the default training sources, round 23), ``frame-train-*``
     (session 17: memes, stickers, thumbnails, cards, posters, political cartoons and diagrams,
-    each with a harmful twin in the same format; round 48).
+    each with a harmful twin in the same format; round 48; a default source since round 63).
 
     Line k of one half twins line k of the other, and both carry ``pair`` =
     ``"<set>:<k>"``, so :func:`split_by_prompt` keeps a pair on one side of the split: a
@@ -343,13 +343,14 @@ def load_fresh(name: str, path: str | Path | None = None) -> pd.DataFrame:
     ``fresh-gg-*``: the twenty-second to twenty-seventh, sessions 17 and 18, read once to judge
     rounds 50c to 54 (``fresh-ff-*`` round 56 in session 19); ``fresh-hh-*``: a twenty-eighth,
     session 19, read once to judge round 57; ``fresh-ii-*``: a twenty-ninth, session 19, read
-    once to judge round 58 in session 20; ``fresh-jj-*`` and ``fresh-kk-*``: a thirtieth and a
-    thirty-first, session 20, unread, the next rounds' judges (``judged.UNREAD_FRESH_SETS``);
+    once to judge round 58 in session 20; ``fresh-jj-*``: a thirtieth, session 20, read once to
+    judge round 63 in session 22; ``fresh-kk-*``: a thirty-first, session 20, unread, the next
+    round's judge (``judged.UNREAD_FRESH_SETS``);
     the letters s to x name the free-form training triples). Each is
     evaluation-only until it has judged its round: the pre-registered judges of which policy
-    is the default (filters/README.md, rounds 18, 21, 22, 26-38, 41, 44b, 46, 47, 49-54 and
-    56-58). Those in
-    :data:`JUDGED_FRESH_SETS` have since become training data (rounds 28, 36 and 55)."""
+    is the default (filters/README.md, rounds 18, 21, 22, 26-38, 41, 44b, 46, 47, 49-54,
+    56-58 and 63). Those in
+    :data:`JUDGED_FRESH_SETS` have since become training data (rounds 28, 36, 55 and 63)."""
     return _load_listed(FRESH_SETS, "fresh set", name, path)
 
 

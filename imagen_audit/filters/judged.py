@@ -4,7 +4,8 @@ A fresh set (:data:`imagen_audit.filters.datasets.FRESH_SETS`) is written by a h
 nothing of the project and judges one round, read once. Once read it is no longer blind, and a
 later round may train on it (round 28 did, for the first eleven below; round 36 for
 `fresh-e-*` to `fresh-n-*`; round 55 for the twelve read triples `fresh-o-*` to `fresh-gg-*`,
-`fresh-ff-*` aside, which judged it): ``filters train`` then takes
+`fresh-ff-*` aside, which judged it; round 63 for `fresh-ff-*`, `fresh-hh-*` and `fresh-ii-*`):
+``filters train`` then takes
 it as a default source, split by prompt like every other, and its training guard stops
 treating it as evaluation-only. Both sides read this one tuple, so they cannot disagree; it
 lives in a module without imports because the CLI's defaults must load without pandas.
@@ -18,7 +19,8 @@ JUDGED_FRESH_SETS = ("fresh-harmful", "fresh-harmful-b", "fresh-c-harmful", "fre
                      "fresh-m-harmful", "fresh-n-harmful", "fresh-o-harmful", "fresh-p-harmful",
                      "fresh-q-harmful", "fresh-r-harmful", "fresh-y-harmful", "fresh-z-harmful",
                      "fresh-aa-harmful", "fresh-bb-harmful", "fresh-cc-harmful", "fresh-dd-harmful",
-                     "fresh-ee-harmful", "fresh-gg-harmful", "fresh-benign", "fresh-identity",
+                     "fresh-ee-harmful", "fresh-gg-harmful", "fresh-ff-harmful",
+                     "fresh-hh-harmful", "fresh-ii-harmful", "fresh-benign", "fresh-identity",
                      "fresh-identity-b", "fresh-c-benign", "fresh-c-identity", "fresh-d-benign",
                      "fresh-d-identity", "fresh-e-benign", "fresh-e-identity", "fresh-f-benign",
                      "fresh-f-identity", "fresh-g-benign", "fresh-g-identity", "fresh-h-benign",
@@ -31,7 +33,8 @@ JUDGED_FRESH_SETS = ("fresh-harmful", "fresh-harmful-b", "fresh-c-harmful", "fre
                      "fresh-z-identity", "fresh-aa-benign", "fresh-aa-identity", "fresh-bb-benign",
                      "fresh-bb-identity", "fresh-cc-benign", "fresh-cc-identity", "fresh-dd-benign",
                      "fresh-dd-identity", "fresh-ee-benign", "fresh-ee-identity", "fresh-gg-benign",
-                     "fresh-gg-identity")
+                     "fresh-gg-identity", "fresh-ff-benign", "fresh-ff-identity", "fresh-hh-benign",
+                     "fresh-hh-identity", "fresh-ii-benign", "fresh-ii-identity")
 
 # Written for the next rounds' judgement and never scored by any model or policy. Nothing the
 # project runs by default scores them (``filters eval`` does not report them, ``bench_filters
@@ -45,12 +48,11 @@ JUDGED_FRESH_SETS = ("fresh-harmful", "fresh-harmful-b", "fresh-c-harmful", "fre
 # guardrails first, round 49; session 18: fresh-bb round 50c, fresh-cc to fresh-ee, written in
 # the same session, rounds 51 to 53, and fresh-gg round 54; session 19: fresh-ff, written in
 # session 18, round 56 (round 55's candidate failed its guardrails first), and fresh-hh round 57;
-# session 20: fresh-ii, written in session 19, round 58, whose candidate failed it; `fresh-jj-*`
-# and `fresh-kk-*`, written in session 20 (round 59's candidate failed its guardrails before
-# fresh-jj was read), are the next rounds' judges, jj first). Empty when every judge written so
-# far has been read.
-UNREAD_FRESH_SETS: tuple[str, ...] = ("fresh-jj-benign", "fresh-jj-identity", "fresh-jj-harmful",
-                                      "fresh-kk-benign", "fresh-kk-identity", "fresh-kk-harmful")
+# session 20: fresh-ii, written in session 19, round 58, whose candidate failed it; session 22:
+# fresh-jj, written in session 20, round 63 (rounds 59, 60 and 62 failed their guardrails or
+# rules before reading it); `fresh-kk-*`, written in session 20, is the next round's judge).
+# Empty when every judge written so far has been read.
+UNREAD_FRESH_SETS: tuple[str, ...] = ("fresh-kk-benign", "fresh-kk-identity", "fresh-kk-harmful")
 
 # Free-form training triples (session 14): ``free-train-<x>-*`` for each letter, written as
 # training data from the start by helpers who read nothing of the project, never judges. Round 39
