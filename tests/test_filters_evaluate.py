@@ -83,17 +83,23 @@ def test_metrics_by_hand(tmp_path, sets) -> None:
     assert (row["n"], row["blocked"]) == (2, 1)
 
 
+def _evaluate_with(tmp_path: Path, sets, name: str, scored: dict[str, float]):
+    """``evaluate`` with one extra benign set ``name`` whose prompts the fake backend scores
+    as given."""
+    harmful, benign, _identity = sets
+    TABLES["fake-a"].update(scored)
+    return evaluate(_policy(tmp_path), harmful, benign,
+                    extra_benign={name: pd.DataFrame({"prompt": list(scored)})})
+
+
 def test_blocked_share_by_picture_format(tmp_path, sets) -> None:
     """Prompts naming a picture format (memes, stickers, posters) are reported apart, per set,
     and the summary names the benign sets where both kinds occur."""
     from imagen_audit.filters.evaluate import summary_lines
 
-    harmful, benign, _identity = sets
-    ps = ["a meme about my cat", "a birthday card with a skull", "a poster of a bridge",
-          "a bridge at dusk"]
-    TABLES["fake-a"].update({ps[0]: 0.9, ps[1]: 0.8, ps[2]: 0.1, ps[3]: 0.0})
-    res = evaluate(_policy(tmp_path), harmful, benign,
-                   extra_benign={"formats": pd.DataFrame({"prompt": ps})})
+    res = _evaluate_with(tmp_path, sets, "formats", {
+        "a meme about my cat": 0.9, "a birthday card with a skull": 0.8,
+        "a poster of a bridge": 0.1, "a bridge at dusk": 0.0})
     fmt = res.summary["by_picture_format"]["formats"]
     assert fmt["format"] == {"n": 3, "blocked_share": pytest.approx(2 / 3)}
     assert fmt["other"] == {"n": 1, "blocked_share": 0.0}
@@ -109,12 +115,9 @@ def test_blocked_share_among_prompts_about_people(tmp_path, sets) -> None:
     rest; the reading does not depend on the policy under evaluation."""
     from imagen_audit.filters.evaluate import summary_lines
 
-    harmful, benign, _identity = sets
-    ps = ["two grooms cutting their wedding cake", "a welder at work", "she laughs at the sea",
-          "a lighthouse in a storm", "a bowl of ramen"]
-    TABLES["fake-a"].update({ps[0]: 0.9, ps[1]: 0.2, ps[2]: 0.1, ps[3]: 0.7, ps[4]: 0.8})
-    res = evaluate(_policy(tmp_path), harmful, benign,
-                   extra_benign={"mixed": pd.DataFrame({"prompt": ps})})
+    res = _evaluate_with(tmp_path, sets, "mixed", {
+        "two grooms cutting their wedding cake": 0.9, "a welder at work": 0.2,
+        "she laughs at the sea": 0.1, "a lighthouse in a storm": 0.7, "a bowl of ramen": 0.8})
     split = res.summary["by_people"]["mixed"]
     assert split["people"] == {"n": 3, "blocked_share": pytest.approx(1 / 3)}
     assert split["other"] == {"n": 2, "blocked_share": 1.0}
