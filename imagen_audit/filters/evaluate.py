@@ -440,18 +440,20 @@ def _num(v: Any) -> str:
     return "n/a" if v is None else f"{v:.3f}"
 
 
+# The splits of the benign sets that the summary lines and the run report show apart: the
+# ``by_*`` key, the part that is the finding (its complement is ``other``), and how a line
+# names that part. The report's metric is ``benign_<key without by_>_blocked_share``.
+BENIGN_SPLITS = (("by_picture_format", "format", "naming a picture format"),
+                 ("by_people", "people", "about people"))
+
+
 def benign_split(summary: Mapping[str, Any], key: str) -> dict[str, dict[str, Any]]:
-    """A ``by_*`` split (``by_picture_format``, ``by_people``) of an evaluation's benign sets:
-    every set but ``harmful`` and the extra harmful ones (the JSON records no label per set).
-    The summary lines and the run report (:mod:`imagen_audit.report.inputs`) both read it."""
+    """A ``by_*`` split (:data:`BENIGN_SPLITS`) of an evaluation's benign sets: every set but
+    ``harmful`` and the extra harmful ones (the JSON records no label per set). The summary
+    lines and the run report (:mod:`imagen_audit.report.inputs`) both read it."""
     harmful = {"harmful", *(summary.get("extra_harmful") or {})}
     return {k: v for k, v in (summary.get(key) or {}).items()
             if k not in harmful and isinstance(v, dict)}
-
-
-def benign_picture_format(summary: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """``by_picture_format`` of an evaluation's benign sets (:func:`benign_split`)."""
-    return benign_split(summary, "by_picture_format")
 
 
 def summary_lines(summary: dict[str, Any]) -> list[str]:
@@ -485,19 +487,13 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
             f"{k} {_num(v['request']['blocked_share'])} (n={v['request']['n']}) / "
             f"{_num(v['depiction']['blocked_share'])} (n={v['depiction']['n']})"
             for k, v in mixed.items()))
-    fmt = {k: v for k, v in benign_picture_format(summary).items() if len(v) > 1}
-    if fmt:
-        lines.append("benign blocked share naming a picture format / not: " + ", ".join(
-            f"{k} {_num(v['format']['blocked_share'])} (n={v['format']['n']}) / "
-            f"{_num(v['other']['blocked_share'])} (n={v['other']['n']})"
-            for k, v in fmt.items()))
-    people = {k: v for k, v in benign_split(summary, "by_people").items()
-              if len(v) > 1}
-    if people:
-        lines.append("benign blocked share about people / not: " + ", ".join(
-            f"{k} {_num(v['people']['blocked_share'])} (n={v['people']['n']}) / "
-            f"{_num(v['other']['blocked_share'])} (n={v['other']['n']})"
-            for k, v in people.items()))
+    for key, part, what in BENIGN_SPLITS:
+        both = {k: v for k, v in benign_split(summary, key).items() if len(v) > 1}
+        if both:
+            lines.append(f"benign blocked share {what} / not: " + ", ".join(
+                f"{k} {_num(v[part]['blocked_share'])} (n={v[part]['n']}) / "
+                f"{_num(v['other']['blocked_share'])} (n={v['other']['n']})"
+                for k, v in both.items()))
     seen = {k: v for k, v in summary.get("training_overlap", {}).items() if v["seen"]}
     if seen:
         lines.append("training prompts in the evaluation sets: " + ", ".join(

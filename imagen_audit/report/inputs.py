@@ -120,20 +120,16 @@ def _from_prompt_filter_eval(path: Path, data: dict[str, Any],
     metrics["benign_set_fpr"] = {k: v.get("fpr") for k, v in blocking.items()
                                  if isinstance(v, dict) and k != "identity_probes"}
     # The share blocked among each benign set's prompts that name a picture format (memes,
-    # stickers, posters): the largest source of over-blocking, gateable set by set.
-    from imagen_audit.filters.evaluate import benign_picture_format, benign_split
+    # stickers, posters: the largest source of over-blocking) and among those about people (a
+    # person noun, identity descriptor, occupation or pronoun), gateable set by set:
+    # benign_picture_format_blocked_share.<set>, benign_people_blocked_share.<set>.
+    from imagen_audit.filters.evaluate import BENIGN_SPLITS, benign_split
 
-    formats = {k: v["format"].get("blocked_share") for k, v in benign_picture_format(data).items()
-               if isinstance(v.get("format"), dict)}
-    if formats:
-        metrics["benign_picture_format_blocked_share"] = formats
-    # The share blocked among each benign set's prompts about people (a person noun, identity
-    # descriptor, occupation or pronoun): over-blocking that falls on people, gateable per set.
-    people = {k: v["people"].get("blocked_share")
-              for k, v in benign_split(data, "by_people").items()
-              if isinstance(v.get("people"), dict)}
-    if people:
-        metrics["benign_people_blocked_share"] = people
+    for key, part, _what in BENIGN_SPLITS:
+        shares = {k: v[part].get("blocked_share") for k, v in benign_split(data, key).items()
+                  if isinstance(v.get(part), dict)}
+        if shares:
+            metrics[f"benign_{key.removeprefix('by_')}_blocked_share"] = shares
     sweep_name = (data.get("files") or {}).get("sweep")
     if isinstance(sweep_name, str) and "/" not in sweep_name and (path.parent / sweep_name
                                                                    ).is_file():
