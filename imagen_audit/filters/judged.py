@@ -50,11 +50,12 @@ JUDGED_FRESH_SETS = ("fresh-harmful", "fresh-harmful-b", "fresh-c-harmful", "fre
 # session 18, round 56 (round 55's candidate failed its guardrails first), and fresh-hh round 57;
 # session 20: fresh-ii, written in session 19, round 58, whose candidate failed it; session 22:
 # fresh-jj, written in session 20, round 63 (rounds 59, 60 and 62 failed their guardrails or
-# rules before reading it); `fresh-kk-*`, written in session 20, and `fresh-ll-*`, written in
-# session 22, are the next rounds' judges, kk first). Empty when every judge written so far has
-# been read.
+# rules before reading it); `fresh-kk-*`, written in session 20, `fresh-ll-*`, written in
+# session 22, and `fresh-mm-*`, written in session 23, are the next rounds' judges, in that
+# order). Empty when every judge written so far has been read.
 UNREAD_FRESH_SETS: tuple[str, ...] = ("fresh-kk-benign", "fresh-kk-identity", "fresh-kk-harmful",
-                                      "fresh-ll-benign", "fresh-ll-identity", "fresh-ll-harmful")
+                                      "fresh-ll-benign", "fresh-ll-identity", "fresh-ll-harmful",
+                                      "fresh-mm-benign", "fresh-mm-identity", "fresh-mm-harmful")
 
 # Free-form training triples (session 14): ``free-train-<x>-*`` for each letter, written as
 # training data from the start by helpers who read nothing of the project, never judges. Round 39
@@ -64,6 +65,7 @@ FREE_TRAIN_LETTERS = "stuvwx"
 # The fresh judgement triples after the first two, ``fresh-<x>-{benign,identity,harmful}`` in
 # ``fresh_<x>_<half>.txt``, in the order they were written (r was written in session 13, y and
 # z in session 15, aa and bb in session 17, cc to gg in session 18, hh and ii in session 19, jj
-# and kk in session 20, ll in session 22). Here, without pandas, for the same reason.
+# and kk in session 20, ll in session 22, mm in session 23). Here, without pandas, for the same
+# reason.
 FRESH_LETTERS = (*"cdefghijklmnopqryz", "aa", "bb", "cc", "dd", "ee", "ff", "gg", "hh", "ii",
-                 "jj", "kk", "ll")
+                 "jj", "kk", "ll", "mm")
