@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # heavy imports only for the type checker: `--help` stays fas
 
     from imagen_audit.filters.embedding import EmbeddingModel
 
-EXIT_OK = 0
+EXIT_OK, EXIT_FAILED_CHECK = 0, 1
 # JUDGED_FRESH_SETS (filters.judged): fresh judgement sets already read to judge their round,
 # people's own free-form prompts by twenty-nine writers, trained on since rounds 28, 36, 55 and
 # 63 (their test buckets held out), x2 (round 27's x4 cost I2P recall) and kept out of the
@@ -275,6 +275,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     u.add_argument("--out", required=True, metavar="NEW_POLICY.yaml")
     u.add_argument("--report", metavar="REPORT.json")
     u.set_defaults(handler=cmd_tune)
+
+    m = fs.add_parser("compare", help="compare two `filters eval` outputs prompt by prompt",
+                      description="Pair the prompts two evaluations scored (by set and text) "
+                                  "and say, per set, whether the candidate blocks more or fewer "
+                                  "than the base beyond the paired sampling error: harmful sets "
+                                  "are worse when it blocks fewer, benign sets when it blocks "
+                                  "more. Exit 1 with --fail-on-regression when a set is worse.")
+    m.add_argument("base", metavar="BASE_DIR", help="`filters eval --out` folder (or scores.csv)")
+    m.add_argument("candidate", metavar="CANDIDATE_DIR")
+    m.add_argument("--tolerance", type=float, default=0.01,
+                   help="smallest change that counts, as a share (default 0.01); widened to "
+                        "1.645 paired standard errors on small sets")
+    m.add_argument("--max-tolerance", type=float, default=0.03,
+                   help="the widening stops here (default 0.03)")
+    m.add_argument("--out", metavar="OUT.csv", help="write the table here (atomically)")
+    m.add_argument("--fail-on-regression", action="store_true",
+                   help="exit 1 when any set is worse (for CI)")
+    m.set_defaults(handler=cmd_compare)
 
     s = fs.add_parser("scan", aliases=["image"], help="score a run's images with output-image "
                                                       "filters (nudenet, opennsfw)")
@@ -826,6 +844,27 @@ def _add_lexical(model: EmbeddingModel, train: pd.DataFrame, prompt_weights: lis
                                     c=args.lexical_c, seed=args.seed)
     model.meta["lexical"] = settings
     fit_stack(model, lexical, x_dev, dev["prompt"].astype(str).tolist(), dev["label"].tolist())
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from imagen_audit.files import write_atomic
+    from imagen_audit.filters.base import FilterError
+    from imagen_audit.filters.compare import compare_scores, comparison_lines, read_scores
+
+    table = compare_scores(read_scores(args.base), read_scores(args.candidate),
+                           tolerance=args.tolerance, max_tolerance=args.max_tolerance)
+    if table.empty:
+        raise FilterError(f"{args.base} and {args.candidate} share no evaluated set")
+    print("\n".join(comparison_lines(table)))
+    if args.out:
+        write_atomic(args.out, table.to_csv(index=False).encode())
+        print(f"wrote {args.out}")
+    worse = table.loc[table["verdict"] == "worse", "set"].tolist()
+    if worse:
+        print(f"worse than the base: {', '.join(worse)}", file=sys.stderr)
+        if args.fail_on_regression:
+            return EXIT_FAILED_CHECK
+    return EXIT_OK
 
 
 def cmd_tune(args: argparse.Namespace) -> int:

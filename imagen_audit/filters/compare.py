@@ -1,0 +1,127 @@
+"""Compare two evaluations of prompt policies prompt by prompt (``filters compare``).
+
+A policy team choosing between the shipped policy and a candidate (a new threshold, model or
+word list) needs more than two summary tables side by side: on a set of a few hundred
+prompts, a recall that moves by a point may be one prompt. Both evaluations scored the same
+prompts, so the comparison is *paired*: for every set it counts the prompts only the base
+blocks and those only the candidate blocks, and sizes the change by its paired standard error
+(``sqrt(b + c - (b - c)**2 / n) / n``, with ``b`` and ``c`` those two counts). A change counts
+as real when it exceeds ``max(tolerance, 1.645 x that error)`` (one-sided 95%), capped at
+``max_tolerance`` so a large loss on a small set is never excused; the exact McNemar test is
+reported beside it. This is the guardrail the project's own rounds apply before a new default
+ships (filters/README.md, round 44).
+
+Harmful sets (every prompt labelled 1) are worse when the candidate blocks fewer; benign sets
+(label 0) are worse when it blocks more. Input is the ``scores.csv`` that ``filters eval``
+writes in each output folder; prompts are paired by set and text.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from imagen_audit.analyse.stats import mcnemar_p
+from imagen_audit.filters.base import FilterError
+
+SCORES_FILE = "scores.csv"
+_NEEDED = ("set", "prompt", "label", "decision")
+COLUMNS = ("set", "role", "n", "base_blocked", "candidate_blocked", "base_rate",
+           "candidate_rate", "difference", "only_base", "only_candidate", "paired_se",
+           "tolerance", "mcnemar_p", "verdict", "unpaired_base", "unpaired_candidate")
+
+
+def read_scores(path: str | Path) -> pd.DataFrame:
+    """``scores.csv`` of an evaluation (the folder or the file itself), checked: the columns
+    ``set``, ``prompt``, ``label`` and ``decision`` (``block``/``allow``) must be there."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / SCORES_FILE
+    if not p.is_file():
+        raise FilterError(f"{p}: no such file (give a folder written by `filters eval` or its "
+                          f"{SCORES_FILE})")
+    try:
+        df = pd.read_csv(p, keep_default_na=False, dtype={"set": str, "prompt": str})
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise FilterError(f"{p}: not a readable CSV ({exc})") from exc
+    missing = [c for c in _NEEDED if c not in df.columns]
+    if missing:
+        raise FilterError(f"{p}: missing column(s) {', '.join(missing)} (expected the scores.csv "
+                          f"that `filters eval` writes)")
+    bad = ~df["decision"].isin(["block", "allow"])
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise FilterError(f"{p}: line {row + 2}: decision {df['decision'].iloc[row]!r} is "
+                          f"neither 'block' nor 'allow'")
+    labels = pd.to_numeric(df["label"], errors="coerce")
+    if labels.isna().any() or not labels.isin([0, 1]).all():
+        row = int(np.flatnonzero((labels.isna() | ~labels.isin([0, 1])).to_numpy())[0])
+        raise FilterError(f"{p}: line {row + 2}: label {df['label'].iloc[row]!r} is neither "
+                          f"0 nor 1")
+    df["label"] = labels.astype(int)
+    return df
+
+
+def paired_tolerance(only_base: int, only_candidate: int, n: int, tolerance: float,
+                     max_tolerance: float) -> tuple[float, float]:
+    """The paired standard error of a difference of two rates over the same ``n`` prompts,
+    and the change it takes to count: ``min(max(tolerance, 1.645 * se), max_tolerance)``."""
+    if n == 0:
+        return 0.0, tolerance
+    b, c = only_base, only_candidate
+    se = math.sqrt(max(b + c - (b - c) ** 2 / n, 0.0)) / n
+    return se, min(max(tolerance, 1.645 * se), max_tolerance)
+
+
+def compare_scores(base: pd.DataFrame, candidate: pd.DataFrame, *, tolerance: float = 0.01,
+                   max_tolerance: float = 0.03) -> pd.DataFrame:
+    """One row per set present in both evaluations (columns :data:`COLUMNS`), in the base's
+    order. A set mixing labels is compared but its role is ``mixed`` and it gets no verdict
+    (which direction is worse depends on the label)."""
+    if not 0 <= tolerance <= max_tolerance:
+        raise FilterError(f"tolerance {tolerance} must lie between 0 and max_tolerance "
+                          f"{max_tolerance}")
+    rows = []
+    cand_sets = set(candidate["set"])
+    for name in dict.fromkeys(base["set"]):
+        if name not in cand_sets:
+            continue
+        a = base[base["set"] == name].drop_duplicates("prompt").set_index("prompt")
+        b = candidate[candidate["set"] == name].drop_duplicates("prompt").set_index("prompt")
+        common = a.index.intersection(b.index)
+        x = a.loc[common, "decision"].eq("block").to_numpy()
+        y = b.loc[common, "decision"].eq("block").to_numpy()
+        labels = set(a.loc[common, "label"].tolist())
+        role = "harmful" if labels == {1} else "benign" if labels == {0} else "mixed"
+        n = len(common)
+        only_a, only_b = int((x & ~y).sum()), int((~x & y).sum())
+        se, tol = paired_tolerance(only_a, only_b, n, tolerance, max_tolerance)
+        ra, rb = (float(x.mean()), float(y.mean())) if n else (float("nan"), float("nan"))
+        diff = rb - ra
+        verdict = ""
+        if n and role != "mixed":
+            worse = diff < -tol if role == "harmful" else diff > tol
+            better = diff > tol if role == "harmful" else diff < -tol
+            verdict = "worse" if worse else "better" if better else "same"
+        rows.append({"set": name, "role": role, "n": n, "base_blocked": int(x.sum()),
+                     "candidate_blocked": int(y.sum()), "base_rate": ra, "candidate_rate": rb,
+                     "difference": diff, "only_base": only_a, "only_candidate": only_b,
+                     "paired_se": se, "tolerance": tol,
+                     "mcnemar_p": mcnemar_p(x.astype(int), y.astype(int)), "verdict": verdict,
+                     "unpaired_base": len(a) - n, "unpaired_candidate": len(b) - n})
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def comparison_lines(table: pd.DataFrame) -> list[str]:
+    """The table as aligned text lines for the terminal (rates as percentages)."""
+    out = [f"{'set':28s} {'role':8s} {'n':>6s} {'base':>8s} {'cand':>8s} {'diff':>8s} "
+           f"{'only b/c':>10s} {'tol':>6s} {'p':>7s}  verdict"]
+    for r in table.itertuples(index=False):
+        out.append(f"{r.set[:28]:28s} {r.role:8s} {r.n:6d} {r.base_rate:8.2%} "
+                   f"{r.candidate_rate:8.2%} {r.difference:+8.2%} "
+                   f"{f'{r.only_base}/{r.only_candidate}':>10s} {r.tolerance:6.2%} "
+                   f"{r.mcnemar_p:7.3f}  {r.verdict}")
+    return out

@@ -1,0 +1,113 @@
+"""``filters compare``: two evaluations paired prompt by prompt, changes sized by their paired
+standard error."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from imagen_audit.filters.base import FilterError
+from imagen_audit.filters.compare import compare_scores, paired_tolerance, read_scores
+
+
+def _scores(folder, rows: list[tuple[str, str, int, str]]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows, columns=["set", "prompt", "label", "decision"]).assign(
+        score=0.5).to_csv(folder / "scores.csv", index=False)
+
+
+def _set(name: str, label: int, blocked: list[bool]) -> list[tuple[str, str, int, str]]:
+    return [(name, f"{name} prompt {i}", label, "block" if b else "allow")
+            for i, b in enumerate(blocked)]
+
+
+def test_paired_tolerance_is_round_44s_formula_widened_and_capped() -> None:
+    se, tol = paired_tolerance(5, 2, 200, 0.01, 0.03)
+    assert se == pytest.approx(math.sqrt(7 - 9 / 200) / 200)
+    assert tol == pytest.approx(max(0.01, 1.645 * se))
+    # A large set with few changes: the floor applies; a small set with many: the cap.
+    assert paired_tolerance(1, 0, 10_000, 0.01, 0.03)[1] == 0.01
+    assert paired_tolerance(20, 20, 60, 0.01, 0.03)[1] == 0.03
+    assert paired_tolerance(0, 0, 0, 0.01, 0.03) == (0.0, 0.01)
+
+
+def test_compare_gives_direction_by_role(tmp_path) -> None:
+    # Harmful set of 400: the candidate misses 20 the base caught (-5 points): worse.
+    harm_a = [True] * 380 + [False] * 20
+    harm_b = [True] * 360 + [False] * 40
+    # Benign set of 400: the candidate blocks 12 fewer (3% -> 0%): better.
+    ben_a = [True] * 12 + [False] * 388
+    ben_b = [False] * 400
+    # A second benign set where one prompt changes either way: same.
+    oth_a = [True, False] + [False] * 98
+    oth_b = [False, True] + [False] * 98
+    _scores(tmp_path / "a", _set("harmful", 1, harm_a) + _set("benign", 0, ben_a)
+            + _set("other", 0, oth_a) + _set("only-in-base", 0, [True]))
+    _scores(tmp_path / "b", _set("harmful", 1, harm_b) + _set("benign", 0, ben_b)
+            + _set("other", 0, oth_b))
+    t = compare_scores(read_scores(tmp_path / "a"), read_scores(tmp_path / "b" / "scores.csv"))
+    assert t["set"].tolist() == ["harmful", "benign", "other"]
+    r = t.set_index("set")
+    assert r.loc["harmful", "verdict"] == "worse" and r.loc["harmful", "role"] == "harmful"
+    assert r.loc["harmful", "only_base"] == 20 and r.loc["harmful", "only_candidate"] == 0
+    assert r.loc["harmful", "difference"] == pytest.approx(-0.05)
+    assert r.loc["harmful", "mcnemar_p"] < 0.001
+    assert r.loc["benign", "verdict"] == "better" and r.loc["benign", "candidate_rate"] == 0
+    assert r.loc["other", "verdict"] == "same" and r.loc["other", "mcnemar_p"] == 1.0
+
+
+def test_compare_pairs_by_prompt_and_counts_the_unpaired(tmp_path) -> None:
+    # The candidate's evaluation left one prompt out (e.g. one it was trained on) and listed
+    # the rest in another order: pairing is by text, not position.
+    a = _set("benign", 0, [True, False, False, False])
+    b = list(reversed(a[1:]))
+    t = compare_scores(pd.DataFrame(a, columns=["set", "prompt", "label", "decision"]),
+                       pd.DataFrame(b, columns=["set", "prompt", "label", "decision"]))
+    row = t.iloc[0]
+    assert (row["n"], row["unpaired_base"], row["unpaired_candidate"]) == (3, 1, 0)
+    assert row["base_blocked"] == row["candidate_blocked"] == 0
+
+
+def test_mixed_labels_get_no_verdict() -> None:
+    rows = [("xstest", "a", 1, "block"), ("xstest", "b", 0, "allow")]
+    df = pd.DataFrame(rows, columns=["set", "prompt", "label", "decision"])
+    t = compare_scores(df, df)
+    assert t["role"].tolist() == ["mixed"] and t["verdict"].tolist() == [""]
+
+
+def test_bad_scores_name_the_file_and_line(tmp_path) -> None:
+    with pytest.raises(FilterError, match="no such file"):
+        read_scores(tmp_path / "missing")
+    (tmp_path / "x.csv").write_text("set,prompt,label\nbenign,a,0\n")
+    with pytest.raises(FilterError, match=r"x\.csv: missing column\(s\) decision"):
+        read_scores(tmp_path / "x.csv")
+    (tmp_path / "y.csv").write_text("set,prompt,label,decision\nbenign,a,0,allow\nbenign,b,0,"
+                                    "maybe\n")
+    with pytest.raises(FilterError, match=r"y\.csv: line 3: decision 'maybe'"):
+        read_scores(tmp_path / "y.csv")
+    (tmp_path / "z.csv").write_text("set,prompt,label,decision\nbenign,a,2,allow\n")
+    with pytest.raises(FilterError, match=r"z\.csv: line 2: label"):
+        read_scores(tmp_path / "z.csv")
+    with pytest.raises(FilterError, match="tolerance"):
+        compare_scores(pd.DataFrame(columns=["set"]), pd.DataFrame(columns=["set"]),
+                       tolerance=0.05, max_tolerance=0.03)
+
+
+def test_cli_compare_exit_codes_and_table(tmp_path, capsys, caplog) -> None:
+    from imagen_audit.cli import main
+
+    _scores(tmp_path / "a", _set("harmful", 1, [True] * 100))
+    _scores(tmp_path / "b", _set("harmful", 1, [True] * 90 + [False] * 10))
+    _scores(tmp_path / "c", _set("elsewhere", 1, [True]))
+    out = tmp_path / "cmp.csv"
+    args = ["filters", "compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out)]
+    assert main(args) == 0  # reported, not failed, without the flag
+    assert "worse" in capsys.readouterr().out
+    assert pd.read_csv(out)["verdict"].tolist() == ["worse"]
+    assert main([*args, "--fail-on-regression"]) == 1
+    assert main(["filters", "compare", str(tmp_path / "a"), str(tmp_path / "a"),
+                 "--fail-on-regression"]) == 0
+    assert main(["filters", "compare", str(tmp_path / "a"), str(tmp_path / "c")]) == 2
+    assert "share no evaluated set" in caplog.text
