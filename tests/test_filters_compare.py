@@ -9,7 +9,12 @@ import pandas as pd
 import pytest
 
 from imagen_audit.filters.base import FilterError
-from imagen_audit.filters.compare import compare_scores, paired_tolerance, read_scores
+from imagen_audit.filters.compare import (
+    changed_prompts,
+    compare_scores,
+    paired_tolerance,
+    read_scores,
+)
 
 
 def _scores(folder, rows: list[tuple[str, str, int, str]]) -> None:
@@ -107,7 +112,25 @@ def test_cli_compare_exit_codes_and_table(tmp_path, capsys, caplog) -> None:
     assert "worse" in capsys.readouterr().out
     assert pd.read_csv(out)["verdict"].tolist() == ["worse"]
     assert main([*args, "--fail-on-regression"]) == 1
+    # The ten prompts only the base blocked, for a reviewer to read.
+    changed = tmp_path / "changed.csv"
+    assert main([*args, "--changed", str(changed)]) == 0
+    ch = pd.read_csv(changed)
+    assert ch["prompt"].tolist() == [f"harmful prompt {i}" for i in range(90, 100)]
+    assert set(ch["base_decision"]) == {"block"} and set(ch["candidate_decision"]) == {"allow"}
+    assert {"base_score", "candidate_score", "label"} <= set(ch.columns)
     assert main(["filters", "compare", str(tmp_path / "a"), str(tmp_path / "a"),
                  "--fail-on-regression"]) == 0
     assert main(["filters", "compare", str(tmp_path / "a"), str(tmp_path / "c")]) == 2
     assert "share no evaluated set" in caplog.text
+
+
+def test_changed_prompts_put_new_blocks_first() -> None:
+    cols = ["set", "prompt", "label", "decision", "score"]
+    a = pd.DataFrame([("b", "x", 0, "block", 0.9), ("b", "y", 0, "allow", 0.1),
+                      ("b", "z", 0, "allow", 0.2)], columns=cols)
+    c = pd.DataFrame([("b", "x", 0, "allow", 0.3), ("b", "y", 0, "allow", 0.1),
+                      ("b", "z", 0, "block", 0.8)], columns=cols)
+    ch = changed_prompts(a, c)
+    assert ch["prompt"].tolist() == ["z", "x"]
+    assert ch["candidate_score"].tolist() == [0.8, 0.3]

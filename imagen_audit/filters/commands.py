@@ -290,6 +290,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--max-tolerance", type=float, default=0.03,
                    help="the widening stops here (default 0.03)")
     m.add_argument("--out", metavar="OUT.csv", help="write the table here (atomically)")
+    m.add_argument("--changed", metavar="CHANGED.csv",
+                   help="write the prompts whose decision differs, with both scores "
+                        "(newly blocked first)")
     m.add_argument("--fail-on-regression", action="store_true",
                    help="exit 1 when any set is worse (for CI)")
     m.set_defaults(handler=cmd_compare)
@@ -849,16 +852,26 @@ def _add_lexical(model: EmbeddingModel, train: pd.DataFrame, prompt_weights: lis
 def cmd_compare(args: argparse.Namespace) -> int:
     from imagen_audit.files import write_atomic
     from imagen_audit.filters.base import FilterError
-    from imagen_audit.filters.compare import compare_scores, comparison_lines, read_scores
+    from imagen_audit.filters.compare import (
+        changed_prompts,
+        compare_scores,
+        comparison_lines,
+        read_scores,
+    )
 
-    table = compare_scores(read_scores(args.base), read_scores(args.candidate),
-                           tolerance=args.tolerance, max_tolerance=args.max_tolerance)
+    base, candidate = read_scores(args.base), read_scores(args.candidate)
+    table = compare_scores(base, candidate, tolerance=args.tolerance,
+                           max_tolerance=args.max_tolerance)
     if table.empty:
         raise FilterError(f"{args.base} and {args.candidate} share no evaluated set")
     print("\n".join(comparison_lines(table)))
     if args.out:
         write_atomic(args.out, table.to_csv(index=False).encode())
         print(f"wrote {args.out}")
+    if args.changed:
+        changed = changed_prompts(base, candidate)
+        write_atomic(args.changed, changed.to_csv(index=False).encode())
+        print(f"wrote {args.changed} ({len(changed)} prompts decided differently)")
     worse = table.loc[table["verdict"] == "worse", "set"].tolist()
     if worse:
         print(f"worse than the base: {', '.join(worse)}", file=sys.stderr)

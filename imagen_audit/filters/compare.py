@@ -115,6 +115,23 @@ def compare_scores(base: pd.DataFrame, candidate: pd.DataFrame, *, tolerance: fl
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
+def changed_prompts(base: pd.DataFrame, candidate: pd.DataFrame) -> pd.DataFrame:
+    """The paired prompts whose decision differs (what a reviewer reads before accepting a
+    candidate): ``set, prompt, label, base_decision, candidate_decision`` and both scores where
+    the evaluations have them, newly blocked first, in the base's order within each."""
+    keep = [c for c in ("set", "prompt", "label", "decision", "score") if c in base.columns]
+    a = base[keep].drop_duplicates(["set", "prompt"])
+    b = candidate[[c for c in ("set", "prompt", "decision", "score")
+                   if c in candidate.columns]].drop_duplicates(["set", "prompt"])
+    m = a.merge(b, on=["set", "prompt"], suffixes=("_base", "_candidate"), sort=False)
+    m = m[m["decision_base"] != m["decision_candidate"]]
+    m = m.rename(columns={"decision_base": "base_decision",
+                          "decision_candidate": "candidate_decision",
+                          "score_base": "base_score", "score_candidate": "candidate_score"})
+    newly = m["candidate_decision"].eq("block")
+    return pd.concat([m[newly], m[~newly]], ignore_index=True)
+
+
 def comparison_lines(table: pd.DataFrame) -> list[str]:
     """The table as aligned text lines for the terminal (rates as percentages)."""
     out = [f"{'set':28s} {'role':8s} {'n':>6s} {'base':>8s} {'cand':>8s} {'diff':>8s} "
