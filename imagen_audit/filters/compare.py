@@ -117,8 +117,9 @@ def compare_scores(base: pd.DataFrame, candidate: pd.DataFrame, *, tolerance: fl
 
 def changed_prompts(base: pd.DataFrame, candidate: pd.DataFrame) -> pd.DataFrame:
     """The paired prompts whose decision differs (what a reviewer reads before accepting a
-    candidate): ``set, prompt, label, base_decision, candidate_decision`` and both scores where
-    the evaluations have them, newly blocked first, in the base's order within each."""
+    candidate): ``set, prompt, label, base_decision, base_score, candidate_decision,
+    candidate_score`` (scores where the evaluations have them), newly blocked first, in the
+    base's order within each."""
     keep = [c for c in ("set", "prompt", "label", "decision", "score") if c in base.columns]
     a = base[keep].drop_duplicates(["set", "prompt"])
     b = candidate[[c for c in ("set", "prompt", "decision", "score")
