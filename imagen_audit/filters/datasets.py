@@ -345,9 +345,9 @@ def load_fresh(name: str, path: str | Path | None = None) -> pd.DataFrame:
     session 19, read once to judge round 57; ``fresh-ii-*``: a twenty-ninth, session 19, read
     once to judge round 58 in session 20; ``fresh-jj-*``: a thirtieth, session 20, read once to
     judge round 63 in session 22; ``fresh-kk-*``: a thirty-first, session 20, read once to
-    judge round 65 in session 23; ``fresh-ll-*`` and ``fresh-mm-*``: a thirty-second, session
-    22, and a thirty-third, session 23, unread, the next rounds' judges
-    (``judged.UNREAD_FRESH_SETS``);
+    judge round 65 in session 23; ``fresh-ll-*``, ``fresh-mm-*`` and ``fresh-nn-*``: a
+    thirty-second, session 22, and a thirty-third and a thirty-fourth, session 23, unread, the
+    next rounds' judges (``judged.UNREAD_FRESH_SETS``);
     the letters s to x name the free-form training triples). Each is
     evaluation-only until it has judged its round: the pre-registered judges of which policy
     is the default (filters/README.md, rounds 18, 21, 22, 26-38, 41, 44b, 46, 47, 49-54,

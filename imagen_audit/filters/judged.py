@@ -51,11 +51,12 @@ JUDGED_FRESH_SETS = ("fresh-harmful", "fresh-harmful-b", "fresh-c-harmful", "fre
 # session 20: fresh-ii, written in session 19, round 58, whose candidate failed it; session 22:
 # fresh-jj, written in session 20, round 63 (rounds 59, 60 and 62 failed their guardrails or
 # rules before reading it); session 23: fresh-kk, written in session 20, round 65, whose
-# candidate failed it; `fresh-ll-*`, written in session 22, and `fresh-mm-*`, written in
-# session 23, are the next rounds' judges, in that order). Empty when every judge written so
-# far has been read.
+# candidate failed it; `fresh-ll-*`, written in session 22, and `fresh-mm-*` and `fresh-nn-*`,
+# written in session 23, are the next rounds' judges, in that order). Empty when every judge
+# written so far has been read.
 UNREAD_FRESH_SETS: tuple[str, ...] = ("fresh-ll-benign", "fresh-ll-identity", "fresh-ll-harmful",
-                                      "fresh-mm-benign", "fresh-mm-identity", "fresh-mm-harmful")
+                                      "fresh-mm-benign", "fresh-mm-identity", "fresh-mm-harmful",
+                                      "fresh-nn-benign", "fresh-nn-identity", "fresh-nn-harmful")
 
 # Free-form training triples (session 14): ``free-train-<x>-*`` for each letter, written as
 # training data from the start by helpers who read nothing of the project, never judges. Round 39
@@ -65,7 +66,7 @@ FREE_TRAIN_LETTERS = "stuvwx"
 # The fresh judgement triples after the first two, ``fresh-<x>-{benign,identity,harmful}`` in
 # ``fresh_<x>_<half>.txt``, in the order they were written (r was written in session 13, y and
 # z in session 15, aa and bb in session 17, cc to gg in session 18, hh and ii in session 19, jj
-# and kk in session 20, ll in session 22, mm in session 23). Here, without pandas, for the same
-# reason.
+# and kk in session 20, ll in session 22, mm and nn in session 23). Here, without pandas, for the
+# same reason.
 FRESH_LETTERS = (*"cdefghijklmnopqryz", "aa", "bb", "cc", "dd", "ee", "ff", "gg", "hh", "ii",
-                 "jj", "kk", "ll", "mm")
+                 "jj", "kk", "ll", "mm", "nn")
