@@ -76,6 +76,24 @@ def paired_tolerance(only_base: int, only_candidate: int, n: int, tolerance: flo
     return se, min(max(tolerance, 1.645 * se), max_tolerance)
 
 
+def _unique(scores: pd.DataFrame) -> pd.DataFrame:
+    """One row per (set, prompt): the first, as ``filters eval`` lists a prompt once per set."""
+    return scores.drop_duplicates(["set", "prompt"])
+
+
+def paired_decisions(base: pd.DataFrame, candidate: pd.DataFrame) -> pd.DataFrame:
+    """The prompts both evaluations scored, paired by set and text, in the base's order:
+    ``set, prompt, label, base_decision, base_score, candidate_decision, candidate_score``
+    (scores where the evaluations have them; the base's label)."""
+    def side(scores: pd.DataFrame, prefix: str, extra: tuple[str, ...]) -> pd.DataFrame:
+        cols = [c for c in ("set", "prompt", *extra, "decision", "score") if c in scores]
+        return _unique(scores)[cols].rename(columns={"decision": f"{prefix}_decision",
+                                                     "score": f"{prefix}_score"})
+
+    return side(base, "base", ("label",)).merge(side(candidate, "candidate", ()),
+                                                on=["set", "prompt"], sort=False)
+
+
 def compare_scores(base: pd.DataFrame, candidate: pd.DataFrame, *, tolerance: float = 0.01,
                    max_tolerance: float = 0.03) -> pd.DataFrame:
     """One row per set present in both evaluations (columns :data:`COLUMNS`), in the base's
@@ -84,19 +102,20 @@ def compare_scores(base: pd.DataFrame, candidate: pd.DataFrame, *, tolerance: fl
     if not 0 <= tolerance <= max_tolerance:
         raise FilterError(f"tolerance {tolerance} must lie between 0 and max_tolerance "
                           f"{max_tolerance}")
+    pairs = dict(tuple(paired_decisions(base, candidate).groupby("set", sort=False)))
+    size_a = _unique(base).groupby("set", sort=False).size()
+    size_b = _unique(candidate).groupby("set", sort=False).size()
     rows = []
-    cand_sets = set(candidate["set"])
-    for name in dict.fromkeys(base["set"]):
-        if name not in cand_sets:
+    for name in size_a.index:
+        if name not in size_b.index:
             continue
-        a = base[base["set"] == name].drop_duplicates("prompt").set_index("prompt")
-        b = candidate[candidate["set"] == name].drop_duplicates("prompt").set_index("prompt")
-        common = a.index.intersection(b.index)
-        x = a.loc[common, "decision"].eq("block").to_numpy()
-        y = b.loc[common, "decision"].eq("block").to_numpy()
-        labels = set(a.loc[common, "label"].tolist())
+        g = pairs.get(name, pd.DataFrame(columns=["label", "base_decision",
+                                                  "candidate_decision"]))
+        x = g["base_decision"].eq("block").to_numpy(dtype=bool)
+        y = g["candidate_decision"].eq("block").to_numpy(dtype=bool)
+        labels = set(g["label"].tolist())
         role = "harmful" if labels == {1} else "benign" if labels == {0} else "mixed"
-        n = len(common)
+        n = len(g)
         only_a, only_b = int((x & ~y).sum()), int((~x & y).sum())
         se, tol = paired_tolerance(only_a, only_b, n, tolerance, max_tolerance)
         ra, rb = (float(x.mean()), float(y.mean())) if n else (float("nan"), float("nan"))
@@ -111,24 +130,17 @@ def compare_scores(base: pd.DataFrame, candidate: pd.DataFrame, *, tolerance: fl
                      "difference": diff, "only_base": only_a, "only_candidate": only_b,
                      "paired_se": se, "tolerance": tol,
                      "mcnemar_p": mcnemar_p(x.astype(int), y.astype(int)), "verdict": verdict,
-                     "unpaired_base": len(a) - n, "unpaired_candidate": len(b) - n})
+                     "unpaired_base": int(size_a[name]) - n,
+                     "unpaired_candidate": int(size_b[name]) - n})
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
 def changed_prompts(base: pd.DataFrame, candidate: pd.DataFrame) -> pd.DataFrame:
-    """The paired prompts whose decision differs (what a reviewer reads before accepting a
-    candidate): ``set, prompt, label, base_decision, base_score, candidate_decision,
-    candidate_score`` (scores where the evaluations have them), newly blocked first, in the
-    base's order within each."""
-    keep = [c for c in ("set", "prompt", "label", "decision", "score") if c in base.columns]
-    a = base[keep].drop_duplicates(["set", "prompt"])
-    b = candidate[[c for c in ("set", "prompt", "decision", "score")
-                   if c in candidate.columns]].drop_duplicates(["set", "prompt"])
-    m = a.merge(b, on=["set", "prompt"], suffixes=("_base", "_candidate"), sort=False)
-    m = m[m["decision_base"] != m["decision_candidate"]]
-    m = m.rename(columns={"decision_base": "base_decision",
-                          "decision_candidate": "candidate_decision",
-                          "score_base": "base_score", "score_candidate": "candidate_score"})
+    """The paired prompts (:func:`paired_decisions`) whose decision differs, what a reviewer
+    reads before accepting a candidate: newly blocked first, in the base's order within
+    each."""
+    m = paired_decisions(base, candidate)
+    m = m[m["base_decision"] != m["candidate_decision"]]
     newly = m["candidate_decision"].eq("block")
     return pd.concat([m[newly], m[~newly]], ignore_index=True)
 
