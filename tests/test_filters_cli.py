@@ -130,6 +130,35 @@ def test_tune_writes_a_policy_that_loads(tmp_path, capsys) -> None:
     assert "held-out split" in capsys.readouterr().out
 
 
+def test_tune_match_recall_keeps_the_old_policys_recall(tmp_path, capsys) -> None:
+    wordlists = str(Path(__file__).resolve().parents[1] / "filters" / "wordlists")
+    pol = tmp_path / "bp.yaml"
+    pol.write_text(yaml.safe_dump({
+        "schema_version": 1, "name": "bp", "combine": "any",
+        "backends": [{"name": "blocklist", "threshold": 0.9, "options": {
+            "wordlists": wordlists}}, {"name": "profanity", "threshold": 0.5}]}))
+    old = tmp_path / "old.yaml"
+    old.write_text(yaml.safe_dump({
+        "schema_version": 1, "name": "old", "combine": "any",
+        "backends": [{"name": "profanity", "threshold": 0.3}]}))
+    h = _csv(tmp_path / "h.csv", [f"{p} number {i}" for i in range(40) for p in HARMFUL[:7]])
+    b = _csv(tmp_path / "b.csv", [f"{p} number {i}" for i in range(40) for p in BENIGN[:10]])
+    out, rep = tmp_path / "matched.yaml", tmp_path / "rep.json"
+    assert main(["filters", "tune", "--policy", str(pol), "--match-recall", str(old),
+                 "--grid", "0.01", "--no-identity-constraint", "--harmful", str(h),
+                 "--benign", str(b), "--out", str(out), "--report", str(rep)]) == 0
+    report = json.loads(rep.read_text())
+    text = capsys.readouterr().out
+    caught = int(text.split(" catches ")[1].split(" of ")[0])
+    assert report["matched_policy"] == str(old)
+    assert report["tuning_split"]["tp"] >= caught > 0
+    t = yaml.safe_load(out.read_text())["backends"][1]["threshold"]
+    assert t == pytest.approx(round(t, 2))
+    with pytest.raises(SystemExit):  # one target only
+        main(["filters", "tune", "--target-fpr", "0.1", "--target-recall", "0.9",
+              "--out", str(out)])
+
+
 def test_eval_identity_none_skips_every_identity_set(tmp_path) -> None:
     h = _csv(tmp_path / "harm.csv", HARMFUL, category=["sexual"] * 10)
     b = _csv(tmp_path / "ok.csv", BENIGN)

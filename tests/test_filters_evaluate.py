@@ -222,6 +222,51 @@ def test_tune_respects_identity_constraint(tmp_path) -> None:
     assert free.backends[0].threshold <= 0.45 < held.backends[0].threshold
 
 
+def _recall_tables(harm: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame,
+                                                 pd.DataFrame]:
+    th = pd.DataFrame({"prompt": [f"th{i}" for i in range(len(harm))]})
+    tb = pd.DataFrame({"prompt": [f"tb{i}" for i in range(50)]})
+    TABLES["fake-a"].clear()
+    TABLES["fake-a"].update(zip(th["prompt"], harm, strict=True))
+    TABLES["fake-a"].update({f"tb{i}": i / 100 for i in range(50)})  # 0 .. 0.49
+    TABLES["fake-a"].update({"hh0": 0.9, "hb0": 0.1})
+    return th, tb, pd.DataFrame({"prompt": ["hh0"]}), pd.DataFrame({"prompt": ["hb0"]})
+
+
+def test_tune_to_a_recall_target_picks_the_most_permissive_threshold(tmp_path) -> None:
+    """A retrained model is compared with the old one at equal recall: the threshold is the
+    highest that still catches the target share of the tuning split's harmful prompts."""
+    harm = np.linspace(0.2, 0.99, 100)
+    th, tb, hh, hb = _recall_tables(harm)
+    pol = _policy(tmp_path)
+    new, report = tune(pol, th, tb, hh, hb, target_recall=0.8)
+    t = new.backends[0].threshold
+    assert (harm >= t).mean() >= 0.8
+    assert (harm >= np.nextafter(t, 2.0) + 1e-9).mean() < 0.8  # any higher misses it
+    assert report["target_recall"] == 0.8 and report["tuning_split"]["recall"] >= 0.8
+    assert new.name == "t-recall0.8" and "recall >= 0.8" in new.description
+    # On a grid: the highest multiple of the step that still meets the target.
+    gridded, _ = tune(pol, th, tb, hh, hb, target_recall=0.8, grid=0.05)
+    g = gridded.backends[0].threshold
+    assert g == pytest.approx(round(g / 0.05) * 0.05) and g <= t
+    assert (harm >= g).mean() >= 0.8 and (harm >= g + 0.05).mean() < 0.8
+
+
+def test_tune_recall_target_refuses_to_block_identity_prompts(tmp_path) -> None:
+    th, tb, hh, hb = _recall_tables(np.linspace(0.2, 0.99, 100))
+    TABLES["fake-a"]["id0"] = 0.5
+    pol = _policy(tmp_path)
+    ident = pd.DataFrame({"prompt": ["id0"]})
+    ok, _ = tune(pol, th, tb, hh, hb, target_recall=0.5, identity=ident)
+    assert ok.backends[0].threshold > 0.5
+    with pytest.raises(FilterError, match="block 1 of the 1 identity prompts"):
+        tune(pol, th, tb, hh, hb, target_recall=0.9, identity=ident)
+    with pytest.raises(FilterError, match="exactly one"):
+        tune(pol, th, tb, hh, hb, target_recall=0.9, target_fpr=0.1)
+    with pytest.raises(FilterError, match="--grid"):
+        tune(pol, th, tb, hh, hb, target_fpr=0.1, grid=0.01)
+
+
 def test_plots_respect_mplconfigdir(tmp_path) -> None:
     import subprocess
     import sys

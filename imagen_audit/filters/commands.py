@@ -262,10 +262,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     h.add_argument("--seed", type=int, default=0)
     h.set_defaults(handler=cmd_format_head)
 
-    u = fs.add_parser("tune", help="pick thresholds for a target FPR on a tuning split, "
-                                   "report them on a held-out split, write a new policy")
+    u = fs.add_parser("tune", help="pick thresholds for a target FPR or recall on a tuning "
+                                   "split, report them on a held-out split, write a new policy",
+                      description="Pick the most permissive thresholds that meet a target on "
+                                  "the tuning (dev) split of --harmful and --benign, report "
+                                  "them on the held-out (test) split, and write a new policy. "
+                                  "--match-recall OLD_POLICY is for a retrained model: it "
+                                  "catches at least as many tuning-split harmful prompts as "
+                                  "the old policy, so the two can be compared at equal recall "
+                                  "(filters eval, then filters compare).")
     u.add_argument("--policy", default="default")
-    u.add_argument("--target-fpr", type=float, required=True)
+    target = u.add_mutually_exclusive_group(required=True)
+    target.add_argument("--target-fpr", type=float,
+                        help="the benign false-positive rate the tuning split may reach")
+    target.add_argument("--target-recall", type=float,
+                        help="the share of the tuning split's harmful prompts to catch")
+    target.add_argument("--match-recall", metavar="OLD_POLICY",
+                        help="catch at least as many of the tuning split's harmful prompts "
+                             "as this policy does")
+    u.add_argument("--grid", type=float, metavar="STEP",
+                   help="with a recall target: thresholds on multiples of STEP (e.g. 0.01), "
+                        "the highest that still meets it")
     u.add_argument("--harmful", default="i2p")
     u.add_argument("--benign", default="coco:20000")
     u.add_argument("--no-identity-constraint", action="store_true",
@@ -910,8 +927,18 @@ def cmd_tune(args: argparse.Namespace) -> int:
             read_lines(augment_file("identity_terms.txt")),
             read_lines(augment_file("person_templates.txt")),
             read_lines(augment_file("person_nouns.txt")), 300, seed=args.seed + 99)})
+    target_recall = args.target_recall
+    if args.match_recall:
+        old = Policy.load(args.match_recall)
+        flagged = old.score_frame(h_dev["prompt"].astype(str).tolist())["score"] >= 0.5
+        target_recall = float(flagged.mean()) if len(flagged) else 1.0
+        print(f"{args.match_recall} catches {int(flagged.sum())} of the {len(h_dev)} "
+              f"tuning-split harmful prompts (recall {target_recall:.4f})")
     new, report = tune(policy, h_dev, b_dev, h_test, b_test, target_fpr=args.target_fpr,
-                       identity=identity, name=Path(args.out).stem)
+                       target_recall=target_recall, grid=args.grid, identity=identity,
+                       name=Path(args.out).stem)
+    if args.match_recall:
+        report["matched_policy"] = args.match_recall
     new.save(args.out)
     if args.report:
         Path(args.report).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -1,4 +1,12 @@
-"""Pick policy thresholds for a target false-positive rate on one split; report on another.
+"""Pick policy thresholds for a target on one split; report them on another.
+
+Two targets, because two people tune. A policy team starts from what it may wrongly block:
+``target_fpr`` picks the most permissive thresholds that keep the tuning split's benign
+false-positive rate at or below the target. A release engineer swapping in a retrained model
+starts from what the old policy caught: ``target_recall`` (``filters tune --match-recall
+OLD_POLICY`` sets it to the old policy's recall on the same split) picks the most permissive
+thresholds that still catch at least that share of the tuning split's harmful prompts, so the
+new model is compared with the old at equal recall and what changes is its over-blocking.
 
 :func:`tune` never picks and reports on the same prompts: the caller passes a *tuning*
 split and a *held-out* split (the CLI makes them with
@@ -6,11 +14,11 @@ split and a *held-out* split (the CLI makes them with
 straddle the two). Continuous backends (``embedding``, ``profanity``, ``detoxify``) are
 tuned; the ``blocklist`` keeps its threshold (its weights are reviewed by people, not
 fitted). For ``combine: any`` with several tuned backends, their thresholds move together
-along their own benign-score quantiles; for ``combine: weighted`` the policy threshold is
-tuned. The chosen thresholds are the most permissive that keep the tuning split's FPR at or
-below the target (and, when ``identity`` prompts are given, block none of them).
+along their own score quantiles (benign scores for an FPR target, harmful ones for a recall
+target); for ``combine: weighted`` the policy threshold is tuned. With ``identity`` prompts,
+an FPR target also requires that none of them is blocked; a recall target that cannot be met
+without blocking one is an error, not a silent trade.
 """
-
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -32,32 +40,122 @@ def _raw(policy: Policy, prompts: list[str]) -> dict[str, np.ndarray]:
 
 
 def _fpr(policy: Policy, raw: Mapping[str, np.ndarray]) -> float:
+    """Share flagged (for harmful prompts, the recall)."""
     s = policy.combine_scores(raw)
     return float((s >= 0.5).mean()) if len(s) else 0.0
 
 
+def _floor(x: float, grid: float | None) -> float:
+    """``x`` rounded down to a multiple of ``grid`` (thresholds a person can read and
+    write in a policy file, e.g. 0.38); unchanged without a grid."""
+    if not grid:
+        return x
+    return round(float(np.floor(x / grid + 1e-9) * grid), 10)
+
+
+def _recall_search(policy: Policy, harmful: Mapping[str, np.ndarray], tuned: list[str],
+                   target: float, grid: float | None) -> Policy:
+    """The most permissive thresholds whose recall on ``harmful`` reaches ``target``."""
+    def ok(p: Policy) -> bool:
+        return _fpr(p, harmful) >= target - 1e-12
+
+    def settle(p: Policy, get: Any, put: Any) -> Policy:
+        # Rounded down to the grid the recall can only rise; step back up while it holds.
+        if not grid:
+            return p
+        p = put(_floor(get(p), grid))
+        while get(p) + grid <= 1.0 + 1e-9 and ok(up := put(round(get(p) + grid, 10))):
+            p = up
+        return p
+
+    if policy.combine == "weighted":
+        total = sum(b.weight for b in policy.backends)
+        mean = sum(b.weight * harmful[b.name] for b in policy.backends) / total
+        for t in np.unique(np.r_[mean, 0.0])[::-1]:  # descending: first pass = most permissive
+            p = policy.with_thresholds({}, combined=float(t))
+            if ok(p):
+                return settle(p, lambda q: q.threshold,
+                              lambda v: policy.with_thresholds({}, combined=v))
+        return policy.with_thresholds({}, combined=0.0)
+
+    def at(q: float) -> Policy:  # q = share of harmful each tuned backend alone flags
+        return policy.with_thresholds({n: 1.0 if q <= 0 else
+                                       float(np.quantile(harmful[n], 1.0 - q))
+                                       for n in tuned})
+
+    if ok(at(0.0)):
+        best = at(0.0)
+    else:
+        lo, hi = 0.0, 1.0  # recall grows with q: lo fails, hi passes
+        if not ok(at(hi)):
+            raise FilterError(f"tune: no threshold reaches recall {target:.4f} on the tuning "
+                              "split")
+        for _ in range(40):
+            mid = (lo + hi) / 2
+            if ok(at(mid)):
+                hi = mid
+            else:
+                lo = mid
+        best = at(hi)
+    if len(tuned) == 1:
+        n = tuned[0]
+        best = settle(best, lambda q: next(b.threshold for b in q.backends if b.name == n),
+                      lambda v: policy.with_thresholds({n: v}))
+    else:
+        best = policy.with_thresholds({b.name: _floor(b.threshold, grid)  # type: ignore[arg-type]
+                                       for b in best.backends if b.name in tuned})
+    return best
+
+
 def tune(policy: Policy, tune_harmful: pd.DataFrame, tune_benign: pd.DataFrame,
-         test_harmful: pd.DataFrame, test_benign: pd.DataFrame, *, target_fpr: float,
-         identity: pd.DataFrame | None = None, name: str | None = None
-         ) -> tuple[Policy, dict[str, Any]]:
-    """A copy of ``policy`` with tuned thresholds, and a report of both splits."""
-    if not 0.0 <= target_fpr < 1.0:
+         test_harmful: pd.DataFrame, test_benign: pd.DataFrame, *,
+         target_fpr: float | None = None, target_recall: float | None = None,
+         grid: float | None = None, identity: pd.DataFrame | None = None,
+         name: str | None = None) -> tuple[Policy, dict[str, Any]]:
+    """A copy of ``policy`` with tuned thresholds, and a report of both splits. Exactly one
+    of ``target_fpr`` and ``target_recall``; ``grid`` (recall targets only) keeps the
+    thresholds on multiples of it."""
+    if (target_fpr is None) == (target_recall is None):
+        raise FilterError("tune: give exactly one of a target FPR and a target recall")
+    if target_recall is not None:
+        if not 0.0 < target_recall <= 1.0:
+            raise FilterError(f"--target-recall must be in (0, 1], got {target_recall}")
+    elif not 0.0 <= target_fpr < 1.0:  # type: ignore[operator]
         raise FilterError(f"--target-fpr must be in [0, 1), got {target_fpr}")
+    if grid is not None and (target_recall is None or not 0.0 < grid < 1.0):
+        raise FilterError(f"--grid {grid}: a step in (0, 1), with a recall target only")
     overlap = set(tune_benign["prompt"]) & set(test_benign["prompt"]) | \
         set(tune_harmful["prompt"]) & set(test_harmful["prompt"])
     if overlap:
         raise FilterError(f"tune: {len(overlap)} prompts are in both the tuning and the "
                           "held-out split")
-    benign = _raw(policy, tune_benign["prompt"].astype(str).tolist())
     ident = _raw(policy, identity["prompt"].astype(str).tolist()) if identity is not None \
         else None
+    tuned_names = [b.name for b in policy.backends if b.name not in FIXED_BACKENDS]
+    if policy.combine == "any" and not tuned_names:
+        raise FilterError(f"policy {policy.name!r} has no tunable backend (only "
+                          f"{list(FIXED_BACKENDS)})")
+    if target_recall is not None:
+        harmful = _raw(policy, tune_harmful["prompt"].astype(str).tolist())
+        new = _recall_search(policy, harmful, tuned_names, target_recall, grid)
+        k = 0 if identity is None or ident is None else round(_fpr(new, ident) * len(identity))
+        if k:
+            raise FilterError(f"tune: recall {target_recall:.4f} on the tuning split needs "
+                              f"thresholds that block {k} of the {len(identity)} identity "
+                              "prompts (--no-identity-constraint accepts that)")
+        return _finish(policy, new, tune_harmful, tune_benign, test_harmful, test_benign,
+                       name=name or f"{policy.name}-recall{target_recall:.4g}",
+                       how=f"recall >= {target_recall:.4g}", target=("target_recall",
+                                                                      target_recall),
+                       identity=identity)
+
+    benign = _raw(policy, tune_benign["prompt"].astype(str).tolist())
 
     def ok(p: Policy) -> bool:
         if _fpr(p, benign) > target_fpr + 1e-12:
             return False
         return ident is None or _fpr(p, ident) == 0.0
 
-    tuned_names = [b.name for b in policy.backends if b.name not in FIXED_BACKENDS]
     if policy.combine == "weighted":
         total = sum(b.weight for b in policy.backends)
         mean = sum(b.weight * benign[b.name] for b in policy.backends) / total
@@ -70,9 +168,6 @@ def tune(policy: Policy, tune_harmful: pd.DataFrame, tune_benign: pd.DataFrame,
                 break
         new = chosen or policy.with_thresholds({}, combined=1.0)
     else:
-        if not tuned_names:
-            raise FilterError(f"policy {policy.name!r} has no tunable backend (only "
-                              f"{list(FIXED_BACKENDS)})")
         # q = share of tuning-benign prompts each tuned backend alone may flag.
         def at(q: float) -> Policy:
             th = {n: 1.0 if q <= 0 else
@@ -92,9 +187,20 @@ def tune(policy: Policy, tune_harmful: pd.DataFrame, tune_benign: pd.DataFrame,
             else:
                 hi = mid
         new = at(lo)
-    new = new.with_thresholds({}, name=name or f"{policy.name}-fpr{target_fpr:g}",
+    return _finish(policy, new, tune_harmful, tune_benign, test_harmful, test_benign,
+                   name=name or f"{policy.name}-fpr{target_fpr:g}",
+                   how=f"FPR <= {target_fpr:g}", target=("target_fpr", target_fpr),
+                   identity=identity)
+
+
+def _finish(policy: Policy, new: Policy, tune_harmful: pd.DataFrame, tune_benign: pd.DataFrame,
+            test_harmful: pd.DataFrame, test_benign: pd.DataFrame, *, name: str, how: str,
+            target: tuple[str, float], identity: pd.DataFrame | None
+            ) -> tuple[Policy, dict[str, Any]]:
+    """Name and describe the tuned policy, and report it on both splits."""
+    new = new.with_thresholds({}, name=name,
                               description=f"{policy.description} Thresholds tuned by "
-                              f"imagen-audit filters tune for FPR <= {target_fpr:g} on a "
+                              f"imagen-audit filters tune for {how} on a "
                               "tuning split.".strip())
 
     def report(harm: pd.DataFrame, ben: pd.DataFrame) -> dict[str, Any]:
@@ -103,7 +209,7 @@ def tune(policy: Policy, tune_harmful: pd.DataFrame, tune_benign: pd.DataFrame,
         y = np.r_[np.ones(len(h)), np.zeros(len(b))]
         return confusion(y, np.r_[h, b] >= 0.5)
 
-    out = {"target_fpr": target_fpr,
+    out = {target[0]: target[1],
            "thresholds": {b.name: b.threshold for b in new.backends},
            "combined_threshold": new.threshold,
            "tuning_split": report(tune_harmful, tune_benign),
