@@ -84,7 +84,8 @@ def test_eval_writes_outputs_and_stores_them_in_the_run(tmp_path, capsys) -> Non
     assert doc["over_blocking"]["identity_probes"]["fpr"] == 0.0
     # The free-form identity sets are reported beside the template probes by default: those
     # the shipped model trained on (rounds 28, 36, 55 and 63) by their held-out test bucket
-    # alone, fresh-jj and fresh-kk (read by rounds 63 and 65, evaluation-only) whole.
+    # alone, fresh-jj, fresh-kk and fresh-ll (read by rounds 63, 65 and 66, evaluation-only)
+    # whole.
     for name, n in (("fresh-identity", 127), ("fresh-identity-b", 120),
                     ("fresh-c-identity", 129), ("fresh-d-identity", 91),
                     ("fresh-e-identity", 101), ("fresh-f-identity", 84),
@@ -100,7 +101,7 @@ def test_eval_writes_outputs_and_stores_them_in_the_run(tmp_path, capsys) -> Non
                     ("fresh-ee-identity", 69), ("fresh-gg-identity", 77),
                     ("fresh-ff-identity", 68), ("fresh-hh-identity", 74),
                     ("fresh-ii-identity", 86), ("fresh-jj-identity", 255),
-                    ("fresh-kk-identity", 269)):
+                    ("fresh-kk-identity", 269), ("fresh-ll-identity", 276)):
         assert doc["over_blocking"][name]["n"] == n
     for name in ("sweep.csv", "scores.csv", "identity_fpr.csv", "roc.png", "pr.png"):
         assert (out / name).is_file() and (run / "filters" / name).is_file()

@@ -299,10 +299,10 @@ def _assert_apart(keys: set[str], others: list[str]) -> None:
 
 
 @pytest.mark.parametrize("kind", ["creative", "request", "identity", "style", "chat",
-                                  "mixed", "frame"])
+                                  "mixed", "frame", "humour"])
 def test_shipped_training_pairs_are_aligned_and_apart_from_every_evaluation_set(kind: str
                                                                                 ) -> None:
-    """The training pairs (sessions 6, 7 and 17): two halves of equal length, twins sharing a
+    """The training pairs (sessions 6, 7, 17 and 24): two halves of equal length, twins sharing a
     pair key and a filled group term, every harmful line categorised, and no prompt (or
     near-duplicate key) shared with any evaluation-only set or the other training sets."""
     ben = D.load_named(f"{kind}-train-benign")

@@ -298,7 +298,10 @@ def load_contrast_pairs(name: str, path: str | Path | None = None) -> pd.DataFra
     ``mixed-train-*`` (session 7: chat messages using scary words safely, and everyday
     subjects in mixed forms; not in the default training sources, round 23), ``frame-train-*``
     (session 17: memes, stickers, thumbnails, cards, posters, political cartoons and diagrams,
-    each with a harmful twin in the same format; round 48; a default source since round 63).
+    each with a harmful twin in the same format; round 48; a default source since round 63),
+    ``humour-train-*`` (session 24: memes and jokes a group makes about itself, affectionate
+    ribbing, people named by who they are doing their own things, each with a twin in the same
+    format that mocks a named person or demeans the group; round 66).
 
     Line k of one half twins line k of the other, and both carry ``pair`` =
     ``"<set>:<k>"``, so :func:`split_by_prompt` keeps a pair on one side of the split: a
@@ -345,13 +348,13 @@ def load_fresh(name: str, path: str | Path | None = None) -> pd.DataFrame:
     session 19, read once to judge round 57; ``fresh-ii-*``: a twenty-ninth, session 19, read
     once to judge round 58 in session 20; ``fresh-jj-*``: a thirtieth, session 20, read once to
     judge round 63 in session 22; ``fresh-kk-*``: a thirty-first, session 20, read once to
-    judge round 65 in session 23; ``fresh-ll-*``, ``fresh-mm-*`` and ``fresh-nn-*``: a
-    thirty-second, session 22, and a thirty-third and a thirty-fourth, session 23, unread, the
-    next rounds' judges (``judged.UNREAD_FRESH_SETS``);
+    judge round 65 in session 23; ``fresh-ll-*``: a thirty-second, session 22, read once to
+    judge round 66 in session 24; ``fresh-mm-*`` and ``fresh-nn-*``: a thirty-third and a
+    thirty-fourth, session 23, unread, the next rounds' judges (``judged.UNREAD_FRESH_SETS``);
     the letters s to x name the free-form training triples). Each is
     evaluation-only until it has judged its round: the pre-registered judges of which policy
     is the default (filters/README.md, rounds 18, 21, 22, 26-38, 41, 44b, 46, 47, 49-54,
-    56-58, 63 and 65). Those in
+    56-58, 63, 65 and 66). Those in
     :data:`JUDGED_FRESH_SETS` have since become training data (rounds 28, 36, 55 and 63)."""
     return _load_listed(FRESH_SETS, "fresh set", name, path)
 
@@ -367,7 +370,7 @@ def _load_listed(table: dict[str, tuple[str, int]], kind: str, name: str,
 
 CONTRAST_PAIR_SETS = {f"{kind}-train-{half}": (f"{kind}_train_{half}.txt", label)
                       for kind in ("creative", "request", "identity", "style", "chat",
-                                   "mixed", "frame")
+                                   "mixed", "frame", "humour")
                       for half, label in (("benign", 0), ("harmful", 1))}
 # The first five (session 6) are named irregularly; from the third triple on, every one is
 # ``fresh-<letter>-{benign,identity,harmful}`` in ``fresh_<letter>_<half>.txt``.

@@ -51,11 +51,10 @@ JUDGED_FRESH_SETS = ("fresh-harmful", "fresh-harmful-b", "fresh-c-harmful", "fre
 # session 20: fresh-ii, written in session 19, round 58, whose candidate failed it; session 22:
 # fresh-jj, written in session 20, round 63 (rounds 59, 60 and 62 failed their guardrails or
 # rules before reading it); session 23: fresh-kk, written in session 20, round 65, whose
-# candidate failed it; `fresh-ll-*`, written in session 22, and `fresh-mm-*` and `fresh-nn-*`,
-# written in session 23, are the next rounds' judges, in that order). Empty when every judge
-# written so far has been read.
-UNREAD_FRESH_SETS: tuple[str, ...] = ("fresh-ll-benign", "fresh-ll-identity", "fresh-ll-harmful",
-                                      "fresh-mm-benign", "fresh-mm-identity", "fresh-mm-harmful",
+# candidate failed it; session 24: fresh-ll, written in session 22, round 66, whose candidate
+# failed it; `fresh-mm-*` and `fresh-nn-*`, written in session 23, are the next rounds'
+# judges, in that order). Empty when every judge written so far has been read.
+UNREAD_FRESH_SETS: tuple[str, ...] = ("fresh-mm-benign", "fresh-mm-identity", "fresh-mm-harmful",
                                       "fresh-nn-benign", "fresh-nn-identity", "fresh-nn-harmful")
 
 # Free-form training triples (session 14): ``free-train-<x>-*`` for each letter, written as
