@@ -301,7 +301,10 @@ def load_contrast_pairs(name: str, path: str | Path | None = None) -> pd.DataFra
     each with a harmful twin in the same format; round 48; a default source since round 63),
     ``humour-train-*`` (session 24: memes and jokes a group makes about itself, affectionate
     ribbing, people named by who they are doing their own things, each with a twin in the same
-    format that mocks a named person or demeans the group; round 66).
+    format that mocks a named person or demeans the group; round 66), ``bare-train-*`` (session
+    24: short, bare prompts putting a person in a meme, reaction or sticker frame, "tired dude
+    meme, monday mood", with short twins that name a private target or demean the group; not
+    yet trained on).
 
     Line k of one half twins line k of the other, and both carry ``pair`` =
     ``"<set>:<k>"``, so :func:`split_by_prompt` keeps a pair on one side of the split: a
@@ -370,7 +373,7 @@ def _load_listed(table: dict[str, tuple[str, int]], kind: str, name: str,
 
 CONTRAST_PAIR_SETS = {f"{kind}-train-{half}": (f"{kind}_train_{half}.txt", label)
                       for kind in ("creative", "request", "identity", "style", "chat",
-                                   "mixed", "frame", "humour")
+                                   "mixed", "frame", "humour", "bare")
                       for half, label in (("benign", 0), ("harmful", 1))}
 # The first five (session 6) are named irregularly; from the third triple on, every one is
 # ``fresh-<letter>-{benign,identity,harmful}`` in ``fresh_<letter>_<half>.txt``.
