@@ -53,6 +53,18 @@ def _floor(x: float, grid: float | None) -> float:
     return round(float(np.floor(x / grid + 1e-9) * grid), 10)
 
 
+def _edge(passes: Any, good: float, bad: float, steps: int) -> float:
+    """Bisection between a ``good`` end that passes and a ``bad`` one that fails: the passing
+    point nearest the failing end (the share of prompts a backend may flag, ``q``)."""
+    for _ in range(steps):
+        mid = (good + bad) / 2
+        if passes(mid):
+            good = mid
+        else:
+            bad = mid
+    return good
+
+
 def _recall_search(policy: Policy, harmful: Mapping[str, np.ndarray], tuned: list[str],
                    target: float, grid: float | None) -> Policy:
     """The most permissive thresholds whose recall on ``harmful`` reaches ``target``."""
@@ -86,17 +98,10 @@ def _recall_search(policy: Policy, harmful: Mapping[str, np.ndarray], tuned: lis
     if ok(at(0.0)):
         best = at(0.0)
     else:
-        lo, hi = 0.0, 1.0  # recall grows with q: lo fails, hi passes
-        if not ok(at(hi)):
+        if not ok(at(1.0)):  # recall grows with q: 0 fails, 1 must pass
             raise FilterError(f"tune: no threshold reaches recall {target:.4f} on the tuning "
                               "split")
-        for _ in range(40):
-            mid = (lo + hi) / 2
-            if ok(at(mid)):
-                hi = mid
-            else:
-                lo = mid
-        best = at(hi)
+        best = at(_edge(lambda q: ok(at(q)), 1.0, 0.0, 40))
     if len(tuned) == 1:
         n = tuned[0]
         best = settle(best, lambda q: next(b.threshold for b in q.backends if b.name == n),
@@ -175,18 +180,11 @@ def tune(policy: Policy, tune_harmful: pd.DataFrame, tune_benign: pd.DataFrame,
                   for n in tuned_names}
             return policy.with_thresholds(th)
 
-        lo, hi = 0.0, 1.0
         if not ok(at(0.0)):
             raise FilterError("tune: even the strictest thresholds exceed the target on the "
                               "tuning split (the fixed backends alone block too much, or block "
                               "identity prompts)")
-        for _ in range(30):  # bisection on q: FPR grows with q
-            mid = (lo + hi) / 2
-            if ok(at(mid)):
-                lo = mid
-            else:
-                hi = mid
-        new = at(lo)
+        new = at(_edge(lambda q: ok(at(q)), 0.0, 1.0, 30))  # FPR grows with q
     return _finish(policy, new, tune_harmful, tune_benign, test_harmful, test_benign,
                    name=name or f"{policy.name}-fpr{target_fpr:g}",
                    how=f"FPR <= {target_fpr:g}", target=("target_fpr", target_fpr),
