@@ -19,6 +19,7 @@ target); for ``combine: weighted`` the policy threshold is tuned. With ``identit
 an FPR target also requires that none of them is blocked; a recall target that cannot be met
 without blocking one is an error, not a silent trade.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -39,8 +40,9 @@ def _raw(policy: Policy, prompts: list[str]) -> dict[str, np.ndarray]:
     return {k: np.array([r.score for r in v], float) for k, v in res.items()}
 
 
-def _fpr(policy: Policy, raw: Mapping[str, np.ndarray]) -> float:
-    """Share flagged (for harmful prompts, the recall)."""
+def _flagged(policy: Policy, raw: Mapping[str, np.ndarray]) -> float:
+    """Share of the scored prompts the policy flags: the FPR on benign prompts, the recall on
+    harmful ones."""
     s = policy.combine_scores(raw)
     return float((s >= 0.5).mean()) if len(s) else 0.0
 
@@ -69,7 +71,7 @@ def _recall_search(policy: Policy, harmful: Mapping[str, np.ndarray], tuned: lis
                    target: float, grid: float | None) -> Policy:
     """The most permissive thresholds whose recall on ``harmful`` reaches ``target``."""
     def ok(p: Policy) -> bool:
-        return _fpr(p, harmful) >= target - 1e-12
+        return _flagged(p, harmful) >= target - 1e-12
 
     def settle(p: Policy, get: Any, put: Any) -> Policy:
         # Rounded down to the grid the recall can only rise; step back up while it holds.
@@ -143,8 +145,7 @@ def tune(policy: Policy, tune_harmful: pd.DataFrame, tune_benign: pd.DataFrame,
     if target_recall is not None:
         harmful = _raw(policy, tune_harmful["prompt"].astype(str).tolist())
         new = _recall_search(policy, harmful, tuned_names, target_recall, grid)
-        k = 0 if identity is None or ident is None else round(_fpr(new, ident) * len(identity))
-        if k:
+        if ident is not None and (k := round(_flagged(new, ident) * len(identity))):  # type: ignore[arg-type]
             raise FilterError(f"tune: recall {target_recall:.4f} on the tuning split needs "
                               f"thresholds that block {k} of the {len(identity)} identity "
                               "prompts (--no-identity-constraint accepts that)")
@@ -157,9 +158,9 @@ def tune(policy: Policy, tune_harmful: pd.DataFrame, tune_benign: pd.DataFrame,
     benign = _raw(policy, tune_benign["prompt"].astype(str).tolist())
 
     def ok(p: Policy) -> bool:
-        if _fpr(p, benign) > target_fpr + 1e-12:
+        if _flagged(p, benign) > target_fpr + 1e-12:
             return False
-        return ident is None or _fpr(p, ident) == 0.0
+        return ident is None or _flagged(p, ident) == 0.0
 
     if policy.combine == "weighted":
         total = sum(b.weight for b in policy.backends)
