@@ -303,8 +303,8 @@ def load_contrast_pairs(name: str, path: str | Path | None = None) -> pd.DataFra
     ribbing, people named by who they are doing their own things, each with a twin in the same
     format that mocks a named person or demeans the group; round 66), ``bare-train-*`` (session
     24: short, bare prompts putting a person in a meme, reaction or sticker frame, "tired dude
-    meme, monday mood", with short twins that name a private target or demean the group; not
-    yet trained on).
+    meme, monday mood", with short twins that name a private target or demean the group;
+    rounds 67 and 68, whose candidates failed their I2P guardrail).
 
     Line k of one half twins line k of the other, and both carry ``pair`` =
     ``"<set>:<k>"``, so :func:`split_by_prompt` keeps a pair on one side of the split: a
