@@ -145,7 +145,8 @@ def tune(policy: Policy, tune_harmful: pd.DataFrame, tune_benign: pd.DataFrame,
     if target_recall is not None:
         harmful = _raw(policy, tune_harmful["prompt"].astype(str).tolist())
         new = _recall_search(policy, harmful, tuned_names, target_recall, grid)
-        if ident is not None and (k := round(_flagged(new, ident) * len(identity))):  # type: ignore[arg-type]
+        if identity is not None and ident is not None \
+                and (k := round(_flagged(new, ident) * len(identity))):
             raise FilterError(f"tune: recall {target_recall:.4f} on the tuning split needs "
                               f"thresholds that block {k} of the {len(identity)} identity "
                               "prompts (--no-identity-constraint accepts that)")
