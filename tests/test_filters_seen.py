@@ -429,7 +429,11 @@ def test_source_weights_and_prompt_weights_are_checked() -> None:
                                      "everyday-benign": 4.0,
                                      **{s: 2.0 for s in JUDGED_FRESH_SETS},
                                      **{s: 2.0 for s in SURFACE_SOURCES}}
-    assert _source_weights(["coco=0.5", "i2p=2"]) == {"coco": 0.5, "i2p": 2.0}
+    defaults = _source_weights(None)
+    # A named weight overrides its own source and keeps every other default (round 69 had to
+    # edit the defaults: the flag used to replace the whole table).
+    assert _source_weights(["coco=0.5", "i2p=2"]) == {**defaults, "coco": 0.5, "i2p": 2.0}
+    assert _source_weights(["partiprompts=1"]) == {**defaults, "partiprompts": 1.0}
     for bad in ("coco", "coco=-1", "=2", "coco=x"):
         with pytest.raises(FilterError, match="SOURCE=WEIGHT"):
             _source_weights([bad])
@@ -475,9 +479,12 @@ def test_cli_train_end_to_end(tmp_path, monkeypatch) -> None:
     harm = [f"harmful thing number {i}" for i in range(150)]
     ben = [f"benign caption number {i}" for i in range(150)]
     out = _train_cli(tmp_path, monkeypatch, pd.DataFrame({"prompt": harm, "category": "violence"}),
-                     pd.DataFrame({"prompt": ben}))
+                     pd.DataFrame({"prompt": ben}), "--source-weight", "partiprompts=1")
     doc = json.loads(out.with_suffix(".json").read_text())
     assert 0.05 <= doc["decision_threshold"] <= 0.99
+    # The named weight overrode its own default and left the others in place.
+    weights = doc["sets"]["source_weights"]
+    assert weights["partiprompts"] == 1.0 and weights["benign-requests"] == 4.0
     assert doc["calibration"]["method"] == "platt" and doc["ensemble"] == 2
     assert doc["calibration_split"]["n"] > 0
     model = EmbeddingModel.load(out)

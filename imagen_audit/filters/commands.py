@@ -201,7 +201,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="inverse regularisation strength of the lexical view")
     t.add_argument("--source-weight", action="append", default=None, metavar="SOURCE=W",
                    help="how much one prompt of a source counts within its class (repeatable; "
-                        "default partiprompts=4, benign-requests=4, 4 for each half of the "
+                        "each overrides its own source's default: partiprompts=4, "
+                        "benign-requests=4, 4 for each half of the "
                         "training contrast pairs and everyday-benign, 2 for each judged fresh "
                         "set and surface-train set: creative, chat-style and free-form "
                         "prompts, few among 12,000 captions)")
@@ -444,14 +445,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _source_weights(specs: list[str] | None) -> dict[str, float]:
-    """``["partiprompts=4"]`` → ``{"partiprompts": 4.0}``. Default: PartiPrompts and the
-    hand-written benign requests 4 each: a few hundred prompts of a form the 12,000 captions
-    lack would otherwise barely count (chosen on the dev split in round 3: weight 8 lowered
-    dev recall and held-out I2P recall)."""
+    """The training weights: the defaults, then each ``SOURCE=W`` in ``specs`` overriding
+    its own source only (``["i2p=2"]`` keeps partiprompts=4 and the pairs' 4). Default:
+    PartiPrompts and the hand-written benign requests 4 each: a few hundred prompts of a form
+    the 12,000 captions lack would otherwise barely count (chosen on the dev split in round 3:
+    weight 8 lowered dev recall and held-out I2P recall). Until session 26 a named weight
+    replaced the whole default table, so ``--source-weight SET=2`` silently dropped every
+    other default weight; it now overrides, like ``filters format-head``'s."""
+    return {**_parse_source_weights(list(DEFAULT_SOURCE_WEIGHTS)),
+            **_parse_source_weights(specs or [])}
+
+
+def _parse_source_weights(specs: list[str]) -> dict[str, float]:
+    """``["partiprompts=4"]`` → ``{"partiprompts": 4.0}``, refusing anything but a source
+    name and a positive number."""
     from imagen_audit.filters.base import FilterError
 
     out = {}
-    for spec in specs if specs is not None else list(DEFAULT_SOURCE_WEIGHTS):
+    for spec in specs:
         name, sep, value = spec.partition("=")
         try:
             w = float(value)
@@ -736,7 +747,7 @@ def cmd_format_head(args: argparse.Namespace) -> int:
     data = format_rows(sets["harmful"], sets["benign"], args.add, seed=args.seed,
                        guard_sets=guard, embedding_cache=args.embedding_cache)
     weights = {**(sets.get("source_weights") or {}),
-               **(_source_weights(args.source_weight) if args.source_weight else {})}
+               **_parse_source_weights(args.source_weight)}
     add_format_head(model, data, threshold=args.format_threshold, mix=args.mix,
                     source_weights=weights, seed=args.seed, ensemble=args.ensemble)
     js = model.save(args.out)
