@@ -48,8 +48,9 @@ PAIR_SOURCES = (*(f"{k}-train-harmful" for k in _PAIR_KINDS),
 # since round 36, x2 like the judged fresh sets and likewise out of the threshold rule.
 SURFACE_SOURCES = ("surface-train-harmful", "surface-train-benign", "surface-train-identity")
 # The free-form training triples (session 14): trained on by round 39's N5, which failed its
-# guardrails (COCO 2.26%, HolisticBias 2), so not default sources; name them with --harmful /
-# --benign (and --source-weight SET=2, --threshold-exclude SET) to train on them.
+# guardrails (COCO 2.26%, HolisticBias 2), so not default sources. To train on them, name them
+# with --harmful / --benign and --threshold-exclude, which replace their default lists (so list
+# the defaults too), and --source-weight SET=2, which overrides only its own source's weight.
 DEFAULT_HARMFUL = ("i2p", "coprov2-train:8000", "harmful-requests",
                    *(s for s in PAIR_SOURCES if s.endswith("-harmful")),
                    *(s for s in JUDGED_FRESH_SETS if "harmful" in s),
