@@ -128,7 +128,13 @@ def test_tune_writes_a_policy_that_loads(tmp_path, capsys) -> None:
     report = json.loads(rep.read_text())
     assert report["tuning_split"]["fpr"] <= 0.02
     assert report["sizes"]["tune_benign"] > 0 and report["sizes"]["test_benign"] > 0
-    assert "held-out split" in capsys.readouterr().out
+    # By default the pick is repeated on 200 resamples of the tuning split.
+    st = report["stability"]
+    assert st["resamples"] == 200
+    lo, hi = st["thresholds"]["profanity"]
+    assert lo <= hi and 0.0 <= st["held_out_fpr"][0] <= st["held_out_fpr"][1] <= 1.0
+    out_text = capsys.readouterr().out
+    assert "held-out split" in out_text and "resampled tuning split (200x" in out_text
 
 
 def test_tune_match_recall_keeps_the_old_policys_recall(tmp_path, capsys) -> None:

@@ -267,6 +267,38 @@ def test_tune_recall_target_refuses_to_block_identity_prompts(tmp_path) -> None:
         tune(pol, th, tb, hh, hb, target_fpr=0.1, grid=0.01)
 
 
+def test_tune_stability_shows_how_much_a_small_tuning_split_moves_the_pick(tmp_path) -> None:
+    """The resampled picks spread more when the tuning split is small (round 69: a 942-prompt
+    anchor moved a threshold as much as a retrained model), and the held-out figures of the
+    resampled picks bracket what the pick itself does there."""
+    rng = np.random.default_rng(1)
+    pol = _policy(tmp_path, ta=0.5)
+    widths = {}
+    for n in (60, 3000):
+        tb = pd.DataFrame({"prompt": [f"tb{n}-{i}" for i in range(n)]})
+        th = pd.DataFrame({"prompt": [f"th{n}-{i}" for i in range(n // 3)]})
+        hb = pd.DataFrame({"prompt": [f"hb{n}-{i}" for i in range(2000)]})
+        hh = pd.DataFrame({"prompt": [f"hh{n}-{i}" for i in range(600)]})
+        TABLES["fake-a"].clear()
+        for df, lo, hi in ((tb, 0.0, 0.8), (hb, 0.0, 0.8), (th, 0.5, 1.0), (hh, 0.5, 1.0)):
+            TABLES["fake-a"].update(zip(df["prompt"], rng.uniform(lo, hi, len(df)), strict=True))
+        new, report = tune(pol, th, tb, hh, hb, target_fpr=0.05, resamples=200, seed=3)
+        st = report["stability"]
+        lo, hi = st["thresholds"]["fake-a"]
+        assert st["resamples"] == 200 and st["failed"] == 0
+        assert lo <= new.backends[0].threshold <= hi
+        f_lo, f_hi = st["held_out_fpr"]
+        assert f_lo <= report["held_out_split"]["fpr"] <= f_hi
+        widths[n] = hi - lo
+        _, rep2 = tune(pol, th, tb, hh, hb, target_fpr=0.05, resamples=200, seed=3)
+        assert rep2["stability"] == st  # seeded: the same resamples
+    assert widths[60] > 3 * widths[3000]
+    _, plain = tune(pol, th, tb, hh, hb, target_fpr=0.05)
+    assert "stability" not in plain
+    with pytest.raises(FilterError, match="--resamples"):
+        tune(pol, th, tb, hh, hb, target_fpr=0.05, resamples=-1)
+
+
 def test_plots_respect_mplconfigdir(tmp_path) -> None:
     import subprocess
     import sys

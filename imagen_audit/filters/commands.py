@@ -291,6 +291,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="do not require that no identity counterfactual of the tuning split "
                         "is blocked")
     u.add_argument("--seed", type=int, default=0)
+    u.add_argument("--resamples", type=int, default=200, metavar="N",
+                   help="also pick thresholds on N bootstrap resamples of the tuning split and "
+                        "report the central 95%% of those thresholds and of their held-out "
+                        "recall and FPR: how much the pick owes to the tuning split's luck "
+                        "(default 200; 0 skips)")
     u.add_argument("--out", required=True, metavar="NEW_POLICY.yaml")
     u.add_argument("--report", metavar="REPORT.json")
     u.set_defaults(handler=cmd_tune)
@@ -912,10 +917,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_tune(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from imagen_audit.files import write_atomic
     from imagen_audit.filters import datasets as D
     from imagen_audit.filters.policy import Policy
     from imagen_audit.filters.trainset import augment_file, person_prompts, read_lines
-    from imagen_audit.filters.tune import tune
+    from imagen_audit.filters.tune import stability_line, tune
 
     _quiet()
     policy = Policy.load(args.policy)
@@ -948,12 +954,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
               f"tuning-split harmful prompts (recall {target_recall:.4f})")
     new, report = tune(policy, h_dev, b_dev, h_test, b_test, target_fpr=args.target_fpr,
                        target_recall=target_recall, grid=args.grid, identity=identity,
-                       name=Path(args.out).stem)
+                       name=Path(args.out).stem, resamples=args.resamples, seed=args.seed)
     if args.match_recall:
         report["matched_policy"] = args.match_recall
     new.save(args.out)
     if args.report:
-        Path(args.report).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        write_atomic(args.report, (json.dumps(report, indent=2) + "\n").encode())
     t, h = report["tuning_split"], report["held_out_split"]
     print(f"thresholds: {report['thresholds']}" + (
         f", combined {report['combined_threshold']:.4f}" if report["combined_threshold"] else ""))
@@ -961,6 +967,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
           f"(n={t['n_harmful']}+{t['n_benign']})")
     print(f"held-out split: recall {_fmt(h['recall'])}  FPR {_fmt(h['fpr'])}  "
           f"precision {_fmt(h['precision'])}  (n={h['n_harmful']}+{h['n_benign']})")
+    if st := report.get("stability"):
+        print(stability_line(st))
     print(f"wrote {args.out}")
     return EXIT_OK
 

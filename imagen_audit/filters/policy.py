@@ -91,6 +91,18 @@ def _to_score(s: float, t: float) -> float:
     return s / (2 * t) if s < t else 0.5 + (s - t) / (2 * (1 - t))
 
 
+def _to_scores(s: Any, t: float) -> np.ndarray:
+    """:func:`_to_score` over an array, element for element the same arithmetic (``filters
+    tune`` re-decides thousands of prompts per candidate threshold)."""
+    s = np.asarray(s, float)
+    if t <= 0.0:
+        return np.where(s > 0, 1.0, 0.5)
+    if t >= 1.0:
+        return 0.5 * s
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(s < t, s / (2 * t), 0.5 + (s - t) / (2 * (1 - t)))
+
+
 def explain(results: Mapping[str, FilterResult]) -> str:
     """What the backends saw in one prompt, for the people who tune a policy: the word list's
     strongest term (and whether it deferred), and the classifier's rewrites with the score
@@ -288,12 +300,12 @@ class Policy:
     def combine_scores(self, raw: Mapping[str, np.ndarray]) -> np.ndarray:
         """Combined scores in [0, 1] (decision at 0.5) from per-backend score arrays."""
         if self.combine == "any":
-            cols = [np.array([_to_score(s, b.threshold) for s in raw[b.name]])  # type: ignore[arg-type]
+            cols = [_to_scores(raw[b.name], b.threshold)  # type: ignore[arg-type]
                     for b in self.backends]
             return np.max(np.stack(cols), axis=0) if cols else np.zeros(0)
         total = sum(b.weight for b in self.backends)
         mean = sum(b.weight * np.asarray(raw[b.name], float) for b in self.backends) / total
-        return np.array([_to_score(s, self.threshold) for s in mean])  # type: ignore[arg-type]
+        return _to_scores(mean, self.threshold)  # type: ignore[arg-type]
 
     def decide_frame(self, results: Mapping[str, list[FilterResult]]) -> pd.DataFrame:
         raw = {k: np.array([r.score for r in v], float) for k, v in results.items()}

@@ -23,7 +23,7 @@ without blocking one is an error, not a silent trade.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -118,10 +118,13 @@ def tune(policy: Policy, tune_harmful: pd.DataFrame, tune_benign: pd.DataFrame,
          test_harmful: pd.DataFrame, test_benign: pd.DataFrame, *,
          target_fpr: float | None = None, target_recall: float | None = None,
          grid: float | None = None, identity: pd.DataFrame | None = None,
-         name: str | None = None) -> tuple[Policy, dict[str, Any]]:
+         name: str | None = None, resamples: int = 0, seed: int = 0
+         ) -> tuple[Policy, dict[str, Any]]:
     """A copy of ``policy`` with tuned thresholds, and a report of both splits. Exactly one
     of ``target_fpr`` and ``target_recall``; ``grid`` (recall targets only) keeps the
-    thresholds on multiples of it."""
+    thresholds on multiples of it. With ``resamples`` the report also says how much the pick
+    owes to the luck of the tuning split (``stability``: the same search on bootstrap
+    resamples of it, and what each resampled pick does on the held-out split)."""
     if (target_fpr is None) == (target_recall is None):
         raise FilterError("tune: give exactly one of a target FPR and a target recall")
     if target_recall is not None:
@@ -131,6 +134,8 @@ def tune(policy: Policy, tune_harmful: pd.DataFrame, tune_benign: pd.DataFrame,
         raise FilterError(f"--target-fpr must be in [0, 1), got {target_fpr}")
     if grid is not None and (target_recall is None or not 0.0 < grid < 1.0):
         raise FilterError(f"--grid {grid}: a step in (0, 1), with a recall target only")
+    if resamples < 0:
+        raise FilterError(f"--resamples must be 0 or more, got {resamples}")
     overlap = set(tune_benign["prompt"]) & set(test_benign["prompt"]) | \
         set(tune_harmful["prompt"]) & set(test_harmful["prompt"])
     if overlap:
@@ -142,80 +147,145 @@ def tune(policy: Policy, tune_harmful: pd.DataFrame, tune_benign: pd.DataFrame,
     if policy.combine == "any" and not tuned_names:
         raise FilterError(f"policy {policy.name!r} has no tunable backend (only "
                           f"{list(FIXED_BACKENDS)})")
+    # Every split is scored once; thresholds are then re-decided on the raw scores.
+    raw = Splits(*(_raw(policy, df["prompt"].astype(str).tolist())
+                   for df in (tune_harmful, tune_benign, test_harmful, test_benign)))
     if target_recall is not None:
-        harmful = _raw(policy, tune_harmful["prompt"].astype(str).tolist())
-        new = _recall_search(policy, harmful, tuned_names, target_recall, grid)
+        goal = target_recall
+
+        def search(harmful: Mapping[str, np.ndarray], benign: Mapping[str, np.ndarray]
+                   ) -> Policy:
+            return _recall_search(policy, harmful, tuned_names, goal, grid)
+
+        new = search(raw.tune_harmful, raw.tune_benign)
         if identity is not None and ident is not None \
                 and (k := round(_flagged(new, ident) * len(identity))):
             raise FilterError(f"tune: recall {target_recall:.4f} on the tuning split needs "
                               f"thresholds that block {k} of the {len(identity)} identity "
                               "prompts (--no-identity-constraint accepts that)")
-        return _finish(policy, new, tune_harmful, tune_benign, test_harmful, test_benign,
-                       name=name or f"{policy.name}-recall{target_recall:.4g}",
-                       how=f"recall >= {target_recall:.4g}", target=("target_recall",
-                                                                      target_recall),
-                       identity=identity)
+        name = name or f"{policy.name}-recall{target_recall:.4g}"
+        how, target = f"recall >= {target_recall:.4g}", ("target_recall", target_recall)
+    else:
+        fpr_goal = float(target_fpr)  # type: ignore[arg-type]
 
-    benign = _raw(policy, tune_benign["prompt"].astype(str).tolist())
+        def search(harmful: Mapping[str, np.ndarray], benign: Mapping[str, np.ndarray]
+                   ) -> Policy:
+            return _fpr_search(policy, benign, ident, tuned_names, fpr_goal)
 
+        new = search(raw.tune_harmful, raw.tune_benign)
+        name = name or f"{policy.name}-fpr{target_fpr:g}"
+        how, target = f"FPR <= {target_fpr:g}", ("target_fpr", fpr_goal)
+    new = new.with_thresholds({}, name=name,
+                              description=f"{policy.description} Thresholds tuned by "
+                              f"imagen-audit filters tune for {how} on a "
+                              "tuning split.".strip())
+    out = {target[0]: target[1],
+           "thresholds": {b.name: b.threshold for b in new.backends},
+           "combined_threshold": new.threshold,
+           "tuning_split": _report(new, raw.tune_harmful, raw.tune_benign),
+           "held_out_split": _report(new, raw.test_harmful, raw.test_benign),
+           "sizes": {"tune_harmful": len(tune_harmful), "tune_benign": len(tune_benign),
+                     "test_harmful": len(test_harmful), "test_benign": len(test_benign)}}
+    if identity is not None:
+        out["identity_blocked_on_tuning_constraint"] = 0
+    if resamples:
+        out["stability"] = _stability(search, raw, policy.combine, tuned_names, resamples, seed)
+    return new, out
+
+
+class Splits(NamedTuple):
+    """Raw per-backend scores of the four splits :func:`tune` reads."""
+
+    tune_harmful: dict[str, np.ndarray]
+    tune_benign: dict[str, np.ndarray]
+    test_harmful: dict[str, np.ndarray]
+    test_benign: dict[str, np.ndarray]
+
+
+def _report(policy: Policy, harmful: Mapping[str, np.ndarray],
+            benign: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    h, b = policy.combine_scores(harmful), policy.combine_scores(benign)
+    y = np.r_[np.ones(len(h)), np.zeros(len(b))]
+    return confusion(y, np.r_[h, b] >= 0.5)
+
+
+def _fpr_search(policy: Policy, benign: Mapping[str, np.ndarray],
+                ident: Mapping[str, np.ndarray] | None, tuned: list[str], target: float
+                ) -> Policy:
+    """The most permissive thresholds whose FPR on ``benign`` stays at or below ``target``
+    and, with ``ident``, that block none of those prompts."""
     def ok(p: Policy) -> bool:
-        if _flagged(p, benign) > target_fpr + 1e-12:
+        if _flagged(p, benign) > target + 1e-12:
             return False
         return ident is None or _flagged(p, ident) == 0.0
 
     if policy.combine == "weighted":
         total = sum(b.weight for b in policy.backends)
         mean = sum(b.weight * benign[b.name] for b in policy.backends) / total
-        cands = np.unique(np.r_[mean, 1.0])
-        chosen = None
-        for t in cands:  # ascending: the first that passes is the most permissive
+        for t in np.unique(np.r_[mean, 1.0]):  # ascending: the first pass is most permissive
             p = policy.with_thresholds({}, combined=float(np.nextafter(t, 2.0)))
             if ok(p):
-                chosen = p
-                break
-        new = chosen or policy.with_thresholds({}, combined=1.0)
-    else:
-        # q = share of tuning-benign prompts each tuned backend alone may flag.
-        def at(q: float) -> Policy:
-            th = {n: 1.0 if q <= 0 else
-                  float(min(1.0, np.nextafter(np.quantile(benign[n], 1.0 - q), 2.0)))
-                  for n in tuned_names}
-            return policy.with_thresholds(th)
+                return p
+        return policy.with_thresholds({}, combined=1.0)
 
-        if not ok(at(0.0)):
-            raise FilterError("tune: even the strictest thresholds exceed the target on the "
-                              "tuning split (the fixed backends alone block too much, or block "
-                              "identity prompts)")
-        new = at(_edge(lambda q: ok(at(q)), 0.0, 1.0, 30))  # FPR grows with q
-    return _finish(policy, new, tune_harmful, tune_benign, test_harmful, test_benign,
-                   name=name or f"{policy.name}-fpr{target_fpr:g}",
-                   how=f"FPR <= {target_fpr:g}", target=("target_fpr", target_fpr),
-                   identity=identity)
+    # q = share of tuning-benign prompts each tuned backend alone may flag.
+    def at(q: float) -> Policy:
+        th = {n: 1.0 if q <= 0 else
+              float(min(1.0, np.nextafter(np.quantile(benign[n], 1.0 - q), 2.0)))
+              for n in tuned}
+        return policy.with_thresholds(th)
+
+    if not ok(at(0.0)):
+        raise FilterError("tune: even the strictest thresholds exceed the target on the "
+                          "tuning split (the fixed backends alone block too much, or block "
+                          "identity prompts)")
+    return at(_edge(lambda q: ok(at(q)), 0.0, 1.0, 30))  # FPR grows with q
 
 
-def _finish(policy: Policy, new: Policy, tune_harmful: pd.DataFrame, tune_benign: pd.DataFrame,
-            test_harmful: pd.DataFrame, test_benign: pd.DataFrame, *, name: str, how: str,
-            target: tuple[str, float], identity: pd.DataFrame | None
-            ) -> tuple[Policy, dict[str, Any]]:
-    """Name and describe the tuned policy, and report it on both splits."""
-    new = new.with_thresholds({}, name=name,
-                              description=f"{policy.description} Thresholds tuned by "
-                              f"imagen-audit filters tune for {how} on a "
-                              "tuning split.".strip())
+def _stability(search: Any, raw: Splits, combine: str, tuned: list[str], resamples: int,
+               seed: int) -> dict[str, Any]:
+    """Run the same search on ``resamples`` bootstrap resamples of the tuning split (harmful
+    and benign prompts drawn with replacement, each part to its own size) and give the
+    central 95% of the thresholds it picks and of their held-out recall and FPR. A tuning
+    split of a few hundred prompts moves a threshold as much as a retrained model does
+    (filters/README.md, round 69); this shows by how much before a policy is adopted. A
+    recall target's identity check applies to the pick itself, not to the resampled picks."""
+    rng = np.random.default_rng(seed)
+    n_h = len(next(iter(raw.tune_harmful.values()), []))
+    n_b = len(next(iter(raw.tune_benign.values()), []))
+    keys = ["combined"] if combine == "weighted" else list(tuned)
+    picked: dict[str, list[float]] = {k: [] for k in keys}
+    recall, fpr, failed = [], [], 0
+    for _ in range(resamples):
+        ih, ib = rng.integers(0, max(n_h, 1), n_h), rng.integers(0, max(n_b, 1), n_b)
+        try:
+            p = search({k: v[ih] for k, v in raw.tune_harmful.items()},
+                       {k: v[ib] for k, v in raw.tune_benign.items()})
+        except FilterError:
+            failed += 1
+            continue
+        for k in keys:
+            picked[k].append(float(p.threshold) if k == "combined" else  # type: ignore[arg-type]
+                             float(next(b.threshold for b in p.backends if b.name == k)))
+        recall.append(_flagged(p, raw.test_harmful))
+        fpr.append(_flagged(p, raw.test_benign))
 
-    def report(harm: pd.DataFrame, ben: pd.DataFrame) -> dict[str, Any]:
-        h = new.score_frame(harm["prompt"].astype(str).tolist())["score"].to_numpy()
-        b = new.score_frame(ben["prompt"].astype(str).tolist())["score"].to_numpy()
-        y = np.r_[np.ones(len(h)), np.zeros(len(b))]
-        return confusion(y, np.r_[h, b] >= 0.5)
+    def central(x: list[float]) -> list[float] | None:
+        return [float(v) for v in np.quantile(x, [0.025, 0.975])] if x else None
 
-    out = {target[0]: target[1],
-           "thresholds": {b.name: b.threshold for b in new.backends},
-           "combined_threshold": new.threshold,
-           "tuning_split": report(tune_harmful, tune_benign),
-           "held_out_split": report(test_harmful, test_benign),
-           "sizes": {"tune_harmful": len(tune_harmful), "tune_benign": len(tune_benign),
-                     "test_harmful": len(test_harmful), "test_benign": len(test_benign)}}
-    if identity is not None:
-        out["identity_blocked_on_tuning_constraint"] = 0
-    return new, out
+    return {"resamples": resamples, "seed": seed, "failed": failed,
+            "thresholds": {k: central(v) for k, v in picked.items()},
+            "held_out_recall": central(recall), "held_out_fpr": central(fpr)}
+
+
+def stability_line(st: Mapping[str, Any]) -> str:
+    """One line for people: the resampled picks' range, or why there is none."""
+    def rng(v: list[float] | None, fmt: str = ".3f") -> str:
+        return "none" if v is None else f"{v[0]:{fmt}}-{v[1]:{fmt}}"
+
+    ths = ", ".join(f"{k} {rng(v, '.4f')}" for k, v in st["thresholds"].items())
+    failed = f"; {st['failed']} resamples had no threshold meeting the target" \
+        if st["failed"] else ""
+    return (f"resampled tuning split ({st['resamples']}x, central 95%): thresholds {ths}; "
+            f"held-out recall {rng(st['held_out_recall'])}, FPR {rng(st['held_out_fpr'])}"
+            f"{failed}")
