@@ -83,17 +83,10 @@ def _num(path: object, value: Any, fld: str, lo: float = 0.0, hi: float | None =
     return v
 
 
-def _to_score(s: float, t: float) -> float:
-    if t <= 0.0:
-        return 1.0 if s > 0 else 0.5
-    if t >= 1.0:
-        return 0.5 * s
-    return s / (2 * t) if s < t else 0.5 + (s - t) / (2 * (1 - t))
-
-
 def _to_scores(s: Any, t: float) -> np.ndarray:
-    """:func:`_to_score` over an array, element for element the same arithmetic (``filters
-    tune`` re-decides thousands of prompts per candidate threshold)."""
+    """Backend scores mapped piecewise-linearly so that threshold ``t`` lands on 0.5 (the
+    policy's one decision point), as an array: ``filters tune`` re-decides thousands of
+    prompts per candidate threshold."""
     s = np.asarray(s, float)
     if t <= 0.0:
         return np.where(s > 0, 1.0, 0.5)
@@ -310,14 +303,17 @@ class Policy:
     def decide_frame(self, results: Mapping[str, list[FilterResult]]) -> pd.DataFrame:
         raw = {k: np.array([r.score for r in v], float) for k, v in results.items()}
         combined = self.combine_scores(raw)
+        # Each backend's score on the combined scale picks the category of a blocked prompt.
+        mapped = {b.name: _to_scores(raw[b.name], (b.threshold if self.combine == "any"
+                                                   else self.threshold))  # type: ignore[arg-type]
+                  for b in self.backends}
         rows = []
         for i, s in enumerate(combined):
             cat = None
             best = -1.0
             for b in self.backends:
                 r = results[b.name][i]
-                t = b.threshold if self.combine == "any" else self.threshold
-                val = _to_score(r.score, t)  # type: ignore[arg-type]
+                val = mapped[b.name][i]
                 if r.category and val > best:
                     best, cat = val, r.category
             # A category names why a prompt is blocked; an allowed prompt has none.
