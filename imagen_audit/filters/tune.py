@@ -150,14 +150,15 @@ def tune(policy: Policy, tune_harmful: pd.DataFrame, tune_benign: pd.DataFrame,
     # Every split is scored once; thresholds are then re-decided on the raw scores.
     raw = Splits(*(_raw(policy, df["prompt"].astype(str).tolist())
                    for df in (tune_harmful, tune_benign, test_harmful, test_benign)))
+
+    def search(harmful: Mapping[str, np.ndarray], benign: Mapping[str, np.ndarray]) -> Policy:
+        """The pick on one tuning sample (the split itself, or a resample of it)."""
+        if target_recall is not None:
+            return _recall_search(policy, harmful, tuned_names, target_recall, grid)
+        return _fpr_search(policy, benign, ident, tuned_names, target_fpr)  # type: ignore[arg-type]
+
+    new = search(raw.tune_harmful, raw.tune_benign)
     if target_recall is not None:
-        goal = target_recall
-
-        def search(harmful: Mapping[str, np.ndarray], benign: Mapping[str, np.ndarray]
-                   ) -> Policy:
-            return _recall_search(policy, harmful, tuned_names, goal, grid)
-
-        new = search(raw.tune_harmful, raw.tune_benign)
         if identity is not None and ident is not None \
                 and (k := round(_flagged(new, ident) * len(identity))):
             raise FilterError(f"tune: recall {target_recall:.4f} on the tuning split needs "
@@ -166,15 +167,8 @@ def tune(policy: Policy, tune_harmful: pd.DataFrame, tune_benign: pd.DataFrame,
         name = name or f"{policy.name}-recall{target_recall:.4g}"
         how, target = f"recall >= {target_recall:.4g}", ("target_recall", target_recall)
     else:
-        fpr_goal = float(target_fpr)  # type: ignore[arg-type]
-
-        def search(harmful: Mapping[str, np.ndarray], benign: Mapping[str, np.ndarray]
-                   ) -> Policy:
-            return _fpr_search(policy, benign, ident, tuned_names, fpr_goal)
-
-        new = search(raw.tune_harmful, raw.tune_benign)
         name = name or f"{policy.name}-fpr{target_fpr:g}"
-        how, target = f"FPR <= {target_fpr:g}", ("target_fpr", fpr_goal)
+        how, target = f"FPR <= {target_fpr:g}", ("target_fpr", target_fpr)
     new = new.with_thresholds({}, name=name,
                               description=f"{policy.description} Thresholds tuned by "
                               f"imagen-audit filters tune for {how} on a "
