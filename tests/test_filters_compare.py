@@ -134,3 +134,96 @@ def test_changed_prompts_put_new_blocks_first() -> None:
     ch = changed_prompts(a, c)
     assert ch["prompt"].tolist() == ["z", "x"]
     assert ch["candidate_score"].tolist() == [0.8, 0.3]
+
+
+def _scored(rows: list[tuple[str, str, int, float]], threshold: float = 0.5) -> pd.DataFrame:
+    """An evaluation from scores alone: decided at ``threshold`` like a policy at 0.5."""
+    df = pd.DataFrame(rows, columns=["set", "prompt", "label", "score"])
+    df["decision"] = ["block" if s >= threshold else "allow" for s in df["score"]]
+    df["category"] = ["violence" if s >= threshold else "" for s in df["score"]]
+    return df
+
+
+def test_match_on_a_harmful_set_compares_the_others_at_equal_recall() -> None:
+    from imagen_audit.filters.compare import match_on
+
+    # Base: catches 8 of 10 harmful prompts and blocks 3 of 20 benign ones. The candidate
+    # ranks the same way but its threshold landed too high (6 of 10 caught, 1 of 20 blocked):
+    # at its own threshold it looks worse on harm and better on benign, a threshold artefact.
+    harm = [("harmful", f"h{i}", 1, s) for i, s in enumerate(
+        [0.9, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.52, 0.3, 0.2])]
+    ben = [("benign", f"b{i}", 0, s) for i, s in enumerate([0.9, 0.6, 0.55] + [0.1] * 17)]
+    base = _scored(harm + ben)
+    cand = _scored([(st, p, y, s - 0.1) for st, p, y, s in harm + ben])
+    plain = compare_scores(base, cand, max_tolerance=0.5).set_index("set")
+    assert plain.loc["harmful", "candidate_blocked"] == 6
+    out, m = match_on(base, cand, "harmful")
+    # The 8th-highest candidate score: exactly as many caught as the base.
+    assert (m.role, m.base_blocked, m.candidate_blocked, m.n) == ("harmful", 8, 8, 10)
+    assert m.threshold == pytest.approx(0.42)
+    t = compare_scores(base, out, matched=m.set).set_index("set")
+    assert t.loc["harmful", "verdict"] == "matched"
+    # Shifted down by the same 0.1, the candidate blocks exactly the base's benign prompts.
+    assert t.loc["benign", "candidate_blocked"] == 3 and t.loc["benign", "verdict"] == "same"
+    assert out.loc[out["prompt"] == "h7", "decision"].item() == "block"
+    assert out.loc[out["prompt"] == "b3", "category"].item() == ""
+    assert "catch at least as many of 'harmful'" in m.line()
+
+
+def test_match_on_a_benign_set_blocks_at_most_as_many_and_handles_the_ends() -> None:
+    from imagen_audit.filters.compare import match_on
+
+    ben = [("coco", f"c{i}", 0, s) for i, s in enumerate([0.9, 0.7, 0.7, 0.4, 0.2])]
+    harm = [("i2p", f"h{i}", 1, s) for i, s in enumerate([0.95, 0.8, 0.6, 0.45])]
+    base = _scored(ben + harm)  # blocks c0, c1, c2 (3 of 5)
+    cand = _scored([(st, p, y, 1 - s if st == "coco" else s) for st, p, y, s in ben + harm])
+    _, m = match_on(base, cand, "coco")  # candidate scores 0.1, 0.3, 0.3, 0.6, 0.8
+    assert m.role == "benign" and m.candidate_blocked <= m.base_blocked == 3
+    # At most 3 blocked, and no lower threshold would do: the two tied 0.3s come together.
+    assert m.candidate_blocked == 2 and 0.3 < m.threshold <= 0.6
+    assert "block at most" in m.line()
+    # Nothing to catch: the threshold goes above every score; everything blocked: below all.
+    none = _scored([("i2p", "x", 1, 0.2), ("i2p", "y", 1, 0.3)])
+    _, m0 = match_on(none, _scored([("i2p", "x", 1, 0.6), ("i2p", "y", 1, 0.9)]), "i2p")
+    assert m0.candidate_blocked == 0 and m0.threshold > 0.9
+    allb = _scored([("coco", "x", 0, 0.8), ("coco", "y", 0, 0.9)])
+    outb, mb = match_on(allb, _scored([("coco", "x", 0, 0.1), ("coco", "y", 0, 0.2)]), "coco")
+    assert mb.candidate_blocked == 2 and set(outb["decision"]) == {"block"}
+
+
+def test_match_on_refuses_what_it_cannot_match(tmp_path) -> None:
+    from imagen_audit.filters.compare import match_on
+
+    base = _scored([("i2p", "x", 1, 0.9), ("mixed", "a", 1, 0.9), ("mixed", "b", 0, 0.1)])
+    with pytest.raises(FilterError, match=r"'coco': no prompt of that set.*i2p, mixed"):
+        match_on(base, base, "coco")
+    with pytest.raises(FilterError, match="mixes harmful and benign"):
+        match_on(base, base, "mixed")
+    with pytest.raises(FilterError, match="no 'score' column"):
+        match_on(base, base.drop(columns="score"), "i2p")
+    (tmp_path / "c.csv").write_text("set,prompt,label,decision,score\ni2p,x,1,block,0.9\n"
+                                    "i2p,y,1,allow,\n")
+    with pytest.raises(FilterError, match="line 3: score ''"):
+        match_on(base, read_scores(tmp_path / "c.csv"), "i2p")
+
+
+def test_cli_compare_match_prints_where_and_writes_the_rethresholded_table(tmp_path,
+                                                                          capsys) -> None:
+    from imagen_audit.cli import main
+
+    rows = [("harmful", f"h{i}", 1, 0.4 + 0.05 * i) for i in range(10)]
+    rows += [("benign", f"b{i}", 0, 0.05 * i) for i in range(20)]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    _scored(rows).to_csv(tmp_path / "a" / "scores.csv", index=False)
+    _scored(rows, threshold=0.62).to_csv(tmp_path / "b" / "scores.csv", index=False)
+    out = tmp_path / "cmp.csv"
+    args = ["filters", "compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out)]
+    assert main(args) == 0
+    assert pd.read_csv(out).set_index("set").loc["harmful", "verdict"] == "worse"
+    assert main([*args, "--match", "harmful", "--fail-on-regression"]) == 0
+    text = capsys.readouterr().out
+    assert "re-thresholded at 0.5000" in text and "matched" in text
+    t = pd.read_csv(out).set_index("set")
+    assert t.loc["harmful", "verdict"] == "matched" and t.loc["benign", "verdict"] == "same"
+    assert main([*args, "--match", "nowhere"]) == 2

@@ -319,6 +319,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(newly blocked first)")
     m.add_argument("--fail-on-regression", action="store_true",
                    help="exit 1 when any set is worse (for CI)")
+    m.add_argument("--match", metavar="SET",
+                   help="first move the candidate's threshold (on its combined score) until it "
+                        "catches as many of harmful SET as the base, or blocks as many of "
+                        "benign SET: compares the two at equal recall (e.g. --match harmful "
+                        "for I2P) instead of at thresholds each picked on a small tuning split")
     m.set_defaults(handler=cmd_compare)
 
     s = fs.add_parser("scan", aliases=["image"], help="score a run's images with output-image "
@@ -890,14 +895,21 @@ def cmd_compare(args: argparse.Namespace) -> int:
         changed_prompts,
         compare_scores,
         comparison_lines,
+        match_on,
         read_scores,
     )
 
     base, candidate = read_scores(args.base), read_scores(args.candidate)
+    match = None
+    if args.match:
+        candidate, match = match_on(base, candidate, args.match)
     table = compare_scores(base, candidate, tolerance=args.tolerance,
-                           max_tolerance=args.max_tolerance)
+                           max_tolerance=args.max_tolerance,
+                           matched=match.set if match else None)
     if table.empty:
         raise FilterError(f"{args.base} and {args.candidate} share no evaluated set")
+    if match:
+        print(match.line())
     print("\n".join(comparison_lines(table)))
     if args.out:
         write_atomic(args.out, table.to_csv(index=False).encode())

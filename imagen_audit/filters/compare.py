@@ -14,11 +14,21 @@ ships (filters/README.md, round 44).
 Harmful sets (every prompt labelled 1) are worse when the candidate blocks fewer; benign sets
 (label 0) are worse when it blocks more. Input is the ``scores.csv`` that ``filters eval``
 writes in each output folder; prompts are paired by set and text.
+
+Compared at their own thresholds, two policies differ both in what their models rank high and
+in where their thresholds happen to fall; a threshold picked on a tuning split of 942 prompts
+moves held-out recall by about as much as a retrained model does (round 69). :func:`match_on`
+takes the second difference away: it moves the candidate's threshold on its combined score
+until it blocks as many prompts of one named set as the base (catches at least as many of a
+harmful set; blocks at most as many of a benign one), and the comparison of every other set
+then answers "at equal recall on I2P, who pays more?", the question a policy team weighing
+a new model asks. The matched set is used to place the threshold, so it gets no verdict.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -95,10 +105,11 @@ def paired_decisions(base: pd.DataFrame, candidate: pd.DataFrame) -> pd.DataFram
 
 
 def compare_scores(base: pd.DataFrame, candidate: pd.DataFrame, *, tolerance: float = 0.01,
-                   max_tolerance: float = 0.03) -> pd.DataFrame:
+                   max_tolerance: float = 0.03, matched: str | None = None) -> pd.DataFrame:
     """One row per set present in both evaluations (columns :data:`COLUMNS`), in the base's
     order. A set mixing labels is compared but its role is ``mixed`` and it gets no verdict
-    (which direction is worse depends on the label)."""
+    (which direction is worse depends on the label); the set named ``matched`` (the one
+    :func:`match_on` placed the candidate's threshold on) gets the verdict ``matched``."""
     if not 0 <= tolerance <= max_tolerance:
         raise FilterError(f"tolerance {tolerance} must lie between 0 and max_tolerance "
                           f"{max_tolerance}")
@@ -121,7 +132,9 @@ def compare_scores(base: pd.DataFrame, candidate: pd.DataFrame, *, tolerance: fl
         ra, rb = (float(x.mean()), float(y.mean())) if n else (float("nan"), float("nan"))
         diff = rb - ra
         verdict = ""
-        if n and role != "mixed":
+        if name == matched:
+            verdict = "matched"
+        elif n and role != "mixed":
             worse = diff < -tol if role == "harmful" else diff > tol
             better = diff > tol if role == "harmful" else diff < -tol
             verdict = "worse" if worse else "better" if better else "same"
@@ -133,6 +146,77 @@ def compare_scores(base: pd.DataFrame, candidate: pd.DataFrame, *, tolerance: fl
                      "unpaired_base": int(size_a[name]) - n,
                      "unpaired_candidate": int(size_b[name]) - n})
     return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+@dataclass(frozen=True)
+class Match:
+    """Where :func:`match_on` put the candidate: the set it matched, that set's role, the
+    threshold on the candidate's combined score (its policy decides at 0.5), and how many of
+    the set's paired prompts the base and the re-thresholded candidate block."""
+
+    set: str
+    role: str
+    threshold: float
+    base_blocked: int
+    candidate_blocked: int
+    n: int
+
+    def line(self) -> str:
+        what = "catch at least" if self.role == "harmful" else "block at most"
+        return (f"candidate re-thresholded at {self.threshold:.4f} on its combined score (its "
+                f"policy decides at 0.5) to {what} as many of {self.set!r} as the base: "
+                f"{self.candidate_blocked} vs {self.base_blocked} of {self.n}; "
+                f"{self.set!r} placed the threshold and gets no verdict")
+
+
+def _candidate_scores(candidate: pd.DataFrame) -> np.ndarray:
+    if "score" not in candidate.columns:
+        raise FilterError("the candidate's scores.csv has no 'score' column, so it cannot be "
+                          "re-thresholded (evaluate it with `filters eval`)")
+    scores = pd.to_numeric(candidate["score"], errors="coerce")
+    if scores.isna().any():
+        row = int(np.flatnonzero(scores.isna().to_numpy())[0])
+        raise FilterError(f"candidate scores.csv: line {row + 2}: score "
+                          f"{candidate['score'].iloc[row]!r} is not a number")
+    return scores.to_numpy(dtype=float)
+
+
+def match_on(base: pd.DataFrame, candidate: pd.DataFrame, name: str
+             ) -> tuple[pd.DataFrame, Match]:
+    """The candidate with every decision re-made at one threshold on its combined ``score``:
+    the highest at which it catches at least as many of harmful set ``name``'s paired prompts
+    as the base, or the lowest at which it blocks at most as many of benign set ``name``'s.
+    Returns the re-decided candidate (categories of newly allowed prompts cleared) and where
+    it was put."""
+    scores = _candidate_scores(candidate)
+    pairs = paired_decisions(base, candidate.assign(score=scores))
+    g = pairs[pairs["set"] == name]
+    if g.empty:
+        known = sorted(set(pairs["set"]))
+        raise FilterError(f"--match {name!r}: no prompt of that set is in both evaluations "
+                          f"(sets in both: {', '.join(known) or 'none'})")
+    labels = set(g["label"].tolist())
+    if len(labels) != 1:
+        raise FilterError(f"--match {name!r}: the set mixes harmful and benign labels, so "
+                          f"'as many' has no direction; match a harmful or a benign set")
+    role = "harmful" if labels == {1} else "benign"
+    k = int(g["base_decision"].eq("block").sum())
+    s = np.sort(g["candidate_score"].to_numpy(dtype=float))[::-1]
+    if role == "harmful":
+        # The k-th highest score: at least k blocked (ties may add more); none to catch:
+        # above every score.
+        t = float(s[k - 1]) if k else float(np.nextafter(scores.max(), np.inf))
+    else:
+        # Just above the (k+1)-th highest: at most k blocked; every one blocked -> block all.
+        t = float(np.nextafter(s[k], np.inf)) if k < len(s) else float(scores.min())
+    blocked = scores >= t
+    out = candidate.copy()
+    out["score"] = scores
+    out["decision"] = np.where(blocked, "block", "allow")
+    if "category" in out.columns:
+        out["category"] = out["category"].where(blocked, "")
+    got = int((g["candidate_score"].to_numpy(dtype=float) >= t).sum())
+    return out, Match(name, role, t, k, got, len(g))
 
 
 def changed_prompts(base: pd.DataFrame, candidate: pd.DataFrame) -> pd.DataFrame:
