@@ -310,3 +310,80 @@ def test_default_policy_does_not_count_negated_harm_words() -> None:
     assert (res["decision"][:len(benign)] == "allow").all(), res.head(len(benign))
     assert (res["decision"][len(benign):] == "block").all(), res.tail(len(harmful))
     assert "phrase read as" in res["explanation"][0]
+
+
+class _LookupEncoder:
+    """Each prompt's embedding from a table (a member's own 'adapted' encoder)."""
+
+    name = "lookup"
+
+    def __init__(self, table: dict[str, np.ndarray]) -> None:
+        self.table = table
+
+    def fingerprint(self) -> str:
+        return "lookup"
+
+    def encode(self, prompts):
+        return np.stack([self.table[p] for p in prompts])
+
+
+def test_an_ensemble_scores_the_mean_of_its_members_each_with_its_own_encoder(
+        tmp_path, monkeypatch) -> None:
+    prompts, y, x, cats = _blobs()
+    _, _, x2, _ = _blobs(seed=1)
+    a = train_model(prompts, y, cats, embeddings=x, encoder=NoEncoder(), c=2.0)
+    b = train_model(prompts, y, cats, embeddings=x2, encoder=NoEncoder(), c=0.5)
+    a.add_seen(["only a saw this"])
+    b.add_seen(["only b saw this"])
+    a.save(tmp_path / "a")
+    b.save(tmp_path / "b")
+    enc = {"a": _LookupEncoder(dict(zip(prompts, x, strict=True))),
+           "b": _LookupEncoder(dict(zip(prompts, x2, strict=True)))}
+    # Each loaded member builds its own encoder; here the one its embeddings came from.
+    monkeypatch.setattr(EmbeddingModel, "encoder",
+                        lambda self: enc["a" if self.meta["c"] == 2.0 else "b"])
+    fa = EmbeddingFilter(tmp_path / "a")
+    fb = EmbeddingFilter(tmp_path / "b")
+    both = EmbeddingFilter([str(tmp_path / "a"), tmp_path / "b"])
+    sa = np.array([r.score for r in fa.score(prompts)])
+    sb = np.array([r.score for r in fb.score(prompts)])
+    sab = np.array([r.score for r in both.score(prompts)])
+    assert not np.allclose(sa, sb)  # two different models ...
+    assert np.allclose(sab, (sa + sb) / 2)  # ... averaged
+    assert [r.category for r in both.score(prompts)] == [r.category for r in fa.score(prompts)]
+    # A prompt counts as seen when either member saw it (both trained on ``prompts``).
+    assert both.seen(["only a saw this", "only b saw this", "neither", prompts[0]]).tolist() \
+        == [True, True, False, True]
+    assert fa.seen(["only b saw this"]).tolist() == [False]
+    d = both.describe()
+    assert [m["training_data_sha256"] for m in d["ensemble"]] == [
+        a.meta["training_data_sha256"], b.meta["training_data_sha256"]]
+    assert "ensemble" not in fa.describe()
+
+
+def test_an_ensemble_is_declared_in_a_policy_and_refused_when_malformed(tmp_path,
+                                                                       monkeypatch) -> None:
+    from imagen_audit.filters.policy import Policy
+
+    prompts, y, x, cats = _blobs(40)
+    m = train_model(prompts, y, cats, embeddings=x, encoder=NoEncoder())
+    (tmp_path / "models").mkdir()
+    m.save(tmp_path / "models" / "one")
+    m.save(tmp_path / "models" / "two")
+    monkeypatch.setattr(EmbeddingModel, "encoder",
+                        lambda self: _LookupEncoder(dict(zip(prompts, x, strict=True))))
+    doc = ("schema_version: 1\nname: ens\ncombine: any\nbackends:\n  - name: embedding\n"
+           "    threshold: 0.5\n    options:\n      model: [models/one, models/two]\n")
+    (tmp_path / "ens.yaml").write_text(doc)
+    pol = Policy.load(tmp_path / "ens.yaml")
+    models = pol.backends[0].options["model"]
+    assert models == [str((tmp_path / "models" / n).resolve()) for n in ("one", "two")]
+    assert len(pol.backend("embedding").models) == 2
+    out = pol.save(tmp_path / "copy.yaml")  # relative again below the policy's folder
+    assert "model:\n    - models/one\n    - models/two" in out.read_text()
+    with pytest.raises(FilterError, match="empty list"):
+        EmbeddingFilter([])
+    with pytest.raises(FilterError, match=r"model\[1\] must be a path"):
+        EmbeddingFilter([tmp_path / "models" / "one", 3])
+    with pytest.raises(FilterError, match="shared encoder cannot serve an ensemble"):
+        EmbeddingFilter([m, m], encoder=NoEncoder())

@@ -604,21 +604,47 @@ def fit_stack(model: EmbeddingModel, lexical: LexicalModel, x: np.ndarray,
 
 # --------------------------------------------------------------------------- backend
 class EmbeddingFilter:
-    """Prompt filter: P(harmful) from a trained :class:`EmbeddingModel` on MiniLM embeddings."""
+    """Prompt filter: P(harmful) from a trained :class:`EmbeddingModel` on MiniLM embeddings.
+
+    ``model`` may also be a list: an *ensemble*. Each member encodes the prompt with its own
+    (adapted) encoder and gives its aligned probability; the filter's probability is their
+    mean, and every re-reading (figurative, format, identity) is scored by that mean too, so
+    the invariances hold for the ensemble as a whole. Models trained on different data
+    disagree on the prompts none of their data settles, and averaging them is the one way to
+    steady a classifier on unseen prompts without new data (round 71). Categories come from
+    the first member; a prompt counts as seen when any member saw it."""
 
     name = "embedding"
 
-    def __init__(self, model: str | Path | EmbeddingModel | None = None,
+    def __init__(self, model: str | Path | EmbeddingModel
+                 | Sequence[str | Path | EmbeddingModel] | None = None,
                  encoder: Encoder | None = None, identity_lexicon: str | Path | None = None,
                  identity_mode: str = "neutral",
                  figurative_lexicon: str | Path | None = None,
                  format_reading: bool = False) -> None:
-        if isinstance(model, EmbeddingModel):
-            self.model, self.model_path = model, None
-        else:
-            self.model_path = Path(model) if model else default_model_path()
-            self.model = EmbeddingModel.load(self.model_path)
-        self.encoder = encoder or self.model.encoder()
+        specs = list(model) if isinstance(model, (list, tuple)) else [model]
+        if not specs:
+            raise FilterError("embedding: model is an empty list (give one path, or several "
+                              "for an ensemble)")
+        if len(specs) > 1 and encoder is not None:
+            raise FilterError("embedding: one shared encoder cannot serve an ensemble (each "
+                              "member brings its own adapted encoder)")
+        self.models: list[EmbeddingModel] = []
+        self.model_paths: list[Path | None] = []
+        for i, spec in enumerate(specs):
+            if isinstance(spec, EmbeddingModel):
+                self.models.append(spec)
+                self.model_paths.append(None)
+            elif spec is None or isinstance(spec, (str, Path)):
+                path = Path(spec) if spec else default_model_path()
+                self.models.append(EmbeddingModel.load(path))
+                self.model_paths.append(path)
+            else:
+                raise FilterError(f"embedding: model[{i}] must be a path, not "
+                                  f"{type(spec).__name__} {spec!r}")
+        self.model, self.model_path = self.models[0], self.model_paths[0]
+        self.encoders = [encoder or m.encoder() for m in self.models]
+        self.encoder = self.encoders[0]
         from imagen_audit.filters.identity import MODES, IdentityLexicon
 
         if identity_mode not in MODES:
@@ -640,9 +666,18 @@ class EmbeddingFilter:
 
     def _scores(self, prompts: list[str]) -> tuple[np.ndarray, np.ndarray, list[str],
                                                    np.ndarray]:
+        """Aligned and raw probabilities (the members' means), the first member's reading of
+        each prompt's form, and the first member's embeddings (for categories)."""
         x = self.encoder.encode(prompts)
         probs, raw, forms = self.model.aligned_proba(x, prompts)
-        return probs, raw, forms, x
+        if len(self.models) == 1:
+            return probs, raw, forms, x
+        all_probs, all_raw = [probs], [raw]
+        for m, enc in zip(self.models[1:], self.encoders[1:], strict=True):
+            p, r, _ = m.aligned_proba(enc.encode(prompts), prompts)
+            all_probs.append(p)
+            all_raw.append(r)
+        return np.mean(all_probs, axis=0), np.mean(all_raw, axis=0), forms, x
 
     def score(self, prompts: Sequence[str]) -> list[FilterResult]:
         if not prompts:
@@ -721,10 +756,23 @@ class EmbeddingFilter:
         return out
 
     def seen(self, prompts: Sequence[str]) -> np.ndarray | None:
-        """Which prompts the model was trained or calibrated on (None: not recorded)."""
-        return self.model.seen(prompts)
+        """Which prompts the model (any member of an ensemble) was trained or calibrated on
+        (None: no member recorded it)."""
+        masks = [m for m in (model.seen(prompts) for model in self.models) if m is not None]
+        if not masks:
+            return None
+        return np.logical_or.reduce(masks)
 
     def describe(self) -> dict[str, Any]:
+        out = self._describe_first()
+        if len(self.models) > 1:
+            out["ensemble"] = [{"model": str(p) if p else None,
+                                "training_data_sha256": m.meta.get("training_data_sha256"),
+                                "encoder_adapted": bool(m.encoder_delta)}
+                               for m, p in zip(self.models, self.model_paths, strict=True)]
+        return out
+
+    def _describe_first(self) -> dict[str, Any]:
         return {"backend": self.name, "model": str(self.model_path) if self.model_path else None,
                 "training_data_sha256": self.model.meta.get("training_data_sha256"),
                 "classifier": self.model.meta.get("classifier"), "encoder": self.encoder.name,
@@ -744,7 +792,7 @@ class EmbeddingFilter:
 
 
 @register("embedding")
-def _make(model: str | None = None, identity_lexicon: str | None = None,
+def _make(model: str | list[str] | None = None, identity_lexicon: str | None = None,
           identity_mode: str = "neutral",
           figurative_lexicon: str | None = None,
           format_reading: bool = False) -> EmbeddingFilter:

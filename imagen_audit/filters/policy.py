@@ -83,6 +83,16 @@ def _num(path: object, value: Any, fld: str, lo: float = 0.0, hi: float | None =
     return v
 
 
+def _resolve(base: Path, value: Any) -> Any:
+    """A path option (or a list of them, e.g. an ensemble's models) made absolute against the
+    policy's folder; anything else is left for the backend to refuse."""
+    if isinstance(value, list):
+        return [_resolve(base, v) for v in value]
+    if isinstance(value, str) and not Path(value).is_absolute():
+        return str((base / value).resolve())
+    return value
+
+
 def _to_scores(s: Any, t: float) -> np.ndarray:
     """Backend scores mapped piecewise-linearly so that threshold ``t`` lands on 0.5 (the
     policy's one decision point), as an array: ``filters tune`` re-decides thousands of
@@ -215,8 +225,8 @@ class Policy:
             opts = b.get("options") or {}
             if not isinstance(opts, dict):
                 raise PolicyError(path, "must be a mapping", field=f"{where}.options")
-            opts = {k: (str((base / v).resolve()) if k in _PATH_OPTIONS and isinstance(v, str)
-                        and not Path(v).is_absolute() else v) for k, v in opts.items()}
+            opts = {k: (_resolve(base, v) if k in _PATH_OPTIONS else v)
+                    for k, v in opts.items()}
             specs.append(BackendSpec(bname, bt, weight, opts))
         if combine == "weighted" and sum(s.weight for s in specs) <= 0:
             raise PolicyError(path, "at least one weight must be positive", field="backends")
@@ -224,6 +234,8 @@ class Policy:
 
     def to_dict(self, relative_to: Path | None = None) -> dict[str, Any]:
         def rel(v: Any) -> Any:
+            if isinstance(v, list):
+                return [rel(x) for x in v]
             if relative_to is None or not isinstance(v, str):
                 return v
             # Relative only below the policy's own folder; elsewhere (shipped data, another
