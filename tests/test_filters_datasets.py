@@ -53,7 +53,7 @@ def test_user_csv_loader(tmp_path: Path) -> None:
                            category_column="kind")
     assert df["label"].tolist() == [1, 0]
     assert df["category"].tolist()[0] == "harassment"
-    assert df["extra"].tolist() == [1, 2]
+    assert df["extra"].tolist() == ["1", "2"]  # kept exactly as written, never re-parsed
     p.write_text("prompt,label\nhello,maybe\n")
     with pytest.raises(FilterError, match=r"mine\.csv, line 2: label 'maybe'"):
         D.load_prompt_csv(p)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ if TYPE_CHECKING:  # heavy imports only for the type checker: `--help` stays fas
     from imagen_audit.filters.embedding import EmbeddingModel
 
 EXIT_OK, EXIT_FAILED_CHECK = 0, 1
+log = logging.getLogger(__name__)
 # JUDGED_FRESH_SETS (filters.judged): fresh judgement sets already read to judge their round,
 # people's own free-form prompts by twenty-nine writers, trained on since rounds 28, 36, 55 and
 # 63 (their test buckets held out), x2 (round 27's x4 cost I2P recall) and kept out of the
@@ -331,38 +333,81 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("run_dir", metavar="RUN_DIR")
     s.add_argument("--filter", default="nudenet,opennsfw", help="comma-separated")
     s.add_argument("--threshold", type=float, help="decision threshold (default 0.5 each)")
-    s.add_argument("--stages", help="comma-separated stage numbers (default all)")
-    s.add_argument("--batch-size", type=int, default=16)
+    s.add_argument("--stages", help="comma-separated stage numbers of the run (default all)")
+    s.add_argument("--batch-size", type=int, default=16,
+                   help="images per backend call and per committed transaction (at least 1)")
     s.set_defaults(handler=cmd_scan)
 
 
 # --------------------------------------------------------------------------- helpers
 def _load_set(spec: str, args: argparse.Namespace, default_label: int, split: str,
               role: str) -> tuple[Any, str]:
+    """A set for eval or tune: a built-in name (``i2p``, ``coco:5000``, ``xstest-safe``, ...),
+    a built-in name with the user's own copy of its file (``i2p:PATH``, ``coco:PATH``,
+    ``partiprompts:PATH``: read by that set's loader), or any CSV/TSV with a prompt column.
+    Built-in data the shipped model trained on is cut to its held-out bucket (``--split
+    auto``); a user's file is used whole (prompts the model saw are left out later)."""
     from imagen_audit.filters import datasets as D
+    from imagen_audit.filters.base import FilterError
 
     name, _, arg = spec.partition(":")
-    held_out = split == "test" or (split == "auto" and name in _TRAINED_ON and
-                                   not Path(spec).suffix)
-    if name == "coco" and not Path(spec).suffix:
-        df = D.load_coco()
-        if held_out:
-            df = D.split_by_prompt(df, **D.CANONICAL_SPLIT)[-1]
-        if arg:
-            df = df.sample(n=min(int(arg), len(df)), random_state=0).reset_index(drop=True)
-        return df, f"coco ({'held-out ' if held_out else ''}{len(df)} captions)"
-    if Path(spec).suffix.lower() in (".csv", ".tsv"):
+    builtin = name in D.builtin_set_names()
+    if not builtin:
+        if Path(spec).suffix.lower() not in (".csv", ".tsv") and not Path(spec).is_file():
+            raise FilterError(f"{spec}: neither a known set nor an existing CSV/TSV file "
+                              f"(known sets: {', '.join(D.builtin_set_names()[:11])}, the "
+                              f"shipped hand-written sets; or name:PATH for your own copy)")
         df = D.load_prompt_csv(spec, prompt_column=args.prompt_column,
                                label_column=getattr(args, "label_column", None),
                                category_column=getattr(args, "category_column", None),
                                default_label=default_label)
-        if held_out:
+        if split == "test":
             df = D.split_by_prompt(df, **D.CANONICAL_SPLIT)[-1]
         return df, f"{spec} ({len(df)} prompts)"
+    user_path = bool(arg) and not (name == "coco" and arg.lstrip("+-").isdigit())
+    held_out = split == "test" or (split == "auto" and name in _TRAINED_ON and not user_path)
+    if name == "coco":
+        limit, path = D.coco_spec(arg)
+        df = D.load_coco(path)
+        if held_out:
+            df = D.split_by_prompt(df, **D.CANONICAL_SPLIT)[-1]
+        if limit:
+            df = df.sample(n=min(limit, len(df)), random_state=0).reset_index(drop=True)
+        return df, f"coco ({'held-out ' if held_out else ''}{len(df)} captions)"
     df = D.load_named(spec)
     if held_out:
         df = D.split_by_prompt(df, **D.CANONICAL_SPLIT)[-1]
     return df, f"{spec} ({'held-out ' if held_out else ''}{len(df)} prompts, {role})"
+
+
+def _check_out(path: str | None, flag: str, *, folder: bool = False) -> None:
+    """Refuse, before any long work, an output path that cannot be written: a folder where a
+    file goes (or a file where a folder goes), or a path below an existing file. Scoring
+    thousands of prompts and then failing on ``--out`` loses the work."""
+    from imagen_audit.filters.base import FilterError
+
+    if not path:
+        return
+    p = Path(path)
+    if folder and p.exists() and not p.is_dir():
+        raise FilterError(f"{flag} {p}: is a file; give a folder for the outputs")
+    if not folder and p.is_dir():
+        raise FilterError(f"{flag} {p}: is a folder; give a file name")
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise FilterError(f"{flag} {p}: {parent} is a file, not a folder")
+            break
+
+
+def _require_prompts(df: Any, what: str) -> None:
+    """Refuse an empty set: recall or FPR over no prompts is no measurement, and a gate or a
+    tuned policy must not pass on one."""
+    from imagen_audit.filters.base import FilterError
+
+    if len(df) == 0:
+        raise FilterError(f"{what}: no prompts (an empty file, blank prompts only, or a "
+                          f"split with nothing in it)")
 
 
 def _quiet() -> None:
@@ -391,34 +436,43 @@ def cmd_check(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from imagen_audit.filters.base import FilterError
+    from imagen_audit.filters.datasets import read_user_table
     from imagen_audit.filters.encoder import set_device
     from imagen_audit.filters.policy import Policy
 
     _quiet()
     set_device(args.device)
+    _check_out(args.out, "--out")
     policy = Policy.load(args.policy)
     path = Path(args.prompts)
-    try:
-        df = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
-    except (OSError, ValueError) as exc:
-        raise FilterError(f"{path}: cannot read as CSV ({exc})") from exc
+    df = read_user_table(path)  # every kept column comes back exactly as written
     if args.prompt_column not in df:
         raise FilterError(f"{path}: no '{args.prompt_column}' column "
                           f"(columns: {list(df.columns)})")
-    prompts = df[args.prompt_column].fillna("").astype(str).tolist()
+    prompts = df[args.prompt_column].astype(str).tolist()
+    blank = sum(1 for p in prompts if not p.strip())
+    if blank:
+        log.warning("%s: %d blank prompt(s) scored as empty text (allowed unless a word list "
+                    "says otherwise)", path, blank)
     scored = policy.score_frame(prompts)
     # Which prompts are about people (imagen_audit.filters.people): a policy team scoring its
     # own logs can count the blocks that fall on people without labelling them.
     from imagen_audit.filters.people import PeopleReader
 
     scored["about_people"] = PeopleReader.load().names_people_each(prompts)
-    out = df.drop(columns=[c for c in scored.columns if c in df]).reset_index(drop=True)
-    out = pd.concat([out, scored], axis=1)
+    # The input's own columns are all kept; one that shares a name with an output column
+    # (a reviewer's own "category" or "score") is kept as input_<name>, never dropped.
+    clash = {c: f"input_{c}" for c in df.columns if c in scored.columns}
+    if clash:
+        log.warning("%s: column(s) %s kept as %s (the filter writes its own)", path,
+                    ", ".join(clash), ", ".join(clash.values()))
+    out = pd.concat([df.rename(columns=clash).reset_index(drop=True), scored], axis=1)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     from imagen_audit.files import atomic_path
 
+    sep = "\t" if Path(args.out).suffix.lower() == ".tsv" else ","
     with atomic_path(Path(args.out)) as tmp:  # never a half-written CSV read as whole
-        out.to_csv(tmp, index=False)
+        out.to_csv(tmp, index=False, sep=sep)
     block = scored["decision"] == "block"
     blocked, people = int(block.sum()), int((block & scored["about_people"]).sum())
     print(f"{len(out)} prompts scored with policy {policy.name!r}: {blocked} block "
@@ -434,9 +488,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     _quiet()
     set_device(args.device)
+    _check_out(args.out, "--out", folder=True)
+    if args.run and not (Path(args.run) / "run.sqlite").is_file():
+        from imagen_audit.filters.base import FilterError
+
+        raise FilterError(f"--run {args.run} is not a run folder (no run.sqlite)")
     policy = Policy.load(args.policy)
     harmful, hname = _load_set(args.harmful, args, 1, args.split, "harmful")
     benign, bname = _load_set(args.benign, args, 0, args.split, "benign")
+    _require_prompts(harmful, f"--harmful {args.harmful}")
+    _require_prompts(benign, f"--benign {args.benign}")
     identity = None if args.identity == "none" else load_identity_prompts(args.identity)
     extra_b = {s: _load_set(s, args, 0, args.split, "benign")[0] for s in args.extra_benign}
     if identity is not None:  # free-form identity prompts: over-blocking as users meet it
@@ -899,6 +960,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         read_scores,
     )
 
+    _check_out(args.out, "--out")
+    _check_out(args.changed, "--changed")
     base, candidate = read_scores(args.base), read_scores(args.candidate)
     match = None
     if args.match:
@@ -908,6 +971,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
                            matched=match.set if match else None)
     if table.empty:
         raise FilterError(f"{args.base} and {args.candidate} share no evaluated set")
+    if not table["n"].sum():
+        raise FilterError(f"{args.base} and {args.candidate} share set names but not one "
+                          f"prompt: nothing was compared (were they evaluated on different "
+                          f"files?)")
+    for r in table.itertuples(index=False):
+        if r.unpaired_base or r.unpaired_candidate:
+            log.warning("set %s: %d prompt(s) only the base scored, %d only the candidate; "
+                        "compared on the %d both scored", r.set, r.unpaired_base,
+                        r.unpaired_candidate, r.n)
     if match:
         print(match.line())
     print("\n".join(comparison_lines(table)))
@@ -931,26 +1003,41 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
     from imagen_audit.files import write_atomic
     from imagen_audit.filters import datasets as D
+    from imagen_audit.filters.base import FilterError
     from imagen_audit.filters.policy import Policy
     from imagen_audit.filters.trainset import augment_file, person_prompts, read_lines
     from imagen_audit.filters.tune import stability_line, tune
 
     _quiet()
+    if Path(args.out).suffix.lower() not in (".yaml", ".yml"):
+        raise FilterError(f"--out {args.out}: a policy file must end in .yaml or .yml")
+    _check_out(args.out, "--out")
+    _check_out(args.report, "--report")
     policy = Policy.load(args.policy)
 
     def parts(spec: str, label: int) -> tuple[pd.DataFrame, pd.DataFrame]:
         name, _, arg = spec.partition(":")
-        if Path(spec).suffix:
-            df = D.load_prompt_csv(spec, default_label=label)
-        elif name == "coco":
-            df = D.load_coco(limit=int(arg) if arg else None, seed=args.seed)
-        else:
+        if name == "coco":
+            limit, path = D.coco_spec(arg)
+            df = D.load_coco(path, limit=limit, seed=args.seed)
+        elif name in D.builtin_set_names():
             df = D.load_named(spec)
+        elif Path(spec).suffix.lower() in (".csv", ".tsv") or Path(spec).is_file():
+            df = D.load_prompt_csv(spec, default_label=label)
+        else:
+            raise FilterError(f"{spec}: neither a known set nor an existing CSV/TSV file")
         _train, dev, test = D.split_by_prompt(df, **D.CANONICAL_SPLIT)
+        _require_prompts(dev, f"{spec}: the tuning split")
+        _require_prompts(test, f"{spec}: the held-out split")
         return dev, test
 
     h_dev, h_test = parts(args.harmful, 1)
     b_dev, b_test = parts(args.benign, 0)
+    if args.target_fpr is not None and args.target_fpr < 1 / len(b_dev):
+        log.warning("--target-fpr %g is below what %d tuning-split benign prompts can measure "
+                    "(1/%d = %.4f): the pick must block none of them, which may push "
+                    "thresholds to 1.0; use more benign prompts", args.target_fpr, len(b_dev),
+                    len(b_dev), 1 / len(b_dev))
     identity = None
     if not args.no_identity_constraint:
         identity = pd.DataFrame({"prompt": person_prompts(
@@ -986,12 +1073,37 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    from imagen_audit.filters.image import make_image_filter, scan_run
+    """Score a run's images; exit 2 on bad options, a folder that is no run, or when not one
+    selected image could be scored (a moved or wrong image folder). Some unreadable images
+    only warn (exit 0): the rest is stored, and the next scan retries the skipped ones."""
+    from imagen_audit.filters.base import FilterError
+    from imagen_audit.filters.image import IMAGE_FILTERS, make_image_filter, scan_run
 
-    names = [n.strip() for n in args.filter.split(",") if n.strip()]
+    # Options are checked before the run store is opened: a typo must not cost a scan.
+    names = list(dict.fromkeys(n.strip() for n in args.filter.split(",") if n.strip()))
+    if not names:
+        raise FilterError(f"--filter {args.filter!r}: no filter named; choose from "
+                          f"{', '.join(IMAGE_FILTERS)}")
     filters = [make_image_filter(n, args.threshold) for n in names]
-    stages = [int(s) for s in args.stages.split(",")] if args.stages else None
-    for s in scan_run(args.run_dir, filters, stages=stages, batch_size=args.batch_size):
+    stages = None
+    if args.stages is not None:
+        parts = [p.strip() for p in args.stages.split(",")]
+        if not all(p.isascii() and p.isdigit() for p in parts):
+            raise FilterError(f"--stages {args.stages!r}: expected comma-separated stage "
+                              f"numbers, e.g. 1,2")
+        stages = sorted({int(p) for p in parts})
+    if args.batch_size < 1:
+        raise FilterError(f"--batch-size must be at least 1, got {args.batch_size}")
+    summaries = scan_run(args.run_dir, filters, stages=stages, batch_size=args.batch_size)
+    for s in summaries:
+        skipped = "".join(f", {n} {what}" for n, what in ((s.unreadable, "unreadable"),
+                                                          (s.failed, "failed")) if n)
         print(f"{s.filter}: {s.scored} images scored ({s.blocked} over threshold), "
-              f"{s.already_done} scored before")
+              f"{s.already_done} scored before{skipped}")
+    hopeless = [s for s in summaries if s.nothing_scorable]
+    if hopeless:
+        s = hopeless[0]
+        raise FilterError(f"{args.run_dir}: {s.filter} could score none of the "
+                          f"{s.unreadable + s.failed} selected images (unreadable or failed; "
+                          f"the warnings above name them)")
     return EXIT_OK

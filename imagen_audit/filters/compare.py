@@ -114,6 +114,7 @@ def compare_scores(base: pd.DataFrame, candidate: pd.DataFrame, *, tolerance: fl
         raise FilterError(f"tolerance {tolerance} must lie between 0 and max_tolerance "
                           f"{max_tolerance}")
     pairs = dict(tuple(paired_decisions(base, candidate).groupby("set", sort=False)))
+    base_labels = _unique(base).groupby("set", sort=False)["label"].agg(lambda v: set(v))
     size_a = _unique(base).groupby("set", sort=False).size()
     size_b = _unique(candidate).groupby("set", sort=False).size()
     rows = []
@@ -124,7 +125,7 @@ def compare_scores(base: pd.DataFrame, candidate: pd.DataFrame, *, tolerance: fl
                                                   "candidate_decision"]))
         x = g["base_decision"].eq("block").to_numpy(dtype=bool)
         y = g["candidate_decision"].eq("block").to_numpy(dtype=bool)
-        labels = set(g["label"].tolist())
+        labels = set(g["label"].tolist()) if len(g) else base_labels[name]
         role = "harmful" if labels == {1} else "benign" if labels == {0} else "mixed"
         n = len(g)
         only_a, only_b = int((x & ~y).sum()), int((~x & y).sum())
@@ -134,7 +135,9 @@ def compare_scores(base: pd.DataFrame, candidate: pd.DataFrame, *, tolerance: fl
         verdict = ""
         if name == matched:
             verdict = "matched"
-        elif n and role != "mixed":
+        elif not n:
+            verdict = "unpaired"  # the two evaluations share no prompt of this set
+        elif role != "mixed":
             worse = diff < -tol if role == "harmful" else diff > tol
             better = diff > tol if role == "harmful" else diff < -tol
             verdict = "worse" if worse else "better" if better else "same"

@@ -63,10 +63,52 @@ def _resolve(name: str, path: str | Path | None) -> Path:
 
 
 def _read(path: Path, **kw: object) -> pd.DataFrame:
+    """A CSV/TSV read strictly: a row with more fields than the header is an error naming its
+    line (pandas would otherwise take the extra leading fields as an index and shift every
+    cell, so a prompt would be scored as some other cell's text)."""
+    import warnings
+
     try:
-        return pd.read_csv(path, **kw)
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
-        raise FilterError(f"{path}: cannot read as CSV ({exc})") from exc
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            return pd.read_csv(path, index_col=False, **kw)  # type: ignore[call-overload]
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.ParserWarning) as exc:
+        where = _ragged_line(path, str(kw.get("sep", ",")))
+        raise FilterError(f"{path}: cannot read as CSV ({where or exc})") from exc
+
+
+def _ragged_line(path: Path, sep: str) -> str | None:
+    """``line N: M fields, the header has K`` for the first row whose field count differs
+    from the header's (None when every row matches or the file cannot be read)."""
+    import csv
+
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh, delimiter=sep)
+            header = next(reader, None)
+            if header is None:
+                return None
+            for row in reader:
+                if len(row) > len(header):
+                    return (f"line {reader.line_num}: {len(row)} fields, the header has "
+                            f"{len(header)}")
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    return None
+
+
+def read_user_table(path: str | Path) -> pd.DataFrame:
+    """A user's CSV (or ``.tsv``) as text, every cell exactly as written: no number parsing
+    (``00123`` stays ``00123``), no missing-value guessing (``NA`` and ``null`` stay words),
+    ragged rows refused by line. What ``filters check`` passes through must come back as it
+    went in."""
+    p = Path(path)
+    if p.is_dir():
+        raise FilterError(f"{p}: is a folder, not a CSV file")
+    if not p.is_file():
+        raise FilterError(f"{p}: file not found")
+    return _read(p, sep="\t" if p.suffix.lower() == ".tsv" else ",", dtype=str,
+                 keep_default_na=False)
 
 
 def _finish(df: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -492,9 +534,7 @@ def load_prompt_csv(path: str | Path, *, prompt_column: str = "prompt",
     harmful/benign) and a category column are optional. Without a label column every row
     gets ``default_label``. All other columns are kept."""
     p = Path(path)
-    if not p.is_file():
-        raise FilterError(f"{p}: file not found")
-    raw = _read(p, sep="\t" if p.suffix.lower() == ".tsv" else ",")
+    raw = read_user_table(p)
     if prompt_column not in raw:
         raise FilterError(f"{p}: no '{prompt_column}' column (columns: {list(raw.columns)})")
     df = raw.rename(columns={prompt_column: "prompt"})
@@ -510,6 +550,8 @@ def load_prompt_csv(path: str | Path, *, prompt_column: str = "prompt",
         raise FilterError(f"{p}: no label column; say whether the file is harmful or benign")
     if category_column and category_column in raw:
         df["category"] = [normalise_category(c) for c in raw[category_column]]
+    elif category_column and category_column != "category":
+        raise FilterError(f"{p}: no '{category_column}' column (columns: {list(raw.columns)})")
     elif "category" in raw:
         df["category"] = [normalise_category(c) for c in raw["category"]]
     return _finish(df, source or p.stem)
@@ -531,6 +573,28 @@ def _parse_label(value: object, path: Path, index: int) -> int:
                       f"{sorted(_TRUE | _FALSE)}")
 
 
+def coco_spec(arg: str) -> tuple[int | None, str | None]:
+    """The part after ``coco:``: a number of captions to draw (``coco:5000``) or the path of
+    the user's own copy of the captions file (``coco:my/captions.csv``)."""
+    if not arg:
+        return None, None
+    if arg.lstrip("+-").isdigit():
+        n = int(arg)
+        if n <= 0:
+            raise FilterError(f"coco:{arg}: the number of captions must be positive")
+        return n, None
+    if not Path(arg).exists():
+        raise FilterError(f"coco:{arg}: neither a number of captions nor an existing file")
+    return None, arg
+
+
+def builtin_set_names() -> tuple[str, ...]:
+    """Every name :func:`load_named` knows (a ``name:PATH`` form reads the user's copy)."""
+    return ("i2p", "coco", "partiprompts", "xstest", "xstest-safe", "xstest-unsafe",
+            "coprov2-train", "coprov2-test", "coprov2-safe", "identities", "holisticbias",
+            *_SHIPPED_SETS)
+
+
 def load_named(spec: str, **kw: object) -> pd.DataFrame:
     """A set by name (``i2p``, ``coco``, ``coco:5000``, ``partiprompts``, ``xstest``,
     ``xstest-safe``, ``coprov2-test``, ``coprov2-safe``, ``identities``, ``holisticbias``,
@@ -542,7 +606,8 @@ def load_named(spec: str, **kw: object) -> pd.DataFrame:
     if name == "i2p":
         return load_i2p(arg or None)
     if name == "coco":
-        return load_coco(limit=int(arg) if arg else None)
+        limit, path = coco_spec(arg)
+        return load_coco(path, limit=limit)
     if name == "partiprompts":
         return load_partiprompts(arg or None)
     if name in ("xstest", "xstest-safe", "xstest-unsafe"):

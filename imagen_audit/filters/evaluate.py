@@ -269,8 +269,9 @@ def evaluate(policy: Policy, harmful: pd.DataFrame, benign: pd.DataFrame, *,
 
     subsets: dict[str, Any] = {}
     benign_rows = table[table["set"] == "benign"]
-    for key, mask in (("hard", harm["hard"].astype(bool) if "hard" in harm else None),
-                      ("inappropriate_ge_50", harm["inappropriate_percentage"] >= 50
+    for key, mask in (("hard", _flag(harm["hard"]) if "hard" in harm else None),
+                      ("inappropriate_ge_50",
+                       pd.to_numeric(harm["inappropriate_percentage"], errors="coerce") >= 50
                        if "inappropriate_percentage" in harm else None)):
         if mask is None:
             continue
@@ -422,6 +423,14 @@ def write_outputs(result: EvalResult, policy: Policy, out: str | Path,
             store.save_filter_files({name: (folder / name).read_bytes()
                                      for name in [*files.values(), EVAL_JSON]})
     return written
+
+
+def _flag(values: pd.Series) -> pd.Series:
+    """I2P's ``hard`` column as booleans, whether it came parsed (I2P's loader) or as the text
+    of a user's CSV ("1", "0", "True", "false"; anything else is not hard)."""
+    if values.dtype == bool:
+        return values
+    return values.astype(str).str.strip().str.lower().isin({"1", "1.0", "true", "yes"})
 
 
 def _json_default(o: Any) -> Any:

@@ -1,6 +1,7 @@
 """Policies: which prompt-filter backends run, their thresholds, and how their scores combine.
 
-A policy is a YAML file (``filters/*.yaml``; read with ``yaml.safe_load`` only)::
+A policy is a YAML file (``filters/*.yaml``, or any file a user names; UTF-8, read with a
+``yaml.SafeLoader`` that also refuses a key given twice)::
 
     schema_version: 1
     name: default
@@ -12,10 +13,12 @@ A policy is a YAML file (``filters/*.yaml``; read with ``yaml.safe_load`` only):
       - name: blocklist     # a registered backend (blocklist, profanity, embedding, detoxify)
         threshold: 0.9      # in [0, 1]; required for combine: any
         weight: 1.0         # >= 0; used by combine: weighted (default 1)
-        options:            # passed to the backend; relative paths are relative to this file
+        options:            # passed to the backend; relative paths: beside this file
           wordlists: wordlists
 
-Every problem is reported with the file and the field (``backends[1].threshold``).
+Every problem is reported with the file and the field (``backends[1].threshold``): a file that
+is not UTF-8, a key given twice in one mapping, a relative option path that leaves the policy's
+folder, and options a backend refuses when it is built.
 
 The combined score is one number in [0, 1] with the decision at 0.5, so one threshold sweep
 and one ROC curve describe the whole policy. For ``any``, each backend's score ``s`` with
@@ -28,8 +31,9 @@ of the backend with the highest mapped score that names one; an allowed prompt h
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -39,6 +43,7 @@ import pandas as pd
 import yaml
 
 from imagen_audit.filters.base import (
+    FilterError,
     FilterResult,
     PolicyError,
     PromptFilter,
@@ -83,14 +88,159 @@ def _num(path: object, value: Any, fld: str, lo: float = 0.0, hi: float | None =
     return v
 
 
-def _resolve(base: Path, value: Any) -> Any:
+def _inside(base: Path, rel: str) -> bool:
+    """Whether the relative path ``rel`` stays in the folder ``base``.
+
+    Checked on the written path (``..`` folded lexically) so that a symlink the policy's author
+    put beside the policy (``models -> /data/models``) keeps working; when ``rel`` has a ``..``
+    the resolved path must stay inside too, so ``link/../x`` cannot climb out through a link.
+    """
+    root = os.path.normpath(base.absolute())
+    lexical = os.path.normpath(os.path.join(root, rel))
+    try:
+        if os.path.commonpath([root, lexical]) != root:
+            return False
+    except ValueError:  # another drive (Windows "D:x"): not inside
+        return False
+    if ".." in Path(rel).parts:
+        real_root = base.resolve()
+        real = (base / rel).resolve()
+        return real == real_root or real_root in real.parents
+    return True
+
+
+def _resolve(base: Path, value: Any, path: object = "<policy>", fld: str = "options") -> Any:
     """A path option (or a list of them, e.g. an ensemble's models) made absolute against the
-    policy's folder; anything else is left for the backend to refuse."""
+    policy's folder; anything else is left for the backend to refuse.
+
+    A relative path must stay in the policy's folder: it is written to travel with the policy
+    (shipped data, a tuned copy beside its word lists), so ``wordlists: ../../../../etc`` is
+    a mistake or an attempt to read files the policy's reader never chose. An absolute path
+    stays allowed: the author named that place explicitly, and ``save`` writes one for data
+    outside the policy's folder.
+    """
     if isinstance(value, list):
-        return [_resolve(base, v) for v in value]
+        return [_resolve(base, v, path, f"{fld}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, str) and not Path(value).is_absolute():
+        if not _inside(base, value):
+            raise PolicyError(path, f"relative path {value!r} leaves the policy's folder "
+                                    f"({base.absolute()}); keep data beside the policy or "
+                                    "give an absolute path", field=fld)
         return str((base / value).resolve())
     return value
+
+
+class _DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A key given twice in one mapping (a YAML error, so other callers still catch it)."""
+
+    def __init__(self, key: Any, first: yaml.Node, again: yaml.Node) -> None:
+        super().__init__("while constructing a mapping", first.start_mark,
+                         f"found duplicate key {key!r}", again.start_mark)
+        self.key, self.first, self.again = key, first, again
+
+
+class _PolicyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` (no python tags: nothing runs from a policy file) that refuses a
+    key given twice in one mapping: plain YAML keeps the last value silently, so a threshold
+    edited by appending a line would leave the earlier one in the file looking authoritative."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Hashable, yaml.Node] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # "<<: *anchor" may override
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                if not isinstance(key, Hashable):
+                    continue  # the base class reports an unhashable key
+                if key in seen:
+                    raise _DuplicateKeyError(key, seen[key], key_node)
+                seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
+def _field_at(text: str, target: yaml.Node) -> str | None:
+    """The field path (``backends[0].threshold``) of the key node at ``target``'s position,
+    found by composing the document again (no construction), for the duplicate-key error."""
+    index = target.start_mark.index
+    seen: set[int] = set()
+
+    def walk(node: yaml.Node, where: str) -> str | None:
+        if id(node) in seen:  # an alias back to an ancestor
+            return None
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                name = f"{where}.{k.value}" if where else str(k.value)
+                if k.start_mark.index == index:
+                    return name
+                found = walk(v, name)
+                if found:
+                    return found
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                found = walk(v, f"{where}[{i}]")
+                if found:
+                    return found
+        return None
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    return walk(root, "") if root is not None else None
+
+
+def _load_yaml(path: Path, text: str) -> Any:
+    """The policy document, read with :class:`_PolicyLoader`; YAML errors as PolicyError."""
+    loader = _PolicyLoader(text)
+    try:
+        return loader.get_single_data()
+    except _DuplicateKeyError as exc:
+        raise PolicyError(path, f"line {exc.again.start_mark.line + 1}: key {exc.key!r} is "
+                                f"given twice in one mapping (first on line "
+                                f"{exc.first.start_mark.line + 1}); keep one",
+                          field=_field_at(text, exc.again)) from exc
+    except yaml.YAMLError as exc:
+        raise PolicyError(path, f"not valid YAML: {exc}") from exc
+    finally:
+        loader.dispose()
+
+
+_YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def _is_plain_name(spec: str) -> bool:
+    """Whether ``spec`` can name a shipped policy: no folder part and no ``..``, so a name
+    can never reach a file outside the shipped ``filters/`` folder."""
+    return bool(spec) and not any(c in spec for c in "/\\") and ".." not in spec \
+        and not spec.startswith(".")
+
+
+def _locate(spec: str | Path) -> Path:
+    """The file that ``Policy.load(spec)`` reads.
+
+    A plain name (``default``) is a shipped policy when ``filters/<name>.yaml`` exists; an
+    existing file is read whatever its suffix (``tuned/bl.txt``, ``mine.YAML``); anything else
+    with a folder part is the user's path and must exist. Only plain names are looked up in
+    the shipped folder, so ``../../tmp/x/evil`` cannot load ``/tmp/x/evil.yaml``.
+    """
+    from imagen_audit.resources import data_dir
+
+    text = str(spec)
+    path = Path(text)
+    if _is_plain_name(text) and path.suffix.lower() not in _YAML_SUFFIXES:
+        shipped = data_dir("filters") / f"{text}.yaml"
+        if shipped.is_file():
+            return shipped
+    if path.is_file() or path.suffix.lower() in _YAML_SUFFIXES:
+        return path  # a missing .yaml path is reported by the read ("cannot read")
+    names = sorted(p.stem for p in data_dir("filters").glob("*.yaml"))
+    if _is_plain_name(text):
+        raise PolicyError(spec, f"no shipped policy of that name; choose one of {names} "
+                                "or give a path to a policy file")
+    raise PolicyError(spec, "no such policy file (a shipped policy is named by a plain name, "
+                            f"one of {names})")
 
 
 def _to_scores(s: Any, t: float) -> np.ndarray:
@@ -148,29 +298,31 @@ class Policy:
     # ------------------------------------------------------------------ loading
     @classmethod
     def load(cls, spec: str | Path) -> Policy:
-        """A shipped policy by name (``default``) or a path to a YAML file."""
-        path = Path(spec)
-        if path.suffix not in (".yaml", ".yml"):
-            from imagen_audit.resources import data_dir
+        """A shipped policy by name (``default``) or a path to a policy file (any suffix).
 
-            shipped = data_dir("filters") / f"{spec}.yaml"
-            if not shipped.is_file():
-                names = sorted(p.stem for p in data_dir("filters").glob("*.yaml"))
-                raise PolicyError(spec, f"no shipped policy of that name; choose one of {names} "
-                                        "or give a path to a .yaml file")
-            path = shipped
+        Every failure is a :class:`PolicyError` naming the file: unreadable, not UTF-8, not
+        YAML, a key given twice, or invalid (:meth:`from_dict`).
+        """
+        path = _locate(spec)
         try:
-            text = path.read_text(encoding="utf-8")
+            data = path.read_bytes()
         except OSError as exc:
             raise PolicyError(path, f"cannot read policy file ({exc.strerror or exc})") from exc
         try:
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise PolicyError(path, f"not valid YAML: {exc}") from exc
-        return cls.from_dict(doc, path)
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise PolicyError(path, f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+                                    f"{exc.start}, line {line}); save the file as UTF-8"
+                              ) from exc
+        return cls.from_dict(_load_yaml(path, text), path, base=path.parent)
 
     @classmethod
-    def from_dict(cls, doc: Any, path: str | Path = "<policy>") -> Policy:
+    def from_dict(cls, doc: Any, path: str | Path = "<policy>", *,
+                  base: Path | None = None) -> Policy:
+        """A validated policy from a parsed document; ``path`` names it in errors and
+        ``base`` is the folder its relative option paths are read from (by default the
+        folder of a ``.yaml``/``.yml`` path, else the working folder)."""
         if not isinstance(doc, dict):
             raise PolicyError(path, "a policy must be a mapping")
         unknown = sorted(set(doc) - _TOP_FIELDS)
@@ -198,7 +350,9 @@ class Policy:
         if not isinstance(raw, list) or not raw:
             raise PolicyError(path, "must be a non-empty list", field="backends")
         known = available()
-        base = Path(path).parent if Path(str(path)).suffix in (".yaml", ".yml") else Path(".")
+        if base is None:
+            base = Path(str(path)).parent if Path(str(path)).suffix.lower() in _YAML_SUFFIXES \
+                else Path(".")
         specs, seen = [], set()
         for i, b in enumerate(raw):
             where = f"backends[{i}]"
@@ -225,7 +379,8 @@ class Policy:
             opts = b.get("options") or {}
             if not isinstance(opts, dict):
                 raise PolicyError(path, "must be a mapping", field=f"{where}.options")
-            opts = {k: (_resolve(base, v) if k in _PATH_OPTIONS else v)
+            opts = {k: (_resolve(base, v, path, f"{where}.options.{k}")
+                        if k in _PATH_OPTIONS else v)
                     for k, v in opts.items()}
             specs.append(BackendSpec(bname, bt, weight, opts))
         if combine == "weighted" and sum(s.weight for s in specs) <= 0:
@@ -287,9 +442,21 @@ class Policy:
 
     # ------------------------------------------------------------------ scoring
     def backend(self, name: str) -> PromptFilter:
+        """The backend ``name``, built on first use.
+
+        A backend checks its own options only when it is built, which can be long after
+        loading; its error (a bad ``defer``, an unknown option, a missing model file) is
+        re-raised naming the policy file and ``backends[i].options``, its message kept.
+        """
         if name not in self._filters:
-            spec = next(b for b in self.backends if b.name == name)
-            self._filters[name] = make_filter(name, **dict(spec.options))
+            i, spec = next((i, b) for i, b in enumerate(self.backends) if b.name == name)
+            try:
+                self._filters[name] = make_filter(name, **dict(spec.options))
+            except PolicyError:
+                raise
+            except (FilterError, TypeError, ValueError) as exc:
+                raise PolicyError(self.source or "<policy>", str(exc),
+                                  field=f"backends[{i}].options") from exc
         return self._filters[name]
 
     def backend_results(self, prompts: Sequence[str]) -> dict[str, list[FilterResult]]:
