@@ -393,17 +393,23 @@ def _expand_identities(terms: Sequence[IdentityTerm], alone: Sequence[tuple[str,
 
 
 def _resolve(spec: str) -> Path:
+    """A shipped probe set by plain name (``occupations``) or the path of a user's file.
+
+    Only a plain name (no folder part, no ``..``) is looked up among the shipped sets, so a
+    name can never reach a file outside ``probes/``; anything else is the user's own path and
+    must exist (whatever the case of its suffix)."""
     candidate = Path(spec)
-    if candidate.suffix in (".yaml", ".yml"):
-        if not candidate.is_file():
-            raise ProbeFileError(candidate, "probe file not found")
-        return candidate
-    shipped = data_dir("probes") / f"{spec}.yaml"
-    if not shipped.is_file():
+    plain = bool(spec) and not any(c in spec for c in "/\\") and not spec.startswith(".")
+    if plain and candidate.suffix.lower() not in (".yaml", ".yml"):
+        shipped = data_dir("probes") / f"{spec}.yaml"
+        if shipped.is_file():
+            return shipped
         names = sorted(p.stem for p in data_dir("probes").glob("*.yaml"))
         raise ProbeFileError(spec, f"no shipped probe set of that name; choose one of {names} "
                                    "or give a path to a .yaml file")
-    return shipped
+    if not candidate.is_file():
+        raise ProbeFileError(candidate, "probe file not found")
+    return candidate
 
 
 def load_probes(specs: str | Iterable[str]) -> ProbeSet:

@@ -156,6 +156,23 @@ def test_missing_yaml_path(tmp_path):
     assert str(missing) in str(info.value)
 
 
+def test_a_probe_name_cannot_leave_the_shipped_folder(tmp_path, monkeypatch):
+    # "../x" named relative to probes/ used to load <repo>/x.yaml; now only a plain name is
+    # looked up among the shipped sets, and anything else must be an existing file.
+    from imagen_audit.resources import data_dir
+
+    outside = data_dir("probes").parent / "escaped-probes.yaml"
+    assert not outside.exists()
+    with pytest.raises(ProbeFileError, match="not found"):
+        load_probes("../escaped-probes")
+    # A user's own file loads whatever the case of its suffix, or with none.
+    shipped = (data_dir("probes") / "occupations.yaml").read_text(encoding="utf-8")
+    for name in ("mine.YAML", "mine"):
+        (tmp_path / name).write_text(shipped, encoding="utf-8")
+        assert len(load_probes(str(tmp_path / name)).prompts) == len(
+            load_probes("occupations").prompts)
+
+
 @pytest.mark.parametrize("spec", ["", " , ", []])
 def test_no_probe_set_given(spec):
     with pytest.raises(ProbeFileError, match="no probe set given"):
