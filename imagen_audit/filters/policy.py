@@ -418,14 +418,14 @@ class Policy:
         return doc
 
     def save(self, path: str | Path) -> Path:
-        """Write the policy as YAML (atomically); paths relative to its folder."""
+        """Write the policy as YAML (atomically, through a uniquely named temporary file that
+        a failure removes); paths relative to its folder."""
+        from imagen_audit.files import write_atomic
+
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(yaml.safe_dump(self.to_dict(p.parent.resolve()), sort_keys=False),
-                       encoding="utf-8")
-        tmp.replace(p)
-        return p
+        return write_atomic(p, yaml.safe_dump(self.to_dict(p.parent.resolve()),
+                                              sort_keys=False))
 
     def with_thresholds(self, thresholds: Mapping[str, float], *, name: str | None = None,
                         combined: float | None = None, description: str | None = None
