@@ -77,6 +77,17 @@ def throughput(prompts: list[str], what: str, device: str = "cpu",
               "ms per prompt)")
     if not ckpt:
         print("  detoxify                 (skipped: set DETOXIFY_CHECKPOINT and DETOXIFY_CONFIG)")
+    # Untrusted input: one pasted megabyte through the default policy (the classifier reads
+    # its first MAX_PROMPT_CHARS characters, the word list all of it).
+    from imagen_audit.filters.policy import Policy
+
+    policy = Policy.load("default")
+    policy.score_frame(prompts[:8])
+    huge = "a cat sitting on a warm windowsill " * 30_000
+    t0 = time.perf_counter()
+    policy.score_frame([huge])
+    print(f"  one {len(huge) / 1e6:.2f} MB prompt, default policy: "
+          f"{time.perf_counter() - t0:.2f} s")
 
 
 def agreement(prompts: list[str], device: str) -> None:

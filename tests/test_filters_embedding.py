@@ -387,3 +387,19 @@ def test_an_ensemble_is_declared_in_a_policy_and_refused_when_malformed(tmp_path
         EmbeddingFilter([tmp_path / "models" / "one", 3])
     with pytest.raises(FilterError, match="shared encoder cannot serve an ensemble"):
         EmbeddingFilter([m, m], encoder=NoEncoder())
+
+
+def test_the_classifier_reads_a_bounded_prefix_of_a_very_long_prompt(default_filter) -> None:
+    """A pasted megabyte must not cost a minute: the classifier reads the first
+    MAX_PROMPT_CHARS characters (the encoder itself reads far fewer), says so, and scores the
+    prompt as it scores that prefix; the word list (another backend) still reads it all."""
+    from imagen_audit.filters.embedding import MAX_PROMPT_CHARS
+    from imagen_audit.filters.policy import explain
+
+    long = "a quiet harbour at dawn with fishing boats, " * 5000  # 220,000 characters
+    r = default_filter.score([long])[0]
+    head = default_filter.score([long[:MAX_PROMPT_CHARS]])[0]
+    assert r.score == pytest.approx(head.score)
+    assert r.details["read_chars"] == f"first {MAX_PROMPT_CHARS} of {len(long)}"
+    assert "read the first 4000 of 220000 characters" in explain({"embedding": r})
+    assert "read_chars" not in head.details

@@ -603,6 +603,14 @@ def fit_stack(model: EmbeddingModel, lexical: LexicalModel, x: np.ndarray,
 
 
 # --------------------------------------------------------------------------- backend
+# The encoder reads 256 word pieces (about a thousand characters); the identity and figurative
+# readings and the TF-IDF view would read on, at a few seconds per 100,000 characters. A prompt
+# is untrusted input, so the classifier reads at most this many characters (four times the
+# encoder's window; the longest prompt of every benchmark here has 1,093) and one pasted
+# megabyte costs a second, not a minute. The word list still reads the whole prompt.
+MAX_PROMPT_CHARS = 4000
+
+
 class EmbeddingFilter:
     """Prompt filter: P(harmful) from a trained :class:`EmbeddingModel` on MiniLM embeddings.
 
@@ -682,10 +690,14 @@ class EmbeddingFilter:
     def score(self, prompts: Sequence[str]) -> list[FilterResult]:
         if not prompts:
             return []
-        prompts = [str(p) for p in prompts]
+        full = [str(p) for p in prompts]
+        prompts = [p[:MAX_PROMPT_CHARS] for p in full]
         probs, raw, forms, x = self._scores(prompts)
         cats = self.model.predict_category(x)
         details = [{"form": f, "raw": float(r)} for f, r in zip(forms, raw, strict=True)]
+        for d, p in zip(details, full, strict=True):
+            if len(p) > MAX_PROMPT_CHARS:
+                d["read_chars"] = f"first {MAX_PROMPT_CHARS} of {len(p)}"
         texts = prompts
         if self.figurative is not None:
             probs, texts = self._figurative_invariant(prompts, probs, details)

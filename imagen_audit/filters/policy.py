@@ -279,6 +279,8 @@ def explain(results: Mapping[str, FilterResult]) -> str:
         if "identity_rewrite" in d:
             parts.append(f"{name}: identity-neutral {d['identity_rewrite']!r} (score "
                          f"{d['score_before_identity']:.2f} before)")
+        if "read_chars" in d:
+            parts.append(f"{name}: read the {d['read_chars']} characters")
     return "; ".join(parts)
 
 
