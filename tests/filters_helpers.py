@@ -126,3 +126,24 @@ def drop_model_array(stem: Path, key: str) -> None:
     doc = json.loads(js.read_text())
     doc["arrays_sha256"] = hashlib.sha256(npz.read_bytes()).hexdigest()
     js.write_text(json.dumps(doc))
+
+
+def tiny_image_run(root: Path) -> Path:
+    """A run folder of three samples with two stages each (32 and 64 pixels): six random PNG
+    images to scan, built through the run store like a real run."""
+    from imagen_audit.probes import Prompt
+    from imagen_audit.store import RunStore, SampleResult, StageSpec
+
+    prompts = [Prompt(prompt_id=f"x/face/p{i}", prompt=f"a photo {i}", family="x",
+                      template_id="face") for i in range(3)]
+    rng = np.random.default_rng(0)
+    with RunStore.open(root) as store:
+        store.add_prompts(prompts)
+        store.plan_probe_samples(prompts, 1, base_seed=1)
+        store.register_stages([StageSpec(1, "base", 32, 32), StageSpec(2, "sr", 64, 64)])
+        for page in store.iter_pending():
+            for s in page:
+                store.commit_sample(SampleResult(s.sample_id, {
+                    1: rng.integers(0, 256, (32, 32, 3), dtype=np.uint8),
+                    2: rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)}))
+    return root

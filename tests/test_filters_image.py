@@ -5,34 +5,18 @@ from __future__ import annotations
 import json
 import sqlite3
 
-import numpy as np
 import pytest
+from filters_helpers import tiny_image_run
 
 from imagen_audit.filters.base import FilterError, FilterResult
 from imagen_audit.filters.image import make_image_filter, scan_run
-from imagen_audit.probes import Prompt
-from imagen_audit.store import RunStore, SampleResult, StageSpec
+from imagen_audit.store import RunStore
 from imagen_audit.store.schema import MIGRATIONS
-
-STAGES = [StageSpec(1, "base", 32, 32), StageSpec(2, "sr", 64, 64)]
 
 
 @pytest.fixture
 def run_dir(tmp_path):
-    root = tmp_path / "run"
-    prompts = [Prompt(prompt_id=f"x/face/p{i}", prompt=f"a photo {i}", family="x",
-                      template_id="face") for i in range(3)]
-    rng = np.random.default_rng(0)
-    with RunStore.open(root) as store:
-        store.add_prompts(prompts)
-        store.plan_probe_samples(prompts, 1, base_seed=1)
-        store.register_stages(STAGES)
-        for page in store.iter_pending():
-            for s in page:
-                store.commit_sample(SampleResult(s.sample_id, {
-                    1: rng.integers(0, 256, (32, 32, 3), dtype=np.uint8),
-                    2: rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)}))
-    return root
+    return tiny_image_run(tmp_path / "run")
 
 
 class _Fake:
