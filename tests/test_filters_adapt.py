@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -9,11 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+# One module object for the helpers (as every other test imports them): importing them as
+# tests.filters_helpers too registered the fake backends a second time with their own tables,
+# and whichever file pytest collected last decided which tables the fakes read.
+from filters_helpers import tiny_sentence_encoder
+
 from imagen_audit.filters.adapt import AdaptSettings, adapt_encoder
 from imagen_audit.filters.base import FilterError
 from imagen_audit.filters.embedding import EmbeddingFilter, EmbeddingModel
 from imagen_audit.filters.encoder import Encoder
-from tests.filters_helpers import tiny_sentence_encoder
 
 HARM = ["stab", "shoot", "strangle", "poison"]
 BENIGN = ["paint", "hug", "feed", "photograph"]
@@ -105,7 +110,8 @@ def test_model_keeps_its_delta_through_save_and_load(tmp_path, tiny_st) -> None:
     arrays["enc.encoder.layer.2.output.dense.bias"] = np.zeros(16, np.float32)
     np.savez(tmp_path / "bad.npz", **arrays)
     doc = json.loads(js.read_text())
-    doc["arrays_file"], doc["arrays_sha256"] = "bad.npz", None
+    doc["arrays_file"] = "bad.npz"
+    doc["arrays_sha256"] = hashlib.sha256((tmp_path / "bad.npz").read_bytes()).hexdigest()
     (tmp_path / "bad.json").write_text(json.dumps(doc))
     with pytest.raises(FilterError, match=r"bad\.npz: encoder delta"):
         EmbeddingModel.load(tmp_path / "bad")

@@ -172,3 +172,140 @@ def test_a_users_i2p_like_csv_keeps_its_hard_and_percentage_subsets(tmp_path) ->
     # Read as text, "0" and "false" are still not hard (a non-empty string is truthy).
     assert doc["subsets"]["hard"]["n"] == 2
     assert doc["subsets"]["inappropriate_ge_50"]["n"] == 2
+
+
+def test_train_refuses_bad_arguments_before_any_training(tmp_path, caplog,
+                                                         monkeypatch) -> None:
+    """An hour of training must not end on an unwritable --out or a typo: the output, the
+    numbers, the weights and a set too small to split are refused first (exit 2)."""
+    monkeypatch.setenv("IMAGEN_AUDIT_DATA", str(tmp_path / "no-shared-data"))
+    h = _write(tmp_path / "h.csv", "prompt\n" + "\n".join(f"harm {i}" for i in range(40)))
+    b = _write(tmp_path / "b.csv", "prompt\n" + "\n".join(f"fine {i}" for i in range(40)))
+    one = _write(tmp_path / "one.csv", "prompt\na photo of a gun pointed at a man\n")
+    base = ["filters", "train", "--harmful", str(h), "--benign", str(b), "--no-augment",
+            "--adapt-encoder-layers", "0"]
+    cases = [(["--out", str(h / "m")], "is a file, not a folder"),
+             (["--out", str(tmp_path / "m"), "--target-fpr", "2"], "--target-fpr 2"),
+             (["--out", str(tmp_path / "m"), "--c", "0"], "--c 0"),
+             (["--out", str(tmp_path / "m"), "--source-weight", "b=nan"], "b=nan"),
+             (["--out", str(tmp_path / "m"), "--source-weight", "bb=2"],
+              "no training source named bb")]
+    for extra, msg in cases:
+        caplog.clear()
+        assert main([*base, *extra]) == 2, extra
+        assert msg in caplog.text, extra
+    caplog.clear()
+    assert main(["filters", "train", "--harmful", str(one), "--benign", str(b),
+                 "--no-augment", "--out", str(tmp_path / "m")]) == 2
+    assert "no prompt left to train on" in caplog.text
+    assert not list(tmp_path.glob("m*"))
+
+
+def test_a_saved_model_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch) -> None:
+    """Saving over a model writes both files under temporary names first; if the second
+    rename fails, the previous arrays are put back, so the old model still loads."""
+    import os
+
+    import numpy as np
+
+    from imagen_audit.filters.base import FilterError
+    from imagen_audit.filters.embedding import EmbeddingModel, train_model
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 8)).astype(np.float32)
+    y = [1] * 30 + [0] * 30
+    prompts = [f"p{i}" for i in range(60)]
+
+    class _No:
+        name = "none"
+
+        def fingerprint(self) -> str:
+            return "none"
+
+    old = train_model(prompts, y, embeddings=x, encoder=_No(), c=1.0)
+    old.save(tmp_path / "m")
+    new = train_model(prompts, y, embeddings=x, encoder=_No(), c=0.01)
+    real_replace = os.replace
+
+    def fail_json(src, dst):
+        if str(dst).endswith(".json"):
+            raise PermissionError(13, "Permission denied")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", fail_json)
+    with pytest.raises(FilterError, match=r"cannot write the model.*nothing was replaced"):
+        new.save(tmp_path / "m")
+    monkeypatch.setattr(os, "replace", real_replace)
+    back = EmbeddingModel.load(tmp_path / "m")  # the old pair, hash and all
+    assert np.allclose(back.predict_proba(x), old.predict_proba(x))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.npz"]
+
+
+def test_damaged_model_files_are_refused_by_name(tmp_path) -> None:
+    import hashlib
+    import json
+
+    import numpy as np
+
+    from imagen_audit.filters.base import FilterError
+    from imagen_audit.filters.embedding import EmbeddingModel, train_model
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 8)).astype(np.float32)
+
+    class _No:
+        name = "none"
+
+        def fingerprint(self) -> str:
+            return "none"
+
+    m = train_model([f"p{i}" for i in range(40)], [1] * 20 + [0] * 20, embeddings=x,
+                    encoder=_No())
+    js = m.save(tmp_path / "m")
+    good = json.loads(js.read_text())
+
+    def variant(name: str, **changes) -> str:
+        doc = {**good, **changes}
+        doc = {k: v for k, v in doc.items() if v is not None}
+        (tmp_path / f"{name}.json").write_text(json.dumps(doc))
+        return str(tmp_path / name)
+
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(FilterError, match="expected a JSON object"):
+        EmbeddingModel.load(tmp_path / "list")
+    with pytest.raises(FilterError, match="field 'layers': 'two' is not a whole number"):
+        EmbeddingModel.load(variant("layers", layers="two"))
+    with pytest.raises(FilterError, match=r"field 'arrays_file'.*must be a file name"):
+        EmbeddingModel.load(variant("escape", arrays_file="../m.npz"))
+    with pytest.raises(FilterError, match="field 'arrays_sha256': missing"):
+        EmbeddingModel.load(variant("nohash", arrays_sha256=None))
+    # NaN weights (a diverged training) with a matching hash: refused at load, by array.
+    with np.load(tmp_path / "m.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["w0"] = arrays["w0"] * np.nan
+    np.savez(tmp_path / "nan.npz", **arrays)
+    digest = hashlib.sha256((tmp_path / "nan.npz").read_bytes()).hexdigest()
+    with pytest.raises(FilterError, match="array 'w0' holds non-finite values"):
+        EmbeddingModel.load(variant("nan", arrays_file="nan.npz", arrays_sha256=digest))
+    # A truncated archive whose hash matches is still a named error, not a traceback.
+    blob = (tmp_path / "m.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(blob[: len(blob) // 2])
+    digest = hashlib.sha256(blob[: len(blob) // 2]).hexdigest()
+    with pytest.raises(FilterError, match=r"cut\.npz: not a plain-array model file"):
+        EmbeddingModel.load(variant("cut", arrays_file="cut.npz", arrays_sha256=digest))
+
+
+def test_eval_refuses_a_set_that_was_all_training_data(monkeypatch) -> None:
+    import filters_helpers as fh
+
+    from imagen_audit.filters.base import FilterError
+    from imagen_audit.filters.evaluate import evaluate
+    from imagen_audit.filters.policy import Policy
+
+    monkeypatch.setitem(fh.SEEN, "fake-a", set(HARMFUL))
+    policy = Policy.from_dict({"schema_version": 1, "name": "t", "combine": "any",
+                               "backends": [{"name": "fake-a", "threshold": 0.5}]})
+    harm, ben = pd.DataFrame({"prompt": HARMFUL}), pd.DataFrame({"prompt": BENIGN})
+    with pytest.raises(FilterError, match=r"mine\.csv: all 4 prompts were training data"):
+        evaluate(policy, harm, ben, names={"harmful": "mine.csv"})
+    assert evaluate(policy, harm, ben, keep_seen=True).summary["overall"]["n_harmful"] == 4

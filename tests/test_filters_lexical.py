@@ -3,6 +3,7 @@ same features as scikit-learn's analyzers, plain-array files, the shipped model'
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -113,7 +114,8 @@ def test_stacked_model_round_trips_as_plain_arrays(tmp_path) -> None:
     del arrays["stack"]
     np.savez(tmp_path / "broken.npz", **arrays)
     doc = json.loads(js.read_text())
-    doc.update(arrays_file="broken.npz", arrays_sha256=None)
+    doc.update(arrays_file="broken.npz",
+               arrays_sha256=hashlib.sha256((tmp_path / "broken.npz").read_bytes()).hexdigest())
     (tmp_path / "broken.json").write_text(json.dumps(doc))
     with pytest.raises(FilterError, match=r"broken\.npz.*'stack'"):
         EmbeddingModel.load(tmp_path / "broken.json")

@@ -479,12 +479,12 @@ def test_cli_train_end_to_end(tmp_path, monkeypatch) -> None:
     harm = [f"harmful thing number {i}" for i in range(150)]
     ben = [f"benign caption number {i}" for i in range(150)]
     out = _train_cli(tmp_path, monkeypatch, pd.DataFrame({"prompt": harm, "category": "violence"}),
-                     pd.DataFrame({"prompt": ben}), "--source-weight", "partiprompts=1")
+                     pd.DataFrame({"prompt": ben}), "--source-weight", "b=2")
     doc = json.loads(out.with_suffix(".json").read_text())
     assert 0.05 <= doc["decision_threshold"] <= 0.99
-    # The named weight overrode its own default and left the others in place.
+    # The named weight was added and left the defaults in place.
     weights = doc["sets"]["source_weights"]
-    assert weights["partiprompts"] == 1.0 and weights["benign-requests"] == 4.0
+    assert weights["b"] == 2.0 and weights["benign-requests"] == 4.0
     assert doc["calibration"]["method"] == "platt" and doc["ensemble"] == 2
     assert doc["calibration_split"]["n"] > 0
     model = EmbeddingModel.load(out)

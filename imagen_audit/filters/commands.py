@@ -10,6 +10,7 @@ import argparse
 import hashlib
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -528,6 +529,16 @@ def _source_weights(specs: list[str] | None) -> dict[str, float]:
             **_parse_source_weights(specs or [])}
 
 
+def _check_model_out(out: str) -> None:
+    """Refuse, before training, a model path whose ``.npz``/``.json`` cannot be written: the
+    model is written once, at the end of what can be an hour."""
+    from imagen_audit.filters.embedding import _stem
+
+    stem = _stem(out)
+    for suffix in (".npz", ".json", ".eval.json"):
+        _check_out(str(stem.with_suffix(suffix)), "--out")
+
+
 def _parse_source_weights(specs: list[str]) -> dict[str, float]:
     """``["partiprompts=4"]`` → ``{"partiprompts": 4.0}``, refusing anything but a source
     name and a positive number."""
@@ -540,7 +551,7 @@ def _parse_source_weights(specs: list[str]) -> dict[str, float]:
             w = float(value)
         except ValueError:
             w = -1.0
-        if not sep or not name or w <= 0:
+        if not sep or not name or not math.isfinite(w) or w <= 0:
             raise FilterError(f"--source-weight {spec!r}: expected SOURCE=WEIGHT with a "
                               "positive weight")
         out[name] = w
@@ -568,6 +579,16 @@ def _pick_threshold(scores: Any, labels: Any, sources: Any, target_fpr: float
     sources = np.where(np.isin(sources, small), "other", sources)
     groups = {s: benign & (sources == s) for s in sorted(set(sources[benign]))}
     groups = {s: m for s, m in groups.items() if s != "other" or m.sum() >= _MIN_SOURCE_ROWS}
+    if not groups:
+        # Too few benign dev rows for any per-source rate (a small custom training set): the
+        # pooled rate is all there is; say so rather than report an FPR no row checked.
+        if not benign.any():
+            log.warning("no benign calibration prompt: the decision threshold stays at 0.5")
+            return 0.5, {"target_fpr": target_fpr, "note": "no benign calibration prompt"}
+        log.warning("only %d benign calibration prompts (fewer than %d per source): the "
+                    "threshold is set on their pooled rate, a coarse estimate",
+                    int(benign.sum()), _MIN_SOURCE_ROWS)
+        groups = {"pooled": benign}
     for t in np.round(np.arange(0.05, 1.0, 0.01), 2):
         fprs = {s: float((scores[m] >= t).mean()) for s, m in groups.items()}
         if max(fprs.values(), default=0.0) <= target_fpr:
@@ -621,7 +642,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     from imagen_audit.filters.trainset import build_training_set
 
     _quiet()
-    # A borrowed request head is checked before minutes of training, not after.
+    # Everything a user can get wrong is checked before minutes (an hour by default) of
+    # training: the output, the numbers, the weights, a borrowed request head.
+    _check_model_out(args.out)
+    if not 0 < args.target_fpr < 1:
+        raise FilterError(f"--target-fpr {args.target_fpr}: must lie between 0 and 1")
+    if not (math.isfinite(args.c) and args.c > 0):
+        raise FilterError(f"--c {args.c}: must be a positive number")
+    _source_weights(args.source_weight)
     head_source = _load_head_source(args.request_head_from) if args.request_head_from else None
     harmful_specs = args.harmful or list(DEFAULT_HARMFUL)
     benign_specs = args.benign or list(DEFAULT_BENIGN)
@@ -633,6 +661,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     train_parts, dev_parts, test_parts = [], [], []
     for spec, label in [(s, 1) for s in harmful_specs] + [(s, 0) for s in benign_specs]:
         tr, dev, te = D.split_training_spec(spec, label, args.seed)
+        if not len(tr):
+            raise FilterError(f"--{'harmful' if label else 'benign'} {spec}: no prompt left "
+                              f"to train on ({len(tr) + len(dev) + len(te)} in all; half of "
+                              f"a set trains, a fifth calibrates, the rest is held out)")
         dev_parts.append(dev)
         train_parts.append(tr)
         if not spec.startswith("coprov2-train"):
@@ -664,6 +696,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"training on {len(train)} prompts ({int(train['label'].sum())} harmful) from "
           f"{train['source'].value_counts().to_dict()}", file=sys.stderr)
     source_weights = _source_weights(args.source_weight)
+    named = _parse_source_weights(args.source_weight or [])
+    unknown = sorted(set(named) - set(train["source"]))
+    if unknown:
+        raise FilterError(f"--source-weight: no training source named {', '.join(unknown)} "
+                          f"(sources: {', '.join(sorted(set(train['source'])))})")
     prompt_weights = [source_weights.get(s, 1.0) for s in train["source"]]
     delta, adapt, adapt_rows = None, None, 0
     plain_guard = args.near_guard == "plain"

@@ -262,15 +262,54 @@ class EmbeddingModel:
         return shared_encoder(delta=self.encoder_delta)
 
     def save(self, path: str | Path) -> Path:
-        """Write ``PATH.npz`` and ``PATH.json`` (atomically); returns the JSON path."""
+        """Write ``PATH.npz`` and ``PATH.json`` as a pair; returns the JSON path.
+
+        Both are written in full under temporary names first, then renamed, arrays first. If
+        the second rename fails, the previous arrays are put back, so a model being replaced
+        is either the old pair or the new one, never new arrays under an old description
+        (which the hash check would then refuse: a failed retrain must not break the model
+        that was there)."""
+        import os
+
+        from imagen_audit.files import temporary_name
+
         stem = _stem(path)
         stem.parent.mkdir(parents=True, exist_ok=True)
         npz, js = stem.with_suffix(".npz"), stem.with_suffix(".json")
-        from imagen_audit.files import atomic_path, write_atomic
+        npz_tmp, js_tmp = temporary_name(npz), temporary_name(js)
+        backup = npz.with_name(f".{npz.name}.previous-{os.getpid()}")
+        try:
+            with open(npz_tmp, "wb") as fh:
+                np.savez(fh, **self.arrays())
+                fh.flush()
+                os.fsync(fh.fileno())
+            digest = hashlib.sha256(npz_tmp.read_bytes()).hexdigest()
+            with open(js_tmp, "w", encoding="utf-8") as fh:
+                fh.write(json.dumps(self._description(npz.name, digest), indent=2,
+                                    sort_keys=True) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            had_old = npz.is_file()
+            if had_old:
+                os.link(npz, backup)
+            os.replace(npz_tmp, npz)
+            try:
+                os.replace(js_tmp, js)
+            except OSError:
+                if had_old:
+                    os.replace(backup, npz)
+                raise
+        except OSError as exc:
+            raise FilterError(f"{js}: cannot write the model ({exc.strerror or exc}); "
+                              f"nothing was replaced") from exc
+        finally:
+            for leftover in (npz_tmp, js_tmp, backup):
+                leftover.unlink(missing_ok=True)
+        return js
 
-        with atomic_path(npz) as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, **self.arrays())
-        digest = hashlib.sha256(npz.read_bytes()).hexdigest()
+    def _description(self, arrays_file: str, digest: str) -> dict[str, Any]:
+        """The JSON half of a saved model: format, version, the arrays' file and hash, and
+        the training metadata."""
         if self.format_head is not None or "format_threshold" in self.meta:
             version = FORMAT_VERSION  # an older reader would ignore the head: refuse it
         elif self.encoder_delta:
@@ -279,15 +318,14 @@ class EmbeddingModel:
             version = 3
         else:
             version = 2 if self.lexical is not None else 1
-        doc = {"format": FORMAT, "format_version": version, "arrays_file": npz.name,
+        doc = {"format": FORMAT, "format_version": version, "arrays_file": arrays_file,
                "arrays_sha256": digest, "layers": len(self.weights),
                "categories": list(self.categories), **self.meta}
         if self.request_head is not None:
             doc["request_head_layers"] = len(self.request_head[0])
         if self.format_head is not None:
             doc["format_head_layers"] = len(self.format_head[0])
-        write_atomic(js, json.dumps(doc, indent=2, sort_keys=True) + "\n")
-        return js
+        return doc
 
     @classmethod
     def load(cls, path: str | Path) -> EmbeddingModel:
@@ -301,26 +339,50 @@ class EmbeddingModel:
                               "`imagen-audit filters train`)") from None
         except (OSError, ValueError) as exc:
             raise FilterError(f"{js}: not a readable model description ({exc})") from exc
+        if not isinstance(doc, dict):
+            raise FilterError(f"{js}: not a readable model description (expected a JSON "
+                              f"object, found {type(doc).__name__})")
         if doc.get("format") != FORMAT:
             raise FilterError(f"{js}, field 'format': expected {FORMAT!r}")
-        if int(doc.get("format_version", 0)) > FORMAT_VERSION:
+
+        def whole(fld: str) -> int:
+            try:
+                return int(doc.get(fld, 0))
+            except (TypeError, ValueError):
+                raise FilterError(f"{js}, field {fld!r}: {doc.get(fld)!r} is not a whole "
+                                  "number") from None
+
+        if whole("format_version") > FORMAT_VERSION:
             raise FilterError(f"{js}, field 'format_version': made by a newer imagen-audit")
-        npz = js.with_name(str(doc.get("arrays_file", stem.name + ".npz")))
+        arrays_file = str(doc.get("arrays_file", stem.name + ".npz"))
+        if Path(arrays_file).name != arrays_file or arrays_file in ("", ".", ".."):
+            raise FilterError(f"{js}, field 'arrays_file': {arrays_file!r} must be a file "
+                              "name beside the model description")
+        npz = js.with_name(arrays_file)
         try:
             blob = npz.read_bytes()
         except OSError as exc:
             raise FilterError(f"{npz}: cannot read model arrays ({exc})") from exc
-        if doc.get("arrays_sha256") and hashlib.sha256(blob).hexdigest() != doc["arrays_sha256"]:
+        if not doc.get("arrays_sha256"):
+            raise FilterError(f"{js}, field 'arrays_sha256': missing, so {npz.name} cannot be "
+                              "checked (re-save the model with `filters train`)")
+        if hashlib.sha256(blob).hexdigest() != doc["arrays_sha256"]:
             raise FilterError(f"{npz}: arrays do not match the sha256 in {js.name} "
                               "(corrupt or replaced file)")
         import io
+        import zipfile
 
         try:
             with np.load(io.BytesIO(blob), allow_pickle=False) as arrs:
                 data = {k: arrs[k] for k in arrs.files}
-        except ValueError as exc:
+        except (ValueError, OSError, zipfile.BadZipFile) as exc:
             raise FilterError(f"{npz}: not a plain-array model file ({exc})") from exc
-        n = int(doc.get("layers", 0))
+        bad = sorted(k for k, a in data.items()
+                     if a.dtype.kind == "f" and not np.isfinite(a).all())
+        if bad:
+            raise FilterError(f"{npz}: array {bad[0]!r} holds non-finite values (NaN or "
+                              "infinity): a diverged or damaged model")
+        n = whole("layers")
         try:
             weights = [data[f"w{i}"] for i in range(n)]
             biases = [data[f"b{i}"] for i in range(n)]

@@ -236,6 +236,12 @@ def evaluate(policy: Policy, harmful: pd.DataFrame, benign: pd.DataFrame, *,
     for k, v in extra_harmful.items():
         sets[k] = v.assign(label=1)
     sets, overlap = drop_seen(policy, sets, keep_seen)
+    for key in ("harmful", "benign"):
+        left = overlap.get(key)
+        if left and left["excluded"] and left["excluded"] == left["n"]:
+            raise FilterError(f"{(names or {}).get(key, key)}: all {left['n']} prompts were "
+                              f"training data of the policy's model, so nothing is left to "
+                              f"measure (--keep-seen counts them anyway)")
     table, timing = _score_sets(policy, sets)
     table["blocked"] = table["decision"] == "block"
     table["form"] = [prompt_form(p) for p in table["prompt"]]
