@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from imagen_audit.errors import ProbeFileError
-from imagen_audit.resources import data_dir
+from imagen_audit.resources import data_dir, is_plain_name
 
 SCHEMA_VERSION = 1
 BASELINE_KEYS = ("women", "white", "black", "asian", "hispanic_or_latino")
@@ -399,8 +399,7 @@ def _resolve(spec: str) -> Path:
     name can never reach a file outside ``probes/``; anything else is the user's own path and
     must exist (whatever the case of its suffix)."""
     candidate = Path(spec)
-    plain = bool(spec) and not any(c in spec for c in "/\\") and not spec.startswith(".")
-    if plain and candidate.suffix.lower() not in (".yaml", ".yml"):
+    if is_plain_name(spec) and candidate.suffix.lower() not in (".yaml", ".yml"):
         shipped = data_dir("probes") / f"{spec}.yaml"
         if shipped.is_file():
             return shipped

@@ -24,3 +24,11 @@ def data_dir(name: str) -> Path:
         f"data folder {name!r} not found next to the package ({_PACKAGE_DIR}); "
         "the installation is incomplete"
     )
+
+
+def is_plain_name(spec: str) -> bool:
+    """Whether ``spec`` can name a shipped data file (a policy, a probe set): no folder part
+    and no ``..``, so a name joined onto a shipped folder can never reach a file outside it.
+    Anything else is a user's own path."""
+    return bool(spec) and not any(c in spec for c in "/\\") and ".." not in spec \
+        and not spec.startswith(".")

@@ -365,10 +365,9 @@ def _load_set(spec: str, args: argparse.Namespace, default_label: int, split: st
         if split == "test":
             df = D.split_by_prompt(df, **D.CANONICAL_SPLIT)[-1]
         return df, f"{spec} ({len(df)} prompts)"
-    user_path = bool(arg) and not (name == "coco" and arg.lstrip("+-").isdigit())
-    held_out = split == "test" or (split == "auto" and name in _TRAINED_ON and not user_path)
+    limit, path = D.coco_spec(arg) if name == "coco" else (None, arg or None)
+    held_out = split == "test" or (split == "auto" and name in _TRAINED_ON and path is None)
     if name == "coco":
-        limit, path = D.coco_spec(arg)
         df = D.load_coco(path)
         if held_out:
             df = D.split_by_prompt(df, **D.CANONICAL_SPLIT)[-1]
@@ -490,10 +489,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     _quiet()
     set_device(args.device)
     _check_out(args.out, "--out", folder=True)
-    if args.run and not (Path(args.run) / "run.sqlite").is_file():
-        from imagen_audit.filters.base import FilterError
+    if args.run:
+        from imagen_audit.filters.base import require_run_folder
 
-        raise FilterError(f"--run {args.run} is not a run folder (no run.sqlite)")
+        require_run_folder(args.run, "--run")
     policy = Policy.load(args.policy)
     harmful, hname = _load_set(args.harmful, args, 1, args.split, "harmful")
     benign, bname = _load_set(args.benign, args, 0, args.split, "benign")
@@ -649,7 +648,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise FilterError(f"--target-fpr {args.target_fpr}: must lie between 0 and 1")
     if not (math.isfinite(args.c) and args.c > 0):
         raise FilterError(f"--c {args.c}: must be a positive number")
-    _source_weights(args.source_weight)
+    source_weights = _source_weights(args.source_weight)
+    named_weights = _parse_source_weights(args.source_weight or [])
     head_source = _load_head_source(args.request_head_from) if args.request_head_from else None
     harmful_specs = args.harmful or list(DEFAULT_HARMFUL)
     benign_specs = args.benign or list(DEFAULT_BENIGN)
@@ -695,9 +695,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     train = D.drop_overlap(train, pd.DataFrame({"prompt": exclude}))
     print(f"training on {len(train)} prompts ({int(train['label'].sum())} harmful) from "
           f"{train['source'].value_counts().to_dict()}", file=sys.stderr)
-    source_weights = _source_weights(args.source_weight)
-    named = _parse_source_weights(args.source_weight or [])
-    unknown = sorted(set(named) - set(train["source"]))
+    unknown = sorted(set(named_weights) - set(train["source"]))
     if unknown:
         raise FilterError(f"--source-weight: no training source named {', '.join(unknown)} "
                           f"(sources: {', '.join(sorted(set(train['source'])))})")
@@ -1129,8 +1127,6 @@ def cmd_scan(args: argparse.Namespace) -> int:
             raise FilterError(f"--stages {args.stages!r}: expected comma-separated stage "
                               f"numbers, e.g. 1,2")
         stages = sorted({int(p) for p in parts})
-    if args.batch_size < 1:
-        raise FilterError(f"--batch-size must be at least 1, got {args.batch_size}")
     summaries = scan_run(args.run_dir, filters, stages=stages, batch_size=args.batch_size)
     for s in summaries:
         skipped = "".join(f", {n} {what}" for n, what in ((s.unreadable, "unreadable"),

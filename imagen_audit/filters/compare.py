@@ -104,6 +104,11 @@ def paired_decisions(base: pd.DataFrame, candidate: pd.DataFrame) -> pd.DataFram
                                                 on=["set", "prompt"], sort=False)
 
 
+def _role(labels: set[int]) -> str:
+    """A set's role from its labels: harmful (all 1), benign (all 0) or mixed."""
+    return "harmful" if labels == {1} else "benign" if labels == {0} else "mixed"
+
+
 def compare_scores(base: pd.DataFrame, candidate: pd.DataFrame, *, tolerance: float = 0.01,
                    max_tolerance: float = 0.03, matched: str | None = None) -> pd.DataFrame:
     """One row per set present in both evaluations (columns :data:`COLUMNS`), in the base's
@@ -125,8 +130,7 @@ def compare_scores(base: pd.DataFrame, candidate: pd.DataFrame, *, tolerance: fl
                                                   "candidate_decision"]))
         x = g["base_decision"].eq("block").to_numpy(dtype=bool)
         y = g["candidate_decision"].eq("block").to_numpy(dtype=bool)
-        labels = set(g["label"].tolist()) if len(g) else base_labels[name]
-        role = "harmful" if labels == {1} else "benign" if labels == {0} else "mixed"
+        role = _role(set(g["label"].tolist()) if len(g) else base_labels[name])
         n = len(g)
         only_a, only_b = int((x & ~y).sum()), int((~x & y).sum())
         se, tol = paired_tolerance(only_a, only_b, n, tolerance, max_tolerance)
@@ -198,11 +202,10 @@ def match_on(base: pd.DataFrame, candidate: pd.DataFrame, name: str
         known = sorted(set(pairs["set"]))
         raise FilterError(f"--match {name!r}: no prompt of that set is in both evaluations "
                           f"(sets in both: {', '.join(known) or 'none'})")
-    labels = set(g["label"].tolist())
-    if len(labels) != 1:
+    role = _role(set(g["label"].tolist()))
+    if role == "mixed":
         raise FilterError(f"--match {name!r}: the set mixes harmful and benign labels, so "
                           f"'as many' has no direction; match a harmful or a benign set")
-    role = "harmful" if labels == {1} else "benign"
     k = int(g["base_decision"].eq("block").sum())
     s = np.sort(g["candidate_score"].to_numpy(dtype=float))[::-1]
     if role == "harmful":

@@ -78,8 +78,9 @@ def _read(path: Path, **kw: object) -> pd.DataFrame:
 
 
 def _ragged_line(path: Path, sep: str) -> str | None:
-    """``line N: M fields, the header has K`` for the first row whose field count differs
-    from the header's (None when every row matches or the file cannot be read)."""
+    """``line N: M fields, the header has K`` for the first row with more fields than the
+    header (the rows pandas cannot place; None when there is none or the file cannot be
+    read)."""
     import csv
 
     try:

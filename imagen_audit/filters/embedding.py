@@ -270,6 +270,7 @@ class EmbeddingModel:
         (which the hash check would then refuse: a failed retrain must not break the model
         that was there)."""
         import os
+        import shutil
 
         from imagen_audit.files import temporary_name
 
@@ -291,7 +292,10 @@ class EmbeddingModel:
                 os.fsync(fh.fileno())
             had_old = npz.is_file()
             if had_old:
-                os.link(npz, backup)
+                try:
+                    os.link(npz, backup)
+                except OSError:  # a file system without hard links
+                    shutil.copy2(npz, backup)
             os.replace(npz_tmp, npz)
             try:
                 os.replace(js_tmp, js)

@@ -69,7 +69,7 @@ import numpy as np
 import pandas as pd
 
 from imagen_audit.files import atomic_path, write_atomic
-from imagen_audit.filters.base import FilterError
+from imagen_audit.filters.base import FilterError, require_run_folder
 from imagen_audit.filters.form import names_picture_format, prompt_form
 from imagen_audit.filters.people import PeopleReader
 from imagen_audit.filters.policy import Policy
@@ -420,9 +420,7 @@ def write_outputs(result: EvalResult, policy: Policy, out: str | Path,
     if run_dir is not None:
         from imagen_audit.store import RunStore
 
-        run = Path(run_dir)
-        if not (run / "run.sqlite").is_file():
-            raise FilterError(f"{run} is not a run folder (no run.sqlite)")
+        run = require_run_folder(run_dir)
         # Through the store (it holds the run's lock); data files first, the JSON last: a
         # reader that finds the JSON finds its files.
         with RunStore.open(run) as store:

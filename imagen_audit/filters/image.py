@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from imagen_audit.errors import AuditError
-from imagen_audit.filters.base import FilterError, FilterResult
+from imagen_audit.filters.base import FilterError, FilterResult, require_run_folder
 
 log = logging.getLogger(__name__)
 
@@ -205,13 +205,11 @@ def scan_run(run_dir: str | Path, filters: Sequence[ImageFilter], *,
     """
     from imagen_audit.store import RunStore
 
-    if not (Path(run_dir) / "run.sqlite").is_file():
-        raise FilterError(f"{run_dir} is not a run folder (no run.sqlite)")
+    require_run_folder(run_dir)
     if not filters:
         raise FilterError(f"no image filter to run; available: {', '.join(IMAGE_FILTERS)}")
     if not isinstance(batch_size, int) or batch_size < 1:
-        raise FilterError(f"--batch-size must be a whole number of at least 1, got "
-                          f"{batch_size!r}")
+        raise FilterError(f"--batch-size must be at least 1, got {batch_size!r}")
     summaries = []
     with RunStore.open(run_dir) as store:
         if stages is not None:  # an empty or unknown stage list would quietly scan nothing

@@ -210,13 +210,6 @@ def _load_yaml(path: Path, text: str) -> Any:
 _YAML_SUFFIXES = (".yaml", ".yml")
 
 
-def _is_plain_name(spec: str) -> bool:
-    """Whether ``spec`` can name a shipped policy: no folder part and no ``..``, so a name
-    can never reach a file outside the shipped ``filters/`` folder."""
-    return bool(spec) and not any(c in spec for c in "/\\") and ".." not in spec \
-        and not spec.startswith(".")
-
-
 def _locate(spec: str | Path) -> Path:
     """The file that ``Policy.load(spec)`` reads.
 
@@ -225,18 +218,18 @@ def _locate(spec: str | Path) -> Path:
     with a folder part is the user's path and must exist. Only plain names are looked up in
     the shipped folder, so ``../../tmp/x/evil`` cannot load ``/tmp/x/evil.yaml``.
     """
-    from imagen_audit.resources import data_dir
+    from imagen_audit.resources import data_dir, is_plain_name
 
     text = str(spec)
     path = Path(text)
-    if _is_plain_name(text) and path.suffix.lower() not in _YAML_SUFFIXES:
+    if is_plain_name(text) and path.suffix.lower() not in _YAML_SUFFIXES:
         shipped = data_dir("filters") / f"{text}.yaml"
         if shipped.is_file():
             return shipped
     if path.is_file() or path.suffix.lower() in _YAML_SUFFIXES:
         return path  # a missing .yaml path is reported by the read ("cannot read")
     names = sorted(p.stem for p in data_dir("filters").glob("*.yaml"))
-    if _is_plain_name(text):
+    if is_plain_name(text):
         raise PolicyError(spec, f"no shipped policy of that name; choose one of {names} "
                                 "or give a path to a policy file")
     raise PolicyError(spec, "no such policy file (a shipped policy is named by a plain name, "
