@@ -113,15 +113,18 @@ def one_feature_model() -> Any:
     return model
 
 
-def drop_model_array(stem: Path, key: str) -> None:
-    """Remove array ``key`` from the saved embedding model ``stem`` (``.npz`` + ``.json``) and
-    record the new file's sha256, so that only the missing array is wrong with it."""
+def drop_model_array(stem: Path, key: str | None,
+                     put: dict[str, np.ndarray] | None = None) -> None:
+    """Remove array ``key`` from the saved embedding model ``stem`` (``.npz`` + ``.json``),
+    or replace arrays by those of ``put``, and record the new file's sha256, so that only the
+    changed arrays are wrong with it."""
     import hashlib
     import json
 
     npz, js = stem.with_suffix(".npz"), stem.with_suffix(".json")
     with np.load(npz) as z:
         arrays = {k: z[k] for k in z.files if k != key}
+    arrays.update(put or {})
     np.savez(npz, **arrays)
     doc = json.loads(js.read_text())
     doc["arrays_sha256"] = hashlib.sha256(npz.read_bytes()).hexdigest()

@@ -253,3 +253,29 @@ def test_shipped_model_embeds_with_its_own_adapted_encoder() -> None:
     f = EmbeddingFilter()
     assert f.encoder.delta is not None
     assert f.encoder.fingerprint() == model.meta["encoder_fingerprint"] != Encoder().fingerprint()
+
+
+def test_a_large_batch_is_encoded_in_chunks_behind_a_progress_bar(tiny_st, monkeypatch) -> None:
+    """Thousands of prompts (filters train encodes ~90,000) go PROGRESS_CHUNK at a time so a
+    bar can move; the rows must be exactly those of one call, in the caller's order, with
+    repeats answered from the cache."""
+    import imagen_audit.filters.encoder as E
+
+    prompts, _ = _corpus(40, seed=3)
+    prompts = prompts + prompts[:5]  # repeats: encoded once
+    whole = Encoder(tiny_st).encode(prompts)
+    calls: list[int] = []
+    chunked = Encoder(tiny_st)
+    real = chunked._load()
+
+    class Counting:
+        def encode(self, texts, **kw):
+            calls.append(len(texts))
+            return real.encode(texts, **kw)
+
+    chunked._model = Counting()
+    monkeypatch.setattr(E, "PROGRESS_MIN", 10)
+    monkeypatch.setattr(E, "PROGRESS_CHUNK", 7)
+    got = chunked.encode(prompts)
+    assert np.allclose(got, whole, atol=1e-6)
+    assert max(calls) == 7 and sum(calls) == len(set(prompts))

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from filters_helpers import NoEncoder, needs_shared
+from filters_helpers import NoEncoder, drop_model_array, needs_shared
 
 from imagen_audit.filters.base import FilterError
 from imagen_audit.filters.datasets import training_data_hash
@@ -403,3 +403,28 @@ def test_the_classifier_reads_a_bounded_prefix_of_a_very_long_prompt(default_fil
     assert r.details["read_chars"] == f"first {MAX_PROMPT_CHARS} of {len(long)}"
     assert "read the first 4000 of 220000 characters" in explain({"embedding": r})
     assert "read_chars" not in head.details
+
+
+def test_replaced_arrays_are_refused_naming_the_model_file(tmp_path) -> None:
+    """A layer replaced by one of another shape (its hash updated, so only the shape is wrong)
+    is refused at load naming the arrays file and the layer; a first layer for another
+    embedding size loads (it fits its own network) but scoring names the model file."""
+    prompts, y, x, cats = _blobs()
+    m = train_model(prompts, y, cats, embeddings=x, encoder=NoEncoder(), classifier="mlp",
+                    hidden=8)
+    m.save(tmp_path / "m")
+    drop_model_array(tmp_path / "m", None, put={"w1": np.ones((5, 1), np.float32)})
+    with pytest.raises(FilterError, match=r"m\.npz: .*layer 0 gives 8 values but layer 1 "
+                                          r"takes 5"):
+        EmbeddingModel.load(tmp_path / "m")
+    m.save(tmp_path / "m")
+    drop_model_array(tmp_path / "m", None, put={"b0": np.ones(3, np.float32)})
+    with pytest.raises(FilterError, match=r"m\.npz: .*layer 0 has a \(16, 8\) matrix and a "
+                                          r"\(3,\) bias"):
+        EmbeddingModel.load(tmp_path / "m")
+    m.save(tmp_path / "m")
+    drop_model_array(tmp_path / "m", None, put={"w0": np.ones((10, 8), np.float32)})
+    loaded = EmbeddingModel.load(tmp_path / "m")
+    with pytest.raises(FilterError, match=r"m\.json: embedding model expects 10-d embeddings, "
+                                          r"got 16-d"):
+        loaded.predict_proba(x, prompts)

@@ -733,6 +733,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     cache_file = _cache_file(args.embedding_cache, enc) if args.embedding_cache else None
     if cache_file:
         enc.load_cache(cache_file)
+    log.info("encoding %d training prompts", len(train))
     x_train = enc.encode(train["prompt"].tolist())
     # The guard in the model's own encoder space, unless plain MiniLM's already dropped them.
     x_exclude = None if plain_guard else enc.encode(exclude)
@@ -766,8 +767,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                                             "training_rows": adapt_rows,
                                             "dropped_near_duplicates": plain_dropped}
     if not args.no_calibrate:
+        log.info("calibrating on %d dev prompts", len(main_dev))
         calibrate(model, x_main_dev, main_dev["label"].tolist(), main_dev_prompts)
     if not args.no_lexical:
+        log.info("fitting the lexical view and its stacker")
         _add_lexical(model, train, prompt_weights,
                      (np.ones(len(train), dtype=bool) if x_exclude is None
                       else ~near_duplicate_mask(x_train, x_exclude)),
@@ -776,6 +779,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         _copy_request_head(model, head_source, args.request_head_from, enc)
         model.add_seen(all_train["prompt"].astype(str).tolist() + dev_prompts)
     elif head:
+        log.info("fitting the request head on %d chat-style requests", int(train_req.sum()))
         _add_request_head(model, all_train[train_req], all_x[train_req], x_exclude,
                           np.asarray(all_weights)[train_req].tolist(), enc, args)
         model.add_seen(all_train["prompt"].astype(str).tolist() + dev_prompts)
@@ -817,6 +821,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         model.meta["sets"]["threshold_exclude"] = sorted(set(dev["source"][~rule]))
     js = model.save(args.out)
     f = EmbeddingFilter(model)
+    log.info("scoring %d held-out prompts", len(test))
     p = np.asarray([r.score for r in f.score(test["prompt"].tolist())])
     if cache_file:
         enc.save_cache(cache_file)

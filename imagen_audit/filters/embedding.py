@@ -39,6 +39,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,8 @@ import numpy as np
 from imagen_audit.filters.base import FilterError, FilterResult, register
 from imagen_audit.filters.encoder import Encoder, shared_encoder
 from imagen_audit.filters.lexical import LexicalModel
+
+log = logging.getLogger(__name__)
 
 FORMAT = "imagen-audit/embedding-filter"
 # 2: optional lexical view + stacker; 3: optional request threshold and request head;
@@ -89,10 +92,13 @@ class EmbeddingModel:
     # A network of its own for depictions naming a picture format (:mod:`.form`, round 50),
     # scored at a threshold of its own (meta ``format_threshold``); mixed as the request head.
     format_head: tuple[list[np.ndarray], list[np.ndarray]] | None = None
+    # The model description it was loaded from (:meth:`load`), named in scoring errors.
+    source: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.weights) != len(self.biases) or not self.weights:
             raise FilterError("embedding model: need one bias per weight matrix")
+        _check_chain(self.weights, self.biases, "")
         if self.weights[-1].shape[1] != 1:
             raise FilterError("embedding model: the last layer must have one output")
         if self.cat_w is not None and self.cat_w.shape[1] != len(self.categories):
@@ -113,6 +119,7 @@ class EmbeddingModel:
                     hw[-1].shape[1] != 1:
                 raise FilterError(f"embedding model: the {name} head must map "
                                   f"{self.dim}-d embeddings to one output")
+            _check_chain(hw, hb, f"{name} head ")
 
     @property
     def dim(self) -> int:
@@ -126,8 +133,10 @@ class EmbeddingModel:
         """Probability that each row is harmful. A model with a lexical view also needs the
         ``prompts`` the rows embed (its words are the second view)."""
         if x.shape[1] != self.dim:
-            raise FilterError(f"embedding model expects {self.dim}-d embeddings, got "
-                              f"{x.shape[1]}-d (another encoder?)")
+            where = f"{self.source}: " if self.source else ""
+            raise FilterError(f"{where}embedding model expects {self.dim}-d embeddings, got "
+                              f"{x.shape[1]}-d from its encoder (trained with another "
+                              "encoder, or array 'w0' replaced)")
         z = self.logits(x)
         if self.lexical is None or self.stack is None:
             return _sigmoid(z)
@@ -411,9 +420,26 @@ class EmbeddingModel:
         if delta and any(v.dtype != np.float16 for v in delta.values()):
             raise FilterError(f"{npz}: encoder delta arrays ({ENCODER_PREFIX}*) must be "
                               "float16")
-        return cls(weights, biases, tuple(doc.get("categories", ())), data.get("cat_w"),
-                   data.get("cat_b"), meta, seen, lexical, stack, head, delta or None,
-                   format_head)
+        try:
+            return cls(weights, biases, tuple(doc.get("categories", ())), data.get("cat_w"),
+                       data.get("cat_b"), meta, seen, lexical, stack, head, delta or None,
+                       format_head, source=str(js))
+        except FilterError as exc:  # the arrays do not fit together: name the file
+            raise FilterError(f"{npz}: {exc}") from None
+
+
+def _check_chain(weights: Sequence[np.ndarray], biases: Sequence[np.ndarray],
+                 what: str) -> None:
+    """Each layer's matrix must be 2-d, feed the next one and carry a bias of its width: a
+    replaced array would otherwise fail deep inside numpy, at scoring time, naming nothing."""
+    for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
+        if w.ndim != 2 or b.shape != (w.shape[1],):
+            raise FilterError(f"embedding model: {what}layer {i} has a {w.shape} matrix and "
+                              f"a {b.shape} bias, which do not fit together")
+        if i and weights[i - 1].shape[1] != w.shape[0]:
+            raise FilterError(f"embedding model: {what}layer {i - 1} gives "
+                              f"{weights[i - 1].shape[1]} values but layer {i} takes "
+                              f"{w.shape[0]}")
 
 
 def _load_head(data: dict[str, np.ndarray], doc: dict[str, Any], name: str, prefix: str,
@@ -524,6 +550,7 @@ def train_model(prompts: Sequence[str], labels: Sequence[int],
     srcs = [s for s, k in zip(sources, keep, strict=True) if k] if sources else None
     w = np.where(y == 1, 0.5 / max(y.mean(), 1e-9), 0.5 / max(1 - y.mean(), 1e-9)) * rw
     if classifier == "logreg":
+        log.info("fitting a logistic regression on %d rows", len(y))
         clf = LogisticRegression(C=c, max_iter=2000, random_state=seed)
         clf.fit(x, y, sample_weight=w)
         weights, biases = [clf.coef_.T.copy()], [clf.intercept_.copy()]
@@ -544,6 +571,7 @@ def train_model(prompts: Sequence[str], labels: Sequence[int],
                                       rng.choice(neg, n, replace=len(neg) < n)])
             else:  # weighted draws need replacement
                 idx = np.concatenate([rng.choice(pos, n, p=pp), rng.choice(neg, n, p=pn)])
+            log.info("fitting network %d of %d on %d rows", k + 1, ensemble, len(idx))
             clf = MLPClassifier(hidden_layer_sizes=(hidden,),
                                 alpha=alpha if alpha is not None else 1e-3 / max(c, 1e-6),
                                 max_iter=300, early_stopping=len(idx) >= 2000,
