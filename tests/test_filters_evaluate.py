@@ -12,6 +12,7 @@ import pytest
 import yaml
 from filters_helpers import TABLES
 
+from imagen_audit.errors import RunStoreError
 from imagen_audit.filters.base import FilterError
 from imagen_audit.filters.evaluate import EVAL_JSON, confusion, evaluate, sweep, write_outputs
 from imagen_audit.filters.policy import Policy
@@ -162,7 +163,7 @@ def test_output_files_and_run_folder(tmp_path, sets) -> None:
     pol = _policy(tmp_path)
     res = evaluate(pol, harmful, benign, identity=identity)
     run = tmp_path / "run"
-    with pytest.raises(FilterError, match="not a run folder"):
+    with pytest.raises(RunStoreError, match="not a run folder"):
         write_outputs(res, pol, tmp_path / "out0", run_dir=run)
     run.mkdir()
     (run / "run.sqlite").write_bytes(b"")

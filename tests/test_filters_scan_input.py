@@ -11,6 +11,7 @@ import pytest
 from filters_helpers import tiny_image_run
 
 from imagen_audit.cli import main
+from imagen_audit.errors import RunStoreError
 from imagen_audit.filters.base import FilterError, FilterResult
 from imagen_audit.filters.image import scan_run
 from imagen_audit.store import RunStore
@@ -110,7 +111,7 @@ def test_scan_refuses_bad_arguments_in_the_library(run_dir, tmp_path) -> None:
         scan_run(run_dir, [_Stub()], stages=[9])
     with pytest.raises(FilterError, match="no image filter"):
         scan_run(run_dir, [])
-    with pytest.raises(FilterError, match="not a run folder"):
+    with pytest.raises(RunStoreError, match="not a run folder"):
         scan_run(tmp_path / "nope", [_Stub()])
     assert not (tmp_path / "nope").exists()
 

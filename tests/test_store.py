@@ -835,3 +835,20 @@ def test_filter_files_are_written_and_listed_through_the_store(tmp_path):
         assert (tmp_path / "run" / "filters" / "sweep.csv").read_bytes() == b"threshold\n0.5\n"
         with pytest.raises(RunStoreError, match="read-only"):
             store.save_filter_files({"x.json": b"{}"})
+
+
+def test_only_generation_creates_a_run(tmp_path):
+    """Every step after generation opens with create=False: a mistyped folder must be an
+    error naming it, and must neither create the folder nor leave a run.sqlite behind (which
+    the next command would read as an empty run)."""
+    for target in (tmp_path / "typo", tmp_path / "empty"):
+        if target.name == "empty":
+            target.mkdir()
+        with pytest.raises(RunStoreError, match=f"{target.name} is not a run folder"):
+            RunStore.open(target, create=False)
+        assert not (target / "run.sqlite").exists()
+    assert not (tmp_path / "typo").exists()
+    with RunStore.open(tmp_path / "made"):  # generation's default: create
+        pass
+    with RunStore.open(tmp_path / "made", create=False) as store:
+        assert store.root == tmp_path / "made"

@@ -166,17 +166,17 @@ def annotate_run(run_dir: str | Path, spec: AnnotatorSpec | None = None, *,
     ``executor="ray"`` annotates on CPU actors of a Ray cluster (``ray_address``, or a local
     one); the driver reads the images and commits the results, as in the local case.
     """
-    from imagen_audit.errors import AuditError, RunStoreError
+    from imagen_audit.errors import AuditError
+    from imagen_audit.store.run_store import require_run_folder
 
     spec = spec or AnnotatorSpec()
-    if not (Path(run_dir) / "run.sqlite").is_file():
-        raise RunStoreError(f"{run_dir} is not a run folder (no run.sqlite)")
+    require_run_folder(run_dir)
     if executor not in ("local", "ray"):
         raise AuditError(f"unknown --executor {executor!r}; choose local or ray")
     start = time.perf_counter()
     if executor == "ray":
         return _annotate_on_ray(run_dir, spec, stages, batch_size, workers, ray_address, start)
-    with RunStore.open(run_dir) as store:
+    with RunStore.open(run_dir, create=False) as store:
         # Build here first: fails early on missing weights, gives the full config, and a
         # different configuration under the same name is refused even with nothing to do.
         local = spec.build()
@@ -231,7 +231,7 @@ def _annotate_on_ray(run_dir: str | Path, spec: AnnotatorSpec, stages: Sequence[
                  configure_logging=False)
     try:
         workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        with RunStore.open(run_dir) as store:
+        with RunStore.open(run_dir, create=False) as store:
             todo = store.count_images_to_annotate(spec.key, stages)
             pipeline = AnnotationPipeline(store, spec, executor="ray", workers=workers,
                                           batch_size=batch_size, stages=stages)

@@ -377,12 +377,9 @@ def validate_annotators(labels: str | Path, *, images: str | Path | None = None,
         frame.to_csv(tmp, index=False)
         os.replace(tmp, out / "predictions.csv")
     if run is not None:
-        from imagen_audit.errors import RunStoreError
         from imagen_audit.store import RunStore
 
-        if not (Path(run) / "run.sqlite").is_file():
-            raise RunStoreError(f"{run} is not a run folder (no run.sqlite)")
-        with RunStore.open(run) as store:
+        with RunStore.open(run, create=False) as store:
             store.save_validation(record)
     return record
 

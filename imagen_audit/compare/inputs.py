@@ -17,9 +17,9 @@ from typing import Any
 import pandas as pd
 
 from imagen_audit.compare.metrics import FilterData
-from imagen_audit.errors import AuditError
 from imagen_audit.report.inputs import RunInputs, collect
 from imagen_audit.store import RunStore
+from imagen_audit.store.run_store import require_run_folder
 
 PROMPT_EVAL_SCHEMA = "imagen-audit/prompt-filter-eval"
 
@@ -107,9 +107,7 @@ def _image_filters(run_dir: Path) -> list[FilterData]:
 
 def load_run(run_dir: str | Path, *, validation: Any = None) -> tuple[RunInputs, list[FilterData]]:
     """A run's report inputs and its filter evaluations, for a comparison."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "run.sqlite").is_file():
-        raise AuditError(f"{run_dir} is not a run folder (no run.sqlite)")
+    run_dir = require_run_folder(run_dir)
     inputs = collect(run_dir, validation=validation)
     filters = _prompt_evals(run_dir, inputs.problems)
     filters += _report_filters(inputs, {f.name for f in filters})

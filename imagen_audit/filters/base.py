@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from imagen_audit.errors import AuditError
@@ -45,17 +44,6 @@ def normalise_category(name: object) -> str | None:
 
 class FilterError(AuditError):
     """A filter cannot be built or run as asked (missing model file, bad option)."""
-
-
-def require_run_folder(run_dir: str | Path, flag: str = "") -> Path:
-    """``run_dir`` as a Path if it holds a run store, else a FilterError naming it (prefixed
-    with the option, e.g. ``--run``). Checked before opening the store, which would create
-    an empty run in a mistyped folder, and before long work that would then be lost."""
-    run = Path(run_dir)
-    if not (run / "run.sqlite").is_file():
-        raise FilterError(f"{flag + ' ' if flag else ''}{run} is not a run folder "
-                          "(no run.sqlite)")
-    return run
 
 
 class PolicyError(FilterError):

@@ -490,7 +490,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     set_device(args.device)
     _check_out(args.out, "--out", folder=True)
     if args.run:
-        from imagen_audit.filters.base import require_run_folder
+        from imagen_audit.store.run_store import require_run_folder
 
         require_run_folder(args.run, "--run")
     policy = Policy.load(args.policy)

@@ -69,7 +69,7 @@ import numpy as np
 import pandas as pd
 
 from imagen_audit.files import atomic_path, write_atomic
-from imagen_audit.filters.base import FilterError, require_run_folder
+from imagen_audit.filters.base import FilterError
 from imagen_audit.filters.form import names_picture_format, prompt_form
 from imagen_audit.filters.people import PeopleReader
 from imagen_audit.filters.policy import Policy
@@ -420,10 +420,9 @@ def write_outputs(result: EvalResult, policy: Policy, out: str | Path,
     if run_dir is not None:
         from imagen_audit.store import RunStore
 
-        run = require_run_folder(run_dir)
         # Through the store (it holds the run's lock); data files first, the JSON last: a
         # reader that finds the JSON finds its files.
-        with RunStore.open(run) as store:
+        with RunStore.open(run_dir, create=False) as store:
             store.save_filter_files({name: (folder / name).read_bytes()
                                      for name in [*files.values(), EVAL_JSON]})
     return written

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from imagen_audit.errors import AuditError
-from imagen_audit.filters.base import FilterError, FilterResult, require_run_folder
+from imagen_audit.filters.base import FilterError, FilterResult
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +204,7 @@ def scan_run(run_dir: str | Path, filters: Sequence[ImageFilter], *,
     (:attr:`ScanSummary.nothing_scorable`; the CLI exits 2).
     """
     from imagen_audit.store import RunStore
+    from imagen_audit.store.run_store import require_run_folder
 
     require_run_folder(run_dir)
     if not filters:
@@ -211,7 +212,7 @@ def scan_run(run_dir: str | Path, filters: Sequence[ImageFilter], *,
     if not isinstance(batch_size, int) or batch_size < 1:
         raise FilterError(f"--batch-size must be at least 1, got {batch_size!r}")
     summaries = []
-    with RunStore.open(run_dir) as store:
+    with RunStore.open(run_dir, create=False) as store:
         if stages is not None:  # an empty or unknown stage list would quietly scan nothing
             have = sorted(s.stage for s in store.stages())
             missing = sorted({int(s) for s in stages} - set(have))

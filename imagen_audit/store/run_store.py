@@ -50,6 +50,17 @@ class PlanSummary:
     done: int
 
 
+
+def require_run_folder(root: str | Path, flag: str = "") -> Path:
+    """``root`` as a Path if it holds a run store, else a RunStoreError naming it (prefixed
+    with the option, e.g. ``--run``). Every step after generation checks this before opening
+    a run, and before long work that would otherwise be lost."""
+    root = Path(root)
+    if not (root / DB_NAME).is_file():
+        raise RunStoreError(f"{flag + ' ' if flag else ''}{root} is not a run folder "
+                            f"(no {DB_NAME})")
+    return root
+
 class RunStore:
     """One run folder. Use as a context manager; writers hold the folder's lock."""
 
@@ -75,13 +86,16 @@ class RunStore:
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def open(cls, root: str | Path, image_store: str | None = None) -> RunStore:
+    def open(cls, root: str | Path, image_store: str | None = None, *,
+             create: bool = True) -> RunStore:
         """Open (creating if needed) a run folder for writing; fails if another process has it.
 
         ``image_store`` (an fsspec URL or folder) puts the image files outside the run folder,
         where workers on other machines can write them; it is fixed when the run is created.
+        Only generation creates runs: every later step passes ``create=False``, so a mistyped
+        folder is an error instead of a new empty run reported as a success.
         """
-        root = Path(root)
+        root = Path(root) if create else require_run_folder(root)
         if root.exists() and not root.is_dir():
             raise RunStoreError(f"{root} exists and is not a folder")
         root.mkdir(parents=True, exist_ok=True)
@@ -110,10 +124,8 @@ class RunStore:
     @classmethod
     def open_readonly(cls, root: str | Path) -> RunStore:
         """Open an existing run for reading only (no lock; safe while a writer runs)."""
-        root = Path(root)
+        root = require_run_folder(root)
         db = root / DB_NAME
-        if not db.is_file():
-            raise RunStoreError(f"{root} is not a run folder (no {DB_NAME})")
         try:
             conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None,
                                    timeout=30)
