@@ -68,3 +68,29 @@ def test_paths_cannot_leave_the_image_root(tmp_path: Path) -> None:
     for bad in ("../x.png", "/abs.png", "a/../../x.png"):
         with pytest.raises(ValueError):
             storage.write(bad, b"data")
+
+
+def test_a_bad_cached_copy_of_a_remote_image_is_fetched_again(source: Path,
+                                                              tmp_path: Path) -> None:
+    """A truncated copy under .image-cache is noticed (no IEND chunk) and fetched again; a
+    copy a reader found unreadable for another reason is dropped on request. Either used to
+    be reused until someone cleared the cache by hand."""
+    url = f"memory://imagen-audit-test/{tmp_path.name}-cache"
+    run = tmp_path / "run"
+    generate_run(run, model=f"folder:{source}", probes=None, progress=False, image_store=url)
+    with RunStore.open_readonly(run) as store:
+        rel = store.images_table().iloc[0]["path"]
+        whole = store.image_path(rel).read_bytes()
+        store.image_path(rel).write_bytes(whole[: len(whole) // 2])  # truncated
+        assert store.image_path(rel).read_bytes() == whole
+        store.image_path(rel).write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40
+                                          + whole[-12:])  # complete-looking, garbage inside
+        assert store.image_path(rel).read_bytes() != whole  # looks whole: kept
+        store.drop_cached_image(rel)
+        assert store.image_path(rel).read_bytes() == whole
+    local = tmp_path / "local"
+    generate_run(local, model=f"folder:{source}", probes=None, progress=False)
+    with RunStore.open_readonly(local) as store:
+        rel = store.images_table().iloc[0]["path"]
+        store.drop_cached_image(rel)  # a local store's image is the image: never removed
+        assert store.image_path(rel).is_file()

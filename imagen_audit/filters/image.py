@@ -12,6 +12,7 @@ naming it, not stored, and so tried again by the next scan (see :func:`scan_run`
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -235,6 +236,8 @@ def scan_run(run_dir: str | Path, filters: Sequence[ImageFilter], *,
                 if reason is not None:
                     log.warning("%s: unreadable image skipped (%s); the next scan tries it "
                                 "again", path or relpath, reason)
+                    with contextlib.suppress(OSError, ValueError):
+                        store.drop_cached_image(relpath)  # a remote store's bad local copy
                     path = None
                 checked[relpath] = path
             return checked[relpath]

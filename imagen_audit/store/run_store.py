@@ -400,6 +400,11 @@ class RunStore:
         for a remote image store, a cached copy under ``RUN_DIR/.image-cache``)."""
         return self.storage.local_path(relpath)
 
+    def drop_cached_image(self, relpath: str) -> None:
+        """Forget the local copy of a remote image found unreadable (see :meth:`image_path`):
+        the next read fetches it again. Nothing happens for a local image store."""
+        self.storage.drop_cached(relpath)
+
     def image_uri(self, relpath: str) -> str:
         """Where a stored image lives: a local path, or a URL for a remote image store."""
         return self.storage.uri(relpath)

@@ -89,10 +89,19 @@ class ImageStorage:
         root = self.local_root
         if root is not None:
             return imgio.safe_join(root, _checked(rel))
-        cached = self.run_root / ".image-cache" / _checked(rel)
-        if not cached.is_file():
+        cached = self._cached(rel)
+        if not _complete_copy(cached):
             imgio.write_bytes_atomic(cached, self.read(rel))
         return cached
+
+    def drop_cached(self, rel: str) -> None:
+        """Forget the local copy of a remote image that a reader found unreadable, so the
+        next read fetches it again instead of failing on the same bad copy forever."""
+        if self.local_root is None:
+            self._cached(rel).unlink(missing_ok=True)
+
+    def _cached(self, rel: str) -> Path:
+        return self.run_root / ".image-cache" / _checked(rel)
 
     def uri(self, rel: str) -> str:
         root = self.local_root
@@ -103,6 +112,28 @@ class ImageStorage:
     def remove_stale_temporaries(self) -> int:
         root = self.local_root
         return imgio.remove_stale_temporaries(root / "images") if root is not None else 0
+
+
+_PNG_START = b"\x89PNG\r\n\x1a\n"
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
+def _complete_copy(path: Path) -> bool:
+    """Whether a cached copy can be used: present and, for a PNG (every image the store
+    writes), opening with the signature and closing with the IEND chunk, so a truncated copy
+    is fetched again. Reads 8 + 12 bytes, not the image."""
+    try:
+        with open(path, "rb") as fh:
+            if path.suffix.lower() != ".png":
+                return True
+            head = fh.read(8)
+            fh.seek(0, 2)
+            if fh.tell() < 8 + len(_PNG_END):
+                return False
+            fh.seek(-len(_PNG_END), 2)
+            return head == _PNG_START and fh.read() == _PNG_END
+    except OSError:
+        return False
 
 
 @dataclass(frozen=True)
