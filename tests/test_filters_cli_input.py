@@ -126,6 +126,12 @@ def test_builtin_sets_read_a_users_copy_and_bad_specs_are_named(tmp_path, caplog
         assert main(["filters", "eval", "--policy", "blocklist-only", "--harmful", str(i2p),
                      "--benign", spec, "--identity", "none", "--out", str(out)]) == 2
         assert msg in caplog.text, spec
+        caplog.clear()  # tune reads sets through the same reader: the same answers
+        assert main(["filters", "tune", "--policy", "blocklist-only", "--harmful", spec,
+                     "--benign", str(coco), "--target-fpr", "0.1",
+                     "--out", str(tmp_path / "t.yaml")]) == 2
+        assert msg in caplog.text, spec
+        assert not (tmp_path / "t.yaml").exists()
 
 
 @pytest.mark.parametrize("flag", ["--fail-on-regression", None])

@@ -349,32 +349,25 @@ def _load_set(spec: str, args: argparse.Namespace, default_label: int, split: st
     Built-in data the shipped model trained on is cut to its held-out bucket (``--split
     auto``); a user's file is used whole (prompts the model saw are left out later)."""
     from imagen_audit.filters import datasets as D
-    from imagen_audit.filters.base import FilterError
 
     name, _, arg = spec.partition(":")
-    builtin = name in D.builtin_set_names()
-    if not builtin:
-        if Path(spec).suffix.lower() not in (".csv", ".tsv") and not Path(spec).is_file():
-            raise FilterError(f"{spec}: neither a known set nor an existing CSV/TSV file "
-                              f"(known sets: {', '.join(D.builtin_set_names()[:11])}, the "
-                              f"shipped hand-written sets; or name:PATH for your own copy)")
-        df = D.load_prompt_csv(spec, prompt_column=args.prompt_column,
-                               label_column=getattr(args, "label_column", None),
-                               category_column=getattr(args, "category_column", None),
-                               default_label=default_label)
-        if split == "test":
-            df = D.split_by_prompt(df, **D.CANONICAL_SPLIT)[-1]
-        return df, f"{spec} ({len(df)} prompts)"
-    limit, path = D.coco_spec(arg) if name == "coco" else (None, arg or None)
-    held_out = split == "test" or (split == "auto" and name in _TRAINED_ON and path is None)
-    if name == "coco":
+    if name == "coco":  # drawn from the held-out bucket, so coco:N never meets training rows
+        limit, path = D.coco_spec(arg)
+        held_out = split == "test" or (split == "auto" and path is None)
         df = D.load_coco(path)
         if held_out:
             df = D.split_by_prompt(df, **D.CANONICAL_SPLIT)[-1]
         if limit:
             df = df.sample(n=min(limit, len(df)), random_state=0).reset_index(drop=True)
         return df, f"coco ({'held-out ' if held_out else ''}{len(df)} captions)"
-    df = D.load_named(spec)
+    df = D.read_set(spec, default_label, prompt_column=args.prompt_column,
+                    label_column=getattr(args, "label_column", None),
+                    category_column=getattr(args, "category_column", None))
+    if name not in D.builtin_set_names():
+        if split == "test":
+            df = D.split_by_prompt(df, **D.CANONICAL_SPLIT)[-1]
+        return df, f"{spec} ({len(df)} prompts)"
+    held_out = split == "test" or (split == "auto" and name in _TRAINED_ON and not arg)
     if held_out:
         df = D.split_by_prompt(df, **D.CANONICAL_SPLIT)[-1]
     return df, f"{spec} ({'held-out ' if held_out else ''}{len(df)} prompts, {role})"
@@ -1057,15 +1050,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
     def parts(spec: str, label: int) -> tuple[pd.DataFrame, pd.DataFrame]:
         name, _, arg = spec.partition(":")
-        if name == "coco":
+        if name == "coco":  # coco:N drawn first (seed --seed), then split like any set
             limit, path = D.coco_spec(arg)
             df = D.load_coco(path, limit=limit, seed=args.seed)
-        elif name in D.builtin_set_names():
-            df = D.load_named(spec)
-        elif Path(spec).suffix.lower() in (".csv", ".tsv") or Path(spec).is_file():
-            df = D.load_prompt_csv(spec, default_label=label)
         else:
-            raise FilterError(f"{spec}: neither a known set nor an existing CSV/TSV file")
+            df = D.read_set(spec, label)
         _train, dev, test = D.split_by_prompt(df, **D.CANONICAL_SPLIT)
         _require_prompts(dev, f"{spec}: the tuning split")
         _require_prompts(test, f"{spec}: the held-out split")

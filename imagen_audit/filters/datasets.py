@@ -24,6 +24,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -627,6 +628,22 @@ def load_named(spec: str, **kw: object) -> pd.DataFrame:
     if name in _SHIPPED_SETS:
         return _SHIPPED_SETS[name](arg or None)
     return load_prompt_csv(spec, **kw)  # type: ignore[arg-type]
+
+
+def read_set(spec: str, default_label: int, **csv_options: Any) -> pd.DataFrame:
+    """A prompt set named on the command line (``filters eval`` and ``filters tune``): a
+    built-in name (``i2p``, ``xstest-safe``, ...), a built-in name with the user's own copy of
+    its file (``i2p:PATH``: read by that set's loader), or any CSV/TSV with a prompt column
+    (``csv_options`` go to :func:`load_prompt_csv`). ``coco`` is not read here: eval and tune
+    draw ``coco:N`` at different points (after and before splitting), see their commands."""
+    name = spec.partition(":")[0]
+    if name in builtin_set_names():
+        return load_named(spec)
+    if Path(spec).suffix.lower() not in (".csv", ".tsv") and not Path(spec).is_file():
+        raise FilterError(f"{spec}: neither a known set nor an existing CSV/TSV file "
+                          f"(known sets: {', '.join(builtin_set_names()[:11])}, the "
+                          f"shipped hand-written sets; or name:PATH for your own copy)")
+    return load_prompt_csv(spec, default_label=default_label, **csv_options)
 
 
 def load_training_spec(spec: str, label: int, seed: int = 0) -> pd.DataFrame:
