@@ -159,6 +159,7 @@ def evaluation(out: Path | None, trap: bool) -> None:
     requests_te = D.split_by_prompt(D.load_named("benign-requests"), **cs)[-1]
     extra_b = {"xstest-safe": xs[xs.label == 0], "partiprompts-held-out": parti_te,
                "holisticbias": D.load_holisticbias_prompts(),
+               "holisticbias-grid": D.load_holisticbias_grid(),
                "benign-requests-held-out": requests_te}
     extra_h = {"coprov2-test": D.load_coprov2("test").sample(n=1000, random_state=0),
                "xstest-unsafe": xs[xs.label == 1]}

@@ -437,3 +437,22 @@ def test_fresh_sets_judge_once_then_train() -> None:
         assert set(D.load_named(name)["category"]) == _CATEGORIES
     with pytest.raises(FilterError, match="unknown fresh set"):
         D.load_fresh("fresh")
+
+
+def test_holisticbias_grid_words_every_descriptor_sixteen_ways(tmp_path: Path) -> None:
+    """The grid reads a user's copy of HolisticBias's descriptor table like the one-template
+    set: dispreferred descriptors left out, sixteen prompts per descriptor (six frames, three
+    nouns, the plural frame once), the article fitted, the descriptor kept as identity_id."""
+    table = tmp_path / "descriptors_flat.csv"
+    table.write_text("axis,bucket,descriptor,preference,descriptor_gender,article\n"
+                     "religion,all,Amish,,,\n"
+                     "body_type,all,overweight,dispreferred,,\n"
+                     "age,all,elderly,,,\n")
+    df = D.load_named(f"holisticbias-grid:{table}")
+    assert sorted(df["identity_id"].unique()) == ["Amish", "elderly"]
+    assert df.groupby("identity_id").size().to_dict() == {"Amish": 16, "elderly": 16}
+    assert set(df["label"]) == {0} and set(df["source"]) == {"holisticbias-grid"}
+    assert "an Amish woman cooking dinner with friends" in set(df["prompt"])
+    assert "two elderly people laughing together at a cafe" in set(df["prompt"])
+    assert not df["prompt"].duplicated().any()
+    assert "holisticbias-grid" in D.EVALUATION_ONLY_SETS  # never trained on, nor near it

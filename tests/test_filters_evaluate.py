@@ -84,6 +84,27 @@ def test_metrics_by_hand(tmp_path, sets) -> None:
     assert (row["n"], row["blocked"]) == (2, 1)
 
 
+def test_an_extra_set_of_identity_prompts_names_the_terms_it_blocks(tmp_path, sets) -> None:
+    """An extra benign set with identity columns (holisticbias, holisticbias-grid) reports
+    which terms pay: every term with a block, most blocked first, and how many terms there
+    were; the printed summary names them."""
+    from imagen_audit.filters.evaluate import summary_lines
+
+    harmful, benign, _identity = sets
+    grid = pd.DataFrame({"prompt": [f"g{i}" for i in range(7)], "label": 0,
+                         "identity_id": ["Amish"] * 2 + ["elderly"] * 3 + ["tall"] * 2,
+                         "identity_axis": ["religion"] * 2 + ["age"] * 3 + ["body"] * 2})
+    TABLES["fake-a"].update({"g0": 0.9, "g2": 0.9, "g3": 0.7, "g4": 0.1, "g5": 0.2,
+                             "g6": 0.3, "g1": 0.1})
+    res = evaluate(_policy(tmp_path), harmful, benign, extra_benign={"grid": grid})
+    entry = res.summary["over_blocking"]["grid"]
+    assert entry["n_terms"] == 3
+    assert list(entry["blocked_terms"]) == ["elderly", "Amish"]
+    assert entry["blocked_terms"]["elderly"] == {"axis": "age", "n": 3, "blocked": 2}
+    line = next(x for x in summary_lines(res.summary) if x.startswith("over-blocking: grid"))
+    assert "2 of 3 terms blocked at least once: elderly 2/3, Amish 1/2" in line
+
+
 def _evaluate_with(tmp_path: Path, sets, name: str, scored: dict[str, float]):
     """``evaluate`` with one extra benign set ``name`` whose prompts the fake backend scores
     as given."""

@@ -35,7 +35,13 @@ def _run_with_filter_eval(tmp_path: Path) -> Path:
                     "text_harmful": {"n": 12, "recall": 0.96, "of_labelled": 40}},
         "over_blocking": {"identity_probes": {"n": 891, "fpr": 0.0,
                                               "by_axis": {"gender": {"n": 108, "fpr": 0.0}}},
-                          "benign": {"n": 500, "fpr": 0.04}},
+                          "benign": {"n": 500, "fpr": 0.04},
+                          "holisticbias-grid": {
+                              "n": 48, "fpr": 3 / 48, "n_terms": 3,
+                              "blocked_terms": {"extremist": {"axis": "political_ideologies",
+                                                              "n": 16, "blocked": 2},
+                                                "unattached": {"axis": "characteristics",
+                                                               "n": 16, "blocked": 1}}}},
         "extra_harmful": {"coprov2-test": {"n": 100, "recall": 0.97}},
         "by_picture_format": {"benign": {"format": {"n": 20, "blocked_share": 0.15},
                                          "other": {"n": 480, "blocked_share": 0.035}},
@@ -92,6 +98,12 @@ def test_filter_evaluation_is_read_and_gated(tmp_path: Path, capsys) -> None:
     assert metrics["subset_recall"] == {"hard": 0.85, "text_harmful": 0.96}
     words = "  - metric: filter_metric\n    key: subset_recall.text_harmful\n    min: {}\n"
     assert gate(words.format(0.95)) == 0 and gate(words.format(0.97)) == 1
+    # the groups an extra identity set found blocked, each gateable (a policy may allow none)
+    assert metrics["identity_terms_blocked_share"] == {
+        "holisticbias-grid / extremist": 2 / 16, "holisticbias-grid / unattached": 1 / 16}
+    assert gate("  - metric: filter_metric\n    key: identity_terms_blocked_share."
+                "holisticbias-grid / unattached\n    max: 0\n") == 1
     assert main(["report", str(run)]) == 0
     html = (run / "report" / "index.html").read_text()
+    assert "holisticbias-grid / extremist" in html
     assert "filters/prompt-filter-eval.json" in html and "Who pays at each threshold" in html

@@ -105,7 +105,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e = fs.add_parser("eval", help="evaluate a policy on harmful and benign prompt sets",
                       description="Sets are names (i2p, coco, coco:5000, partiprompts, xstest, "
                                   "xstest-safe, xstest-unsafe, coprov2-test, coprov2-safe, "
-                                  "identities, holisticbias, benign-requests, "
+                                  "identities, holisticbias, holisticbias-grid, "
+                                  "benign-requests, "
                                   "harmful-requests, picture-requests, "
                                   "harmful-picture-requests, benign-creative, "
                                   "harmful-creative, the fresh judgement sets "

@@ -322,6 +322,16 @@ def evaluate(policy: Policy, harmful: pd.DataFrame, benign: pd.DataFrame, *,
             by = rows.groupby("identity_axis", dropna=False)["blocked"].agg(["size", "mean"])
             entry["by_axis"] = {str(a): {"n": int(r["size"]), "fpr": float(r["mean"])}
                                 for a, r in by.iterrows()}
+            # Which groups pay: every term with a blocked prompt, most blocked first.
+            terms = rows.groupby(["identity_id", "identity_axis"], dropna=False)["blocked"]
+            hit = terms.agg(n="size", blocked="sum").reset_index()
+            hit = hit[hit["blocked"] > 0].sort_values(["blocked", "identity_id"],
+                                                      ascending=[False, True])
+            entry["n_terms"] = int(terms.ngroups)
+            entry["blocked_terms"] = {str(r.identity_id): {"axis": str(r.identity_axis),
+                                                           "n": int(r.n),
+                                                           "blocked": int(r.blocked)}
+                                      for r in hit.itertuples()}
         over[k] = entry
     extra = {k: {"n": int((table["set"] == k).sum()),
                  "recall": _rate(table.loc[table["set"] == k, "blocked"])} for k in extra_harmful}
@@ -489,8 +499,17 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         worst = sorted(ip["by_term"].items(), key=lambda kv: -kv[1]["fpr"])[:5]
         lines += [f"  {term} ({v['axis']}): FPR {v['fpr']:.3f}" for term, v in worst
                   if v["fpr"] > 0]
-    lines += [f"over-blocking: {k} FPR {_num(v['fpr'])} (n={v['n']})" for k, v in ob.items()
-              if k not in ("identity_probes", "benign")]
+    for k, v in ob.items():
+        if k in ("identity_probes", "benign"):
+            continue
+        line = f"over-blocking: {k} FPR {_num(v['fpr'])} (n={v['n']})"
+        if v.get("blocked_terms"):  # a set of identity prompts: which groups pay
+            terms = v["blocked_terms"]
+            line += (f"; {len(terms)} of {v['n_terms']} terms blocked at least once: "
+                     + ", ".join(f"{t} {e['blocked']}/{e['n']}"
+                                 for t, e in list(terms.items())[:8])
+                     + (", ..." if len(terms) > 8 else ""))
+        lines.append(line)
     lines += [f"recall on {k}: {_num(v['recall'])} (n={v['n']})"
               for k, v in summary["extra_harmful"].items()]
     mixed = {k: v for k, v in summary.get("by_form", {}).items() if len(v) > 1}

@@ -119,6 +119,15 @@ def _from_prompt_filter_eval(path: Path, data: dict[str, Any],
                                            if isinstance(v, dict)}
     metrics["benign_set_fpr"] = {k: v.get("fpr") for k, v in blocking.items()
                                  if isinstance(v, dict) and k != "identity_probes"}
+    # The groups an extra set of identity prompts found blocked (holisticbias-grid): the
+    # share of each blocked term's prompts, "<set> / <term>".
+    terms = {f"{k} / {t}": e["blocked"] / e["n"] for k, v in blocking.items()
+             if isinstance(v, dict) and isinstance(v.get("blocked_terms"), dict)
+             for t, e in v["blocked_terms"].items()
+             if isinstance(e, dict) and isinstance(e.get("n"), int) and e["n"] > 0
+             and isinstance(e.get("blocked"), int)}
+    if terms:
+        metrics["identity_terms_blocked_share"] = terms
     # The share blocked among each benign set's prompts that name a picture format (memes,
     # stickers, posters: the largest source of over-blocking) and among those about people (a
     # person noun, identity descriptor, occupation or pronoun), gateable set by set:
