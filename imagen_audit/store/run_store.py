@@ -50,7 +50,6 @@ class PlanSummary:
     done: int
 
 
-
 def require_run_folder(root: str | Path, flag: str = "") -> Path:
     """``root`` as a Path if it holds a run store, else a RunStoreError naming it (prefixed
     with the option, e.g. ``--run``). Every step after generation checks this before opening
@@ -60,6 +59,7 @@ def require_run_folder(root: str | Path, flag: str = "") -> Path:
         raise RunStoreError(f"{flag + ' ' if flag else ''}{root} is not a run folder "
                             f"(no {DB_NAME})")
     return root
+
 
 class RunStore:
     """One run folder. Use as a context manager; writers hold the folder's lock."""
