@@ -361,6 +361,45 @@ def test_an_ensemble_scores_the_mean_of_its_members_each_with_its_own_encoder(
     assert "ensemble" not in fa.describe()
 
 
+def test_an_ensemble_can_leave_chat_requests_to_its_first_member(tmp_path,
+                                                                  monkeypatch) -> None:
+    """With requests_by_first: [FROM, TO], a chat-style request is scored by the first member
+    alone, mapped so that FROM (its own threshold) lands on TO (the ensemble's): a request is
+    blocked by the ensemble at TO exactly when the first member blocks it at FROM. Every
+    other prompt keeps the members' mean."""
+    from imagen_audit.filters.embedding import piecewise_align
+
+    prompts, y, x, cats = _blobs()
+    _, _, x2, _ = _blobs(seed=1)
+    requests = [f"how do I do thing {i}?" for i in range(len(prompts))]
+    a = train_model(prompts, y, cats, embeddings=x, encoder=NoEncoder(), c=2.0)
+    b = train_model(prompts, y, cats, embeddings=x2, encoder=NoEncoder(), c=0.5)
+    enc = {"a": _LookupEncoder(dict(zip(prompts + requests, np.r_[x, x], strict=True))),
+           "b": _LookupEncoder(dict(zip(prompts + requests, np.r_[x2, x2], strict=True)))}
+    monkeypatch.setattr(EmbeddingModel, "encoder",
+                        lambda self: enc["a" if self.meta["c"] == 2.0 else "b"])
+    mixed = EmbeddingFilter([a, b])
+    split = EmbeddingFilter([a, b], requests_by_first=[0.38, 0.47])
+    first = EmbeddingFilter(a)
+    both = prompts + requests
+    s_mixed = np.array([r.score for r in mixed.score(both)])
+    s_split = np.array([r.score for r in split.score(both)])
+    s_first = np.array([r.score for r in first.score(both)])
+    n = len(prompts)
+    assert [r.details["form"] for r in split.score(requests[:1])] == ["request"]
+    assert np.allclose(s_split[:n], s_mixed[:n])  # depictions: the mean, as before
+    assert np.allclose(s_split[n:], piecewise_align(s_first[n:], 0.38, 0.47))
+    assert ((s_split[n:] >= 0.47) == (s_first[n:] >= 0.38)).all()
+    assert not np.allclose(s_split[n:], s_mixed[n:])
+    assert split.describe()["requests_by_first"] == [0.38, 0.47]
+    for bad, msg in (([0.4], "two thresholds"), ([0.0, 0.5], r"lie in \(0, 1\)"),
+                     ("x", "two thresholds")):
+        with pytest.raises(FilterError, match=msg):
+            EmbeddingFilter([a, b], requests_by_first=bad)
+    with pytest.raises(FilterError, match="needs an ensemble"):
+        EmbeddingFilter(a, requests_by_first=[0.38, 0.47])
+
+
 def test_an_ensemble_is_declared_in_a_policy_and_refused_when_malformed(tmp_path,
                                                                        monkeypatch) -> None:
     from imagen_audit.filters.policy import Policy

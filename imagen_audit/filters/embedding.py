@@ -723,7 +723,8 @@ class EmbeddingFilter:
                  encoder: Encoder | None = None, identity_lexicon: str | Path | None = None,
                  identity_mode: str = "neutral",
                  figurative_lexicon: str | Path | None = None,
-                 format_reading: bool = False) -> None:
+                 format_reading: bool = False,
+                 requests_by_first: Sequence[float] | None = None) -> None:
         specs = list(model) if isinstance(model, (list, tuple)) else [model]
         if not specs:
             raise FilterError("embedding: model is an empty list (give one path, or several "
@@ -765,6 +766,7 @@ class EmbeddingFilter:
             raise FilterError(f"embedding: format_reading must be true or false, not "
                               f"{format_reading!r}")
         self.format_reading = format_reading
+        self.requests_by_first = _request_mapping(requests_by_first, len(self.models))
 
     def _scores(self, prompts: list[str]) -> tuple[np.ndarray, np.ndarray, list[str],
                                                    np.ndarray]:
@@ -779,7 +781,18 @@ class EmbeddingFilter:
             p, r, _ = m.aligned_proba(enc.encode(prompts), prompts)
             all_probs.append(p)
             all_raw.append(r)
-        return np.mean(all_probs, axis=0), np.mean(all_raw, axis=0), forms, x
+        mean_p, mean_r = np.mean(all_probs, axis=0), np.mean(all_raw, axis=0)
+        if self.requests_by_first is not None:
+            # Chat-style requests at the first member's own operating point (round 73): its
+            # policy threshold lands on the ensemble's, so a request is decided where the
+            # first member alone would decide it.
+            from imagen_audit.filters.form import REQUEST
+
+            req = np.asarray([f == REQUEST for f in forms], dtype=bool)
+            src, dst = self.requests_by_first
+            mean_p[req] = piecewise_align(probs[req], src, dst)
+            mean_r[req] = raw[req]
+        return mean_p, mean_r, forms, x
 
     def score(self, prompts: Sequence[str]) -> list[FilterResult]:
         if not prompts:
@@ -894,13 +907,37 @@ class EmbeddingFilter:
                 "identity_mode": self.identity_mode if self.identity is not None else None,
                 "figurative_lexicon": (str(self.figurative_lexicon_path)
                                        if self.figurative_lexicon_path else None),
-                "format_reading": self.format_reading}
+                "format_reading": self.format_reading,
+                **({"requests_by_first": list(self.requests_by_first)}
+                   if self.requests_by_first is not None else {})}
+
+
+def _request_mapping(value: Sequence[float] | None, members: int
+                     ) -> tuple[float, float] | None:
+    """The ``requests_by_first`` option, checked: ``[FROM, TO]``, two numbers in (0, 1). An
+    ensemble then scores chat-style requests by its first member alone, mapped so that FROM
+    (that member's own policy threshold) lands on TO (the ensemble's)."""
+    if value is None:
+        return None
+    if members < 2:
+        raise FilterError("embedding: requests_by_first needs an ensemble (model: [a, b])")
+    try:
+        src, dst = (float(v) for v in value)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise FilterError(f"embedding: requests_by_first must be [FROM, TO], two thresholds, "
+                          f"not {value!r}") from None
+    if not (0.0 < src < 1.0 and 0.0 < dst < 1.0):
+        raise FilterError(f"embedding: requests_by_first thresholds must lie in (0, 1), not "
+                          f"{[src, dst]}")
+    return src, dst
 
 
 @register("embedding")
 def _make(model: str | list[str] | None = None, identity_lexicon: str | None = None,
           identity_mode: str = "neutral",
           figurative_lexicon: str | None = None,
-          format_reading: bool = False) -> EmbeddingFilter:
+          format_reading: bool = False,
+          requests_by_first: list[float] | None = None) -> EmbeddingFilter:
     return EmbeddingFilter(model, identity_lexicon=identity_lexicon, identity_mode=identity_mode,
-                           figurative_lexicon=figurative_lexicon, format_reading=format_reading)
+                           figurative_lexicon=figurative_lexicon, format_reading=format_reading,
+                           requests_by_first=requests_by_first)
