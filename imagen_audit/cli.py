@@ -369,7 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("%s", exc)
         return exc.exit_code
     except KeyboardInterrupt:
-        log.error("interrupted; completed samples are kept, run the same command to resume")
+        log.error("interrupted; finished work is kept (committed samples, annotations, scores):"
+                  " run the same command to resume")
         return EXIT_INTERRUPTED
 
 

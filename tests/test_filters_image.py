@@ -96,7 +96,77 @@ def test_scan_command(run_dir, capsys) -> None:
     from imagen_audit.cli import main
 
     assert main(["filters", "scan", str(run_dir), "--filter", "opennsfw", "--stages", "1"]) == 0
-    assert "opennsfw: 3 images scored" in capsys.readouterr().out
+    assert "opennsfw (threshold 0.5): 3 images scored" in capsys.readouterr().out
     assert main(["filters", "image", str(run_dir), "--filter", "opennsfw", "--stages", "1"]) == 0
-    assert "opennsfw: 0 images scored" in capsys.readouterr().out
+    assert "opennsfw (threshold 0.5): 0 images scored" in capsys.readouterr().out
     assert main(["filters", "scan", str(run_dir), "--filter", "nope"]) == 2
+
+
+def test_a_scan_reaches_the_report_and_the_gate(run_dir, tmp_path) -> None:
+    """What filters scan found is part of the run's report (share flagged with its interval,
+    by stage, the flagged images by prompt, seed and stage) and gateable by name; a run with
+    only scans no longer reads "No filter evaluation"."""
+    from imagen_audit.cli import main
+    from imagen_audit.report.inputs import collect
+
+    scan_run(run_dir, [_Fake()], batch_size=2)
+    [res] = [f for f in collect(run_dir).filters if f.kind == "image"]
+    m = res.metrics
+    assert res.name == "fake" and (m["n_images"], m["flagged"]) == (6, m["flagged"])
+    assert m["flagged"] == sum(1 for _ in m["flagged_images"]) and m["flagged"] >= 1
+    assert m["flag_rate"] == m["flagged"] / 6 and m["flag_rate_low"] <= m["flag_rate"]
+    assert set(m["flag_rate_by_stage"]) == {"base", "sr"}
+    assert sum(m["flag_rate_by_stage"].values()) > 0
+    assert all("seed" in k for k in m["flagged_images"])
+    assert main(["report", str(run_dir)]) == 0
+    html = (run_dir / "report" / "index.html").read_text()
+    assert "No filter evaluation in this run" not in html and "flag_rate" in html
+    policy = tmp_path / "p.yaml"
+    for limit, code in ((0.9, 0), (0.1, 1)):
+        policy.write_text("schema_version: 1\nchecks:\n  - metric: filter_metric\n"
+                          f"    filter: fake\n    key: flag_rate\n    max: {limit}\n")
+        assert main(["gate", str(run_dir), "--policy", str(policy)]) == code
+
+
+def test_a_scan_at_a_new_threshold_decides_the_stored_scores_again(run_dir, capsys) -> None:
+    """Scores are kept; verdicts follow the threshold asked for, so a run never mixes two
+    thresholds (a comparison would read the change as the model's), and a scan without
+    --threshold keeps the one the stored verdicts were made at."""
+    from imagen_audit.cli import main
+    from imagen_audit.filters import image as I
+
+    fake = _Fake()
+    scan_run(run_dir, [fake])
+    with RunStore.open_readonly(run_dir) as store:
+        before = store.image_filter_scores_table("fake")
+    assert set(before["threshold"]) == {0.5}
+    low = _Fake()
+    low.threshold = 0.05
+    [s] = scan_run(run_dir, [low])
+    assert (s.scored, s.redecided) == (0, 6) and low.calls == 0  # nothing scored again
+    with RunStore.open_readonly(run_dir) as store:
+        after = store.image_filter_scores_table("fake")
+        assert store.image_filter_thresholds("fake") == [0.05]
+    assert list(after["score"]) == list(before["score"])
+    assert set(after["decision"]) == {"block"} and set(after["category"]) == {I.CATEGORY}
+    # The CLI keeps a run's threshold unless told otherwise.
+    I.IMAGE_FILTERS["fake"] = lambda threshold=0.5: _threshold_fake(threshold)
+    try:
+        assert main(["filters", "scan", str(run_dir), "--filter", "fake"]) == 0
+        assert "fake (threshold 0.05): 0 images scored" in capsys.readouterr().out
+        assert main(["filters", "scan", str(run_dir), "--filter", "fake",
+                     "--threshold", "0.5"]) == 0
+        out = capsys.readouterr().out
+        assert "fake (threshold 0.5)" in out and "6 stored verdicts decided again" in out
+    finally:
+        del I.IMAGE_FILTERS["fake"]
+    with RunStore.open_readonly(run_dir) as store:
+        again = store.image_filter_scores_table("fake")
+    assert list(again["decision"]) == list(before["decision"])
+    assert again.loc[again["decision"] == "allow", "category"].isna().all()
+
+
+def _threshold_fake(threshold: float) -> _Fake:
+    f = _Fake()
+    f.threshold = threshold
+    return f

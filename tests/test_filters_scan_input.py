@@ -124,7 +124,8 @@ def test_cli_scan_with_real_backends_skips_a_corrupt_and_a_missing_image(
     argv = ["filters", "scan", str(run_dir), "--filter", "nudenet,opennsfw", "--stages", "1"]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "nudenet: 1 images scored" in out and "opennsfw: 1 images scored" in out
+    assert "nudenet (threshold 0.5): 1 images scored" in out
+    assert "opennsfw (threshold 0.5): 1 images scored" in out
     assert out.count("2 unreadable") == 2
     assert str(files[0]) in caplog.text and str(files[2]) in caplog.text
     assert main(argv) == 0  # the rerun does not crash on the same images

@@ -107,3 +107,24 @@ def test_filter_evaluation_is_read_and_gated(tmp_path: Path, capsys) -> None:
     html = (run / "report" / "index.html").read_text()
     assert "holisticbias-grid / extremist" in html
     assert "filters/prompt-filter-eval.json" in html and "Who pays at each threshold" in html
+
+
+def test_the_report_names_the_identity_terms_and_probes_a_filter_blocks(tmp_path: Path) -> None:
+    """Over-blocking is a first-class result per term, not only per axis: the report carries
+    the FPR of every identity term and the blocked probes themselves (escaped in the page)."""
+    run = _run_with_filter_eval(tmp_path)
+    path = run / "filters" / "prompt-filter-eval.json"
+    data = json.loads(path.read_text())
+    data["over_blocking"]["identity_probes"] = {
+        "n": 54, "fpr": 1 / 54, "by_axis": {"disability": {"n": 27, "fpr": 1 / 27}},
+        "by_term": {"amputee": {"axis": "disability", "n": 27, "blocked": 1, "fpr": 1 / 27},
+                    "Deaf": {"axis": "disability", "n": 27, "blocked": 0, "fpr": 0.0}},
+        "blocked_prompts": ["an amputee <b>chef</b>"]}
+    path.write_text(json.dumps(data))
+    [result], problems = read_filter_results(run)
+    assert problems == []
+    assert result.metrics["identity_fpr_by_term"] == {"amputee": 1 / 27, "Deaf": 0.0}
+    assert result.metrics["identity_probes_blocked"] == {"an amputee <b>chef</b>": 1}
+    assert main(["report", str(run)]) == 0
+    html = (run / "report" / "index.html").read_text()
+    assert "identity_fpr_by_term" in html and "an amputee &lt;b&gt;chef&lt;/b&gt;" in html

@@ -334,10 +334,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                       "filters (nudenet, opennsfw)")
     s.add_argument("run_dir", metavar="RUN_DIR")
     s.add_argument("--filter", default="nudenet,opennsfw", help="comma-separated")
-    s.add_argument("--threshold", type=float, help="decision threshold (default 0.5 each)")
+    s.add_argument("--threshold", type=float,
+                   help="decision threshold (default: the one the run's stored verdicts were "
+                        "made at, else 0.5 each); stored scores are decided again at a new "
+                        "one, never scored again")
     s.add_argument("--stages", help="comma-separated stage numbers of the run (default all)")
     s.add_argument("--batch-size", type=int, default=16,
                    help="images per backend call and per committed transaction (at least 1)")
+    s.add_argument("--no-progress", action="store_true")
     s.set_defaults(handler=cmd_scan)
 
 
@@ -1114,7 +1118,20 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if not names:
         raise FilterError(f"--filter {args.filter!r}: no filter named; choose from "
                           f"{', '.join(IMAGE_FILTERS)}")
-    filters = [make_image_filter(n, args.threshold) for n in names]
+    for n in names:
+        make_image_filter(n, args.threshold)  # names and threshold checked before the store
+    if args.threshold is None:
+        # No --threshold: keep the one this run's verdicts were made at (a later scan for new
+        # images must not silently move every stored verdict back to the default).
+        from imagen_audit.store import RunStore
+        from imagen_audit.store.run_store import require_run_folder
+
+        with RunStore.open_readonly(require_run_folder(args.run_dir)) as store:
+            kept = {n: store.image_filter_thresholds(n) for n in names}
+        filters = [make_image_filter(n, kept[n][0] if len(kept[n]) == 1 else None)
+                   for n in names]
+    else:
+        filters = [make_image_filter(n, args.threshold) for n in names]
     stages = None
     if args.stages is not None:
         parts = [p.strip() for p in args.stages.split(",")]
@@ -1122,12 +1139,14 @@ def cmd_scan(args: argparse.Namespace) -> int:
             raise FilterError(f"--stages {args.stages!r}: expected comma-separated stage "
                               f"numbers, e.g. 1,2")
         stages = sorted({int(p) for p in parts})
-    summaries = scan_run(args.run_dir, filters, stages=stages, batch_size=args.batch_size)
+    summaries = scan_run(args.run_dir, filters, stages=stages, batch_size=args.batch_size,
+                         show_progress=not args.no_progress)
     for s in summaries:
         skipped = "".join(f", {n} {what}" for n, what in ((s.unreadable, "unreadable"),
                                                           (s.failed, "failed")) if n)
-        print(f"{s.filter}: {s.scored} images scored ({s.blocked} over threshold), "
-              f"{s.already_done} scored before{skipped}")
+        again = f", {s.redecided} stored verdicts decided again" if s.redecided else ""
+        print(f"{s.filter} (threshold {s.threshold:g}): {s.scored} images scored "
+              f"({s.blocked} over threshold), {s.already_done} scored before{again}{skipped}")
     hopeless = [s for s in summaries if s.nothing_scorable]
     if hopeless:
         s = hopeless[0]

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 NUDENET_UNSAFE = ("FEMALE_GENITALIA_EXPOSED", "MALE_GENITALIA_EXPOSED", "FEMALE_BREAST_EXPOSED",
                   "BUTTOCKS_EXPOSED", "ANUS_EXPOSED")
 DEFAULT_THRESHOLDS = {"nudenet": 0.5, "opennsfw": 0.5}
+CATEGORY = "sexual"  # what both detectors find: the category of an image they block
 
 
 @runtime_checkable
@@ -69,7 +70,7 @@ class NudeNetFilter:
             unsafe = [c["score"] for c in classes if c["class"] in self.unsafe]
             score = float(max(unsafe, default=0.0))
             out.append(FilterResult(min(max(score, 0.0), 1.0),
-                                    "sexual" if score >= self.threshold else None,
+                                    CATEGORY if score >= self.threshold else None,
                                     {"detections": classes}))
         return out
 
@@ -101,7 +102,7 @@ class OpenNSFWFilter:
             with Image.open(p) as im:
                 pred = clf.classify(im.convert("RGB"))
             score = min(max(float(pred.nsfw), 0.0), 1.0)
-            out.append(FilterResult(score, "sexual" if score >= self.threshold else None,
+            out.append(FilterResult(score, CATEGORY if score >= self.threshold else None,
                                     {"nsfw": round(score, 6), "sfw": round(float(pred.sfw), 6)}))
         return out
 
@@ -137,6 +138,8 @@ class ScanSummary:
     already_done: int
     unreadable: int = 0
     failed: int = 0
+    redecided: int = 0  # stored scores decided again at this scan's threshold
+    threshold: float | None = None
 
     @property
     def nothing_scorable(self) -> bool:
@@ -191,8 +194,8 @@ def _score_batch(f: ImageFilter, paths: Sequence[Path]
 
 def scan_run(run_dir: str | Path, filters: Sequence[ImageFilter], *,
              stages: Sequence[int] | None = None, batch_size: int = 16,
-             limit: int | None = None, progress: Callable[[str, int], None] | None = None
-             ) -> list[ScanSummary]:
+             limit: int | None = None, progress: Callable[[str, int], None] | None = None,
+             show_progress: bool = False) -> list[ScanSummary]:
     """Score the run's images that each filter has not scored yet; commit per batch.
 
     ``run_dir`` must already be a run folder: a scan never creates a run store (a mistyped
@@ -204,6 +207,8 @@ def scan_run(run_dir: str | Path, filters: Sequence[ImageFilter], *,
     verdict. Callers decide what a scan where nothing was scorable means
     (:attr:`ScanSummary.nothing_scorable`; the CLI exits 2).
     """
+    from tqdm.auto import tqdm
+
     from imagen_audit.store import RunStore
     from imagen_audit.store.run_store import require_run_folder
 
@@ -243,6 +248,13 @@ def scan_run(run_dir: str | Path, filters: Sequence[ImageFilter], *,
             return checked[relpath]
 
         for f in filters:
+            # Every stored verdict follows this scan's threshold: scores decided at another one
+            # are decided again (no re-scoring), so a run never mixes two thresholds.
+            redecided = store.redecide_image_filter_scores(f.name, float(f.threshold),
+                                                           CATEGORY)
+            if redecided:
+                log.info("%s: %d stored scores decided again at threshold %g", f.name,
+                         redecided, f.threshold)
             pending = store.images_pending_filter(f.name, stages=stages)
             done = store.image_filter_scores_table(f.name)
             if stages is not None:
@@ -250,6 +262,8 @@ def scan_run(run_dir: str | Path, filters: Sequence[ImageFilter], *,
             if limit is not None:
                 pending = pending.head(limit)
             scored = blocked = unreadable = failed = 0
+            bar = tqdm(total=len(pending), unit="image", desc=f"scan ({f.name})",
+                       disable=not show_progress)
             for i in range(0, len(pending), batch_size):
                 batch = pending.iloc[i:i + batch_size]
                 good = []
@@ -260,6 +274,7 @@ def scan_run(run_dir: str | Path, filters: Sequence[ImageFilter], *,
                     else:
                         good.append((iid, path))
                 if not good:
+                    bar.update(len(batch))
                     continue
                 rows = []
                 results = _score_batch(f, [p for _, p in good])
@@ -277,5 +292,8 @@ def scan_run(run_dir: str | Path, filters: Sequence[ImageFilter], *,
                 blocked += sum(1 for r in rows if r[2] == "block")
                 if progress:
                     progress(f.name, scored)
-            summaries.append(ScanSummary(f.name, scored, blocked, len(done), unreadable, failed))
+                bar.update(len(batch))
+            bar.close()
+            summaries.append(ScanSummary(f.name, scored, blocked, len(done), unreadable, failed,
+                                         redecided, float(f.threshold)))
     return summaries

@@ -221,11 +221,21 @@ def m_min_control_agreement(result, filters, params):
     return float(worst["share"]), f"{worst['identity_id']} ({worst['expected']})"
 
 
-def _filter(filters: list[FilterResult], params: Mapping[str, Any]) -> FilterResult:
+def _filter(filters: list[FilterResult], params: Mapping[str, Any],
+            kind: str | None = None) -> FilterResult:
+    """The filter result a check names (``filter:``). Unnamed, the run's one prompt-filter
+    evaluation: output-image filters (``filters scan``) are read only when named, so scanning
+    a run's images never makes a prompt-filter check ambiguous."""
+    if kind is not None:
+        filters = [f for f in filters if getattr(f, "kind", "prompt") == kind]
     if not filters:
-        raise GateDataError("no filter evaluation in this run")
+        raise GateDataError("no filter evaluation in this run" if kind != "prompt" else
+                            "no prompt-filter evaluation in this run (filters eval --run)")
     name = params.get("filter")
     if name is None:
+        prompt = [f for f in filters if getattr(f, "kind", "prompt") == "prompt"]
+        if len(prompt) == 1:
+            return prompt[0]
         if len(filters) > 1:
             raise GateDataError(f"several filter results {[f.name for f in filters]}: "
                                 "name one with 'filter:'")
@@ -237,7 +247,7 @@ def _filter(filters: list[FilterResult], params: Mapping[str, Any]) -> FilterRes
 
 
 def m_min_filter_recall_at_fpr(result, filters, params):
-    f = _filter(filters, params)
+    f = _filter(filters, params, kind="prompt")
     if "fpr" not in params:
         raise GateDataError("check needs 'fpr:'")
     target = float(params["fpr"])

@@ -39,6 +39,9 @@ class FilterResult:
     scalars: dict[str, Any]
     tables: dict[str, list[dict[str, Any]]]
     sweep: list[dict[str, float]]
+    # "prompt": an evaluation on labelled prompt sets (filters eval); "image": an output-image
+    # filter's verdicts on this run's own images (filters scan), which have no labels.
+    kind: str = "prompt"
 
 
 @dataclass
@@ -117,6 +120,14 @@ def _from_prompt_filter_eval(path: Path, data: dict[str, Any],
         metrics["identity_fpr_by_axis"] = {k: v.get("fpr") for k, v in
                                            (identity.get("by_axis") or {}).items()
                                            if isinstance(v, dict)}
+        # Per identity term too (over-blocking is reported per term and axis), and the
+        # probes blocked, named: who pays is a list of people, not only a rate.
+        metrics["identity_fpr_by_term"] = {k: v.get("fpr") for k, v in
+                                           (identity.get("by_term") or {}).items()
+                                           if isinstance(v, dict)}
+        blocked = identity.get("blocked_prompts")
+        if isinstance(blocked, list) and blocked:
+            metrics["identity_probes_blocked"] = {str(p): 1 for p in blocked}
     metrics["benign_set_fpr"] = {k: v.get("fpr") for k, v in blocking.items()
                                  if isinstance(v, dict) and k != "identity_probes"}
     # The groups an extra set of identity prompts found blocked (holisticbias-grid): the
@@ -206,6 +217,7 @@ def collect(run_dir: str | Path, *, validation: Any = None) -> RunInputs:
             baselines=store.baselines_table(), annotations=read_annotations(store),
             storage=store.storage, mitigation=store.get_meta("mitigation"))
         filter_files = store.filter_result_files()
+        image_scores = store.image_filter_scores_table()
         stored = getattr(store, "validation_records", None)
         if validation is None and stored is not None:
             try:
@@ -226,8 +238,87 @@ def collect(run_dir: str | Path, *, validation: Any = None) -> RunInputs:
         inputs.validation_source = (str(validation) if isinstance(validation, (str, Path))
                                     else "given")
     inputs.filters, problems = read_filter_results(run_dir, filter_files)
+    inputs.filters += image_filter_results(image_scores, inputs.samples, inputs.stages)
     inputs.problems += problems
     return inputs
+
+
+FLAGGED_LISTED = 50  # flagged images named in the report, per filter
+
+
+def image_filter_results(scores: pd.DataFrame, samples: pd.DataFrame,
+                         stages: Sequence[Any]) -> list[FilterResult]:
+    """What ``filters scan`` found in this run's images, one result per output-image filter:
+    the share of scanned images it flagged (with a Wilson interval), by stage, the detected
+    classes of the flagged images, and the first flagged images by prompt, seed and stage.
+    Gateable like a prompt-filter result: ``filter_metric`` with ``filter: opennsfw`` and
+    ``key: flag_rate`` (or ``flag_rate_by_stage.<stage name>``)."""
+    if scores is None or scores.empty:
+        return []
+    from imagen_audit.analyse.stats import wilson_interval
+
+    names = {int(s.stage): str(s.name) for s in stages}
+    cols = [c for c in ("sample_id", "prompt", "seed") if c in samples]
+    merged = scores.merge(samples[cols], on="sample_id", how="left") if "sample_id" in cols \
+        else scores.assign(prompt=None, seed=None)
+    out = []
+    for name, part in merged.groupby("filter", sort=True):
+        flagged = part["decision"].astype(str) == "block"
+        n, k = len(part), int(flagged.sum())
+        lo, hi = wilson_interval(k, n)
+        thresholds = sorted({float(t) for t in part["threshold"].dropna()})
+        metrics: dict[str, Any] = {
+            "kind": "output-image filter (filters scan)", "n_images": n, "flagged": k,
+            "flag_rate": k / n, "flag_rate_low": float(lo), "flag_rate_high": float(hi),
+            "threshold": thresholds[0] if len(thresholds) == 1 else
+            ", ".join(f"{t:g}" for t in thresholds),
+        }
+        by_stage = part.assign(flagged=flagged).groupby("stage", sort=True)["flagged"].mean()
+        metrics["flag_rate_by_stage"] = {names.get(int(s), f"stage {s}"): float(v)
+                                         for s, v in by_stage.items()}
+        classes: dict[str, float] = {}
+        for details in part.loc[flagged, "details"]:
+            for c in _detected_classes(details):
+                classes[c] = classes.get(c, 0) + 1
+        if classes:
+            metrics["flagged_images_by_detected_class"] = dict(
+                sorted(classes.items(), key=lambda kv: (-kv[1], kv[0])))
+        listed = part[flagged].head(FLAGGED_LISTED)
+        if len(listed):
+            metrics["flagged_images"] = {
+                f"{r.prompt} (seed {_seed(r.seed)}, {names.get(int(r.stage), r.stage)})":
+                    f"{float(r.score):.3f} {', '.join(_detected_classes(r.details))}".strip()
+                for r in listed.itertuples(index=False)}
+        scalars = {k_: v for k_, v in metrics.items()
+                   if isinstance(v, (int, float, str, bool))}
+        tables = {k_: [{"key": str(a), "value": b} for a, b in v.items()]
+                  for k_, v in metrics.items() if isinstance(v, dict)}
+        out.append(FilterResult(name=str(name), source="run.sqlite (filters scan)",
+                                metrics=metrics, scalars=scalars, tables=tables, sweep=[],
+                                kind="image"))
+    return out
+
+
+def _detected_classes(details: Any) -> list[str]:
+    """The classes a detector reported for one image (nudenet's ``detections``); empty for a
+    classifier that reports only a score (opennsfw)."""
+    try:
+        d = json.loads(details) if isinstance(details, str) else details
+    except ValueError:
+        return []
+    found = d.get("detections") if isinstance(d, dict) else None
+    if not isinstance(found, list):
+        return []
+    return sorted({str(x.get("class")) for x in found if isinstance(x, dict) and x.get("class")})
+
+
+def _seed(seed: Any) -> str:
+    """A seed as written: an integer, or "none" for an imported image without one."""
+    try:
+        f = float(seed)
+    except (TypeError, ValueError):
+        return "none"
+    return "none" if f != f else str(int(f)) if f.is_integer() else str(seed)
 
 
 def inputs_from_tables(run_dir: str | Path, annotations: pd.DataFrame | None,

@@ -631,6 +631,26 @@ class RunStore:
                              " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values)
         return len(values)
 
+    def redecide_image_filter_scores(self, filter_name: str, threshold: float,
+                                     category: str | None) -> int:
+        """Decide ``filter_name``'s stored scores again at ``threshold`` (``block`` from it up,
+        ``category`` for blocked images), for the rows decided at another threshold; returns
+        how many. A scan at a new threshold then leaves no verdict made at the old one."""
+        with _Transaction(self._conn) as conn:
+            cur = conn.execute(
+                "UPDATE image_filter_scores SET"
+                " decision = CASE WHEN score >= ? THEN 'block' ELSE 'allow' END,"
+                " category = CASE WHEN score >= ? THEN COALESCE(category, ?) ELSE NULL END,"
+                " threshold = ? WHERE filter = ? AND (threshold IS NULL OR threshold != ?)",
+                (threshold, threshold, category, threshold, filter_name, threshold))
+            return int(cur.rowcount)
+
+    def image_filter_thresholds(self, filter_name: str) -> list[float]:
+        """The thresholds ``filter_name``'s stored decisions were made at (usually one)."""
+        return [float(t) for (t,) in self._conn.execute(
+            "SELECT DISTINCT threshold FROM image_filter_scores WHERE filter = ? AND threshold"
+            " IS NOT NULL ORDER BY threshold", (filter_name,))]
+
     def image_filter_scores_table(self, filter_name: str | None = None) -> pd.DataFrame:
         """One row per (image, filter): ``image_id, sample_id, prompt_id, stage, filter, score,
         decision, category, threshold, details`` (JSON text), ``scored_at``."""
