@@ -435,12 +435,13 @@ def load_fresh(name: str, path: str | Path | None = None) -> pd.DataFrame:
     once to judge round 58 in session 20; ``fresh-jj-*``: a thirtieth, session 20, read once to
     judge round 63 in session 22; ``fresh-kk-*``: a thirty-first, session 20, read once to
     judge round 65 in session 23; ``fresh-ll-*``: a thirty-second, session 22, read once to
-    judge round 66 in session 24; ``fresh-mm-*`` and ``fresh-nn-*``: a thirty-third and a
-    thirty-fourth, session 23, unread, the next rounds' judges (``judged.UNREAD_FRESH_SETS``);
-    the letters s to x name the free-form training triples). Each is
+    judge round 66 in session 24; ``fresh-mm-*``: a thirty-third, session 23, read once to judge
+    round 73 in session 28; ``fresh-nn-*``: a thirty-fourth, session 23, unread, the next
+    round's judge (``judged.UNREAD_FRESH_SETS``); the letters s to x name the free-form
+    training triples). Each is
     evaluation-only until it has judged its round: the pre-registered judges of which policy
     is the default (filters/README.md, rounds 18, 21, 22, 26-38, 41, 44b, 46, 47, 49-54,
-    56-58, 63, 65 and 66). Those in
+    56-58, 63, 65, 66 and 73). Those in
     :data:`JUDGED_FRESH_SETS` have since become training data (rounds 28, 36, 55 and 63)."""
     return _load_listed(FRESH_SETS, "fresh set", name, path)
 

@@ -52,10 +52,10 @@ JUDGED_FRESH_SETS = ("fresh-harmful", "fresh-harmful-b", "fresh-c-harmful", "fre
 # fresh-jj, written in session 20, round 63 (rounds 59, 60 and 62 failed their guardrails or
 # rules before reading it); session 23: fresh-kk, written in session 20, round 65, whose
 # candidate failed it; session 24: fresh-ll, written in session 22, round 66, whose candidate
-# failed it; `fresh-mm-*` and `fresh-nn-*`, written in session 23, are the next rounds'
-# judges, in that order). Empty when every judge written so far has been read.
-UNREAD_FRESH_SETS: tuple[str, ...] = ("fresh-mm-benign", "fresh-mm-identity", "fresh-mm-harmful",
-                                      "fresh-nn-benign", "fresh-nn-identity", "fresh-nn-harmful")
+# failed it; session 28: fresh-mm, written in session 23, round 73, whose candidate failed it;
+# `fresh-nn-*`, written in session 23, is the next round's judge). Empty when every judge
+# written so far has been read.
+UNREAD_FRESH_SETS: tuple[str, ...] = ("fresh-nn-benign", "fresh-nn-identity", "fresh-nn-harmful")
 
 # Free-form training triples (session 14): ``free-train-<x>-*`` for each letter, written as
 # training data from the start by helpers who read nothing of the project, never judges. Round 39
