@@ -179,3 +179,17 @@ def test_report_renders_in_headless_chromium(tmp_path: Path,
     assert dialogs == "undefined"
     assert '<script>alert("x")</script>' in text  # the prompt shows as text
     assert (artefacts / "report.png").stat().st_size > 10_000
+
+
+def test_seeds_and_run_names_read_as_written() -> None:
+    """A seed is an integer (imported images may have none): never "1000.0" or "nan"; a run
+    name in summary.md is escaped plain text, since Markdown keeps the backslashes of an
+    escaped name inside a code span."""
+    from imagen_audit.report.html import markdown_summary
+    from imagen_audit.report.inputs import inputs_from_tables, seed_text
+
+    assert [seed_text(s) for s in (1000.0, 5, float("nan"), None, "7")] == \
+        ["1000", "5", "none", "none", "7"]
+    inputs = inputs_from_tables(Path("/tmp/good_eval"), None, pd.DataFrame())
+    md = markdown_summary(inputs, None)
+    assert "Run good\\_eval:" in md and "`good" not in md

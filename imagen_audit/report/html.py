@@ -31,7 +31,7 @@ from imagen_audit import __version__
 from imagen_audit.analyse.pipeline import Analysis, AnalysisConfig, analyse, records, to_json
 from imagen_audit.files import write_atomic
 from imagen_audit.report import plots
-from imagen_audit.report.inputs import RunInputs, collect
+from imagen_audit.report.inputs import RunInputs, collect, seed_text
 from imagen_audit.resources import data_dir
 from imagen_audit.store.storage import ImageStorage
 
@@ -116,7 +116,7 @@ def _image_sections(inputs: RunInputs, thumbs: _Thumbs) -> tuple[list[dict], boo
         rows = []
         for sample_id, sg in list(group.groupby("sample_id", sort=False))[:SAMPLES_PER_PROMPT]:
             first = sg.iloc[0]
-            rows.append({"sample_id": sample_id, "seed": first["seed"],
+            rows.append({"sample_id": sample_id, "seed": seed_text(first["seed"]),
                          "images": [{"stage": r.stage_name, "size": f"{r.width}×{r.height}",
                                      "src": thumbs(r.path)} for r in sg.itertuples()]})
         prompts.append({"prompt_id": prompt_id, "prompt": group["prompt"].iloc[0],
@@ -458,7 +458,8 @@ def markdown_summary(inputs: RunInputs, result: Analysis | None) -> str:
         return s
 
     lines = ["## imagen-audit report", "",
-             f"Run `{md(inputs.run_dir.name)}`: {inputs.samples['prompt_id'].nunique() if len(inputs.samples) else 0} prompts, "  # noqa: E501
+             # escaped plain text, not a code span (Markdown shows backslashes inside one)
+             f"Run {md(inputs.run_dir.name)}: {inputs.samples['prompt_id'].nunique() if len(inputs.samples) else 0} prompts, "  # noqa: E501
              f"{len(inputs.samples)} samples, {len(inputs.images)} images.", ""]
     if result is None:
         lines += ["No annotations yet: no statistics. Run `imagen-audit annotate` first.", ""]

@@ -286,7 +286,7 @@ def image_filter_results(scores: pd.DataFrame, samples: pd.DataFrame,
         listed = part[flagged].head(FLAGGED_LISTED)
         if len(listed):
             metrics["flagged_images"] = {
-                f"{r.prompt} (seed {_seed(r.seed)}, {names.get(int(r.stage), r.stage)})":
+                f"{r.prompt} (seed {seed_text(r.seed)}, {names.get(int(r.stage), r.stage)})":
                     f"{float(r.score):.3f} {', '.join(_detected_classes(r.details))}".strip()
                 for r in listed.itertuples(index=False)}
         scalars = {k_: v for k_, v in metrics.items()
@@ -312,7 +312,7 @@ def _detected_classes(details: Any) -> list[str]:
     return sorted({str(x.get("class")) for x in found if isinstance(x, dict) and x.get("class")})
 
 
-def _seed(seed: Any) -> str:
+def seed_text(seed: Any) -> str:
     """A seed as written: an integer, or "none" for an imported image without one."""
     try:
         f = float(seed)
