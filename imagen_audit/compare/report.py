@@ -63,7 +63,9 @@ def compare_runs(baseline_dir: str | Path, candidate_dir: str | Path, *,
     for label, inputs in (("baseline", in0), ("candidate", in1)):
         if inputs.annotations is None:
             raise CompareError(f"{inputs.run_dir}: the {label} run has no annotations (run "
-                               "`imagen-audit annotate` on it first)")
+                               "`imagen-audit annotate` on it first): a comparison pairs "
+                               "images through their annotations, also for filter-only "
+                               "policies such as regression-filters")
     base_table = in0.baselines if len(in0.baselines) else in1.baselines
     try:
         result = compare(in0.annotations, in1.annotations, base_table, config=config,
