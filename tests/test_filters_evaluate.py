@@ -189,7 +189,7 @@ def test_output_files_and_run_folder(tmp_path, sets) -> None:
     run.mkdir()
     (run / "run.sqlite").write_bytes(b"")
     write_outputs(res, pol, tmp_path / "out", run_dir=run)
-    for folder in (tmp_path / "out", run / "filters"):
+    for folder in (tmp_path / "out", run / "filters" / "t"):  # one folder per policy
         doc = json.loads((folder / EVAL_JSON).read_text())
         assert doc["schema"] == "imagen-audit/prompt-filter-eval" and doc["schema_version"] == 1
         for key in ("overall", "backends", "category_recall", "subsets", "over_blocking",

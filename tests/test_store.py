@@ -823,9 +823,9 @@ def test_export_refuses_other_formats_and_tables(done_store, tmp_path):
 def test_filter_files_are_written_and_listed_through_the_store(tmp_path):
     with RunStore.open(tmp_path / "run") as store:
         assert store.filter_result_files() == []
-        written = store.save_filter_files({"sweep.csv": b"threshold\n0.5\n",
-                                           "eval.json": b'{"metrics": {}}'})
-        assert [p.name for p in written] == ["sweep.csv", "eval.json"]
+        written, replaced = store.save_filter_files({"sweep.csv": b"threshold\n0.5\n",
+                                                     "eval.json": b'{"metrics": {}}'})
+        assert [p.name for p in written] == ["sweep.csv", "eval.json"] and not replaced
         for bad in ("../escape.json", ".hidden.json", "a/b.json", ""):
             with pytest.raises(RunStoreError, match="bad filter result file name"):
                 store.save_filter_files({bad: b"{}"})
@@ -835,6 +835,46 @@ def test_filter_files_are_written_and_listed_through_the_store(tmp_path):
         assert (tmp_path / "run" / "filters" / "sweep.csv").read_bytes() == b"threshold\n0.5\n"
         with pytest.raises(RunStoreError, match="read-only"):
             store.save_filter_files({"x.json": b"{}"})
+
+
+def test_an_evaluation_is_stored_whole_in_a_folder_of_its_own(tmp_path, monkeypatch):
+    """A re-evaluation swaps the policy's folder in one piece: a failure half-way leaves the
+    earlier evaluation as it was (never its JSON beside the new tables), hidden work folders
+    are never listed, and another policy's evaluation sits beside it."""
+    import os as _os
+
+    with RunStore.open(tmp_path / "run") as store:
+        first, replaced = store.save_filter_files(
+            {"sweep.csv": b"old\n", "eval.json": b'{"v": 1}'}, evaluation="my policy/1")
+        assert not replaced and first[0].parent.name == "my-policy-1"
+        real = _os.replace
+        calls = []
+
+        def failing(src, dst):
+            calls.append(str(src))
+            if str(src).endswith(".incoming-" + str(_os.getpid())):
+                raise OSError(28, "No space left on device")
+            return real(src, dst)
+
+        monkeypatch.setattr("imagen_audit.store.run_store.os.replace", failing)
+        with pytest.raises(OSError):
+            store.save_filter_files({"sweep.csv": b"new\n", "eval.json": b'{"v": 2}'},
+                                    evaluation="my policy/1")
+        monkeypatch.setattr("imagen_audit.store.run_store.os.replace", real)
+        folder = tmp_path / "run" / "filters" / "my-policy-1"
+        assert (folder / "sweep.csv").read_bytes() == b"old\n"
+        assert (folder / "eval.json").read_bytes() == b'{"v": 1}'
+        assert [p.name for p in (tmp_path / "run" / "filters").iterdir()] == ["my-policy-1"]
+        (tmp_path / "run" / "filters" / ".incoming-1").mkdir()
+        (tmp_path / "run" / "filters" / ".incoming-1" / "eval.json").write_text("{}")
+        _, replaced = store.save_filter_files({"eval.json": b'{"v": 3}'},
+                                              evaluation="my policy/1")
+        assert replaced and (folder / "eval.json").read_bytes() == b'{"v": 3}'
+        assert not (folder / "sweep.csv").exists()  # the old evaluation's table went with it
+        store.save_filter_files({"eval.json": b"{}"}, evaluation="other")
+        assert [p.relative_to(tmp_path / "run" / "filters").as_posix()
+                for p in store.filter_result_files()] == ["my-policy-1/eval.json",
+                                                          "other/eval.json"]
 
 
 def test_only_generation_creates_a_run(tmp_path):

@@ -35,7 +35,8 @@ def _prompt_evals(run_dir: Path, problems: list[str]) -> list[FilterData]:
     out: list[FilterData] = []
     if not folder.is_dir():
         return out
-    for path in sorted(folder.rglob("*.json")):
+    for path in sorted(p for p in folder.rglob("*.json")  # hidden: being written or replaced
+                       if not any(x.startswith(".") for x in p.relative_to(folder).parts)):
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError, UnicodeDecodeError):

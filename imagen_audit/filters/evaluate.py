@@ -430,11 +430,21 @@ def write_outputs(result: EvalResult, policy: Policy, out: str | Path,
     if run_dir is not None:
         from imagen_audit.store import RunStore
 
-        # Through the store (it holds the run's lock); data files first, the JSON last: a
-        # reader that finds the JSON finds its files.
-        with RunStore.open(run_dir, create=False) as store:
-            store.save_filter_files({name: (folder / name).read_bytes()
-                                     for name in [*files.values(), EVAL_JSON]})
+        # Through the store (it holds the run's lock), as one folder per policy swapped in
+        # whole: a reader never mixes two evaluations' files.
+        try:
+            with RunStore.open(run_dir, create=False) as store:
+                stored, replaced = store.save_filter_files(
+                    {name: (folder / name).read_bytes()
+                     for name in [*files.values(), EVAL_JSON]}, evaluation=policy.name)
+        except OSError as exc:
+            raise FilterError(f"{run_dir}: cannot store the evaluation in the run ({exc}); "
+                              f"any earlier one is kept, and {folder} holds this one") from exc
+        if replaced:
+            log.warning("%s: replaced the run's earlier evaluation of policy %r",
+                        stored[-1].parent, policy.name)
+        else:
+            log.info("stored in %s", stored[-1].parent)
     return written
 
 

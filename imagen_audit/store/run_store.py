@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -48,6 +49,15 @@ class PlanSummary:
     total: int
     added: int
     done: int
+
+
+def _folder_name(name: str) -> str:
+    """A policy's name as a folder name: letters, digits, '.', '_' and '-' only, never hidden
+    and never empty."""
+    import re
+
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", str(name)).strip(".-")
+    return safe or "policy"
 
 
 def require_run_folder(root: str | Path, flag: str = "") -> Path:
@@ -581,25 +591,56 @@ class RunStore:
                 for p in sorted(folder.glob("*.json"))}
 
     # ------------------------------------------------------------------ prompt-filter evaluations
-    def save_filter_files(self, files: Mapping[str, bytes]) -> list[Path]:
-        """Write a prompt-filter evaluation's files under ``RUN_DIR/filters/``, atomically and
-        in the order given: put the JSON that names the others last, so a reader that finds
-        the JSON finds its data files too."""
+    def save_filter_files(self, files: Mapping[str, bytes], evaluation: str | None = None
+                          ) -> tuple[list[Path], bool]:
+        """Write a prompt-filter evaluation's files; returns their paths and whether an earlier
+        evaluation of the same name was replaced.
+
+        With ``evaluation`` (a policy's name) the files go to ``RUN_DIR/filters/<name>/`` as a
+        whole: written into a hidden folder first, then swapped in by renames, so a reader
+        (and an interrupted re-evaluation) never sees one evaluation's JSON beside another's
+        tables. Evaluations of different policies sit side by side. Without it (the layout
+        before session 28) the files go to ``RUN_DIR/filters/`` one by one, JSON last."""
+        import shutil
 
         if self._lock is None:
             raise RunStoreError("this run store was opened read-only")
-        folder = self.root / FILTERS_DIR
-        written = []
-        for name, data in files.items():
+        for name in files:
             if not name or "/" in name or "\\" in name or name.startswith("."):
                 raise RunStoreError(f"bad filter result file name {name!r}")
-            written.append(write_atomic(folder / name, data))
-        return written
+        folder = self.root / FILTERS_DIR
+        if evaluation is None:
+            return [write_atomic(folder / name, data) for name, data in files.items()], False
+        target = folder / _folder_name(evaluation)
+        incoming = folder / f".incoming-{os.getpid()}"
+        replaced = folder / f".replaced-{os.getpid()}-{target.name}"
+        for stale in (incoming, replaced):
+            shutil.rmtree(stale, ignore_errors=True)
+        incoming.mkdir(parents=True)
+        try:
+            for name, data in files.items():
+                write_atomic(incoming / name, data)
+            existed = target.exists()
+            if existed:
+                os.replace(target, replaced)
+            os.replace(incoming, target)
+        except BaseException:
+            if replaced.exists() and not target.exists():
+                os.replace(replaced, target)  # put the earlier evaluation back
+            shutil.rmtree(incoming, ignore_errors=True)
+            raise
+        shutil.rmtree(replaced, ignore_errors=True)
+        return [target / name for name in files], existed
 
     def filter_result_files(self) -> list[Path]:
-        """Every JSON file under ``RUN_DIR/filters/`` (filter evaluations and summaries)."""
+        """Every JSON file under ``RUN_DIR/filters/`` (filter evaluations and summaries),
+        leaving out hidden folders: an evaluation being written or replaced."""
         folder = self.root / FILTERS_DIR
-        return sorted(folder.rglob("*.json")) if folder.is_dir() else []
+        if not folder.is_dir():
+            return []
+        return sorted(p for p in folder.rglob("*.json")
+                      if not any(part.startswith(".") for part in
+                                 p.relative_to(folder).parts))
 
     # ------------------------------------------------------------------ image filters (issue 5)
     def images_pending_filter(self, filter_name: str,
