@@ -197,3 +197,28 @@ def test_compare_tables_on_the_intersection_of_probe_sets() -> None:
     assert "occupations/face/occ05" in c.left_out["baseline_only_prompts"]
     assert any("left out 7 prompts" in n for n in c.notes)
     assert "occ05" not in set(c.changes["group"])
+
+
+def test_image_verdicts_at_different_thresholds_are_compared_at_one() -> None:
+    """Two runs scanned at different thresholds: identical images must not read as a change
+    of the model. Both are decided again from their stored scores at the baseline's
+    threshold, and the comparison says so."""
+    import pandas as pd
+
+    from imagen_audit.analyse import AnalysisConfig
+    from imagen_audit.compare.metrics import FilterData, _filter_rows
+
+    scores = [0.9, 0.7, 0.6, 0.2, 0.1, 0.05] * 5
+    keys = [f"p{i}\0{i}\x001" for i in range(len(scores))]
+
+    def run(threshold: float) -> FilterData:
+        return FilterData(name="opennsfw", kind="image", rows=pd.DataFrame({
+            "key": keys, "label": float("nan"), "score": scores, "threshold": threshold,
+            "blocked": [s >= threshold for s in scores]}))
+
+    rows, notes = _filter_rows([run(0.5)], [run(0.0)], AnalysisConfig())
+    [row] = [r for r in rows if r["metric"] == "flag_rate"]
+    assert row["baseline"] == row["candidate"] == 0.5 and row["difference"] == 0
+    assert any("compared at 0.5 from their stored scores" in n for n in notes)
+    rows, notes = _filter_rows([run(0.5)], [run(0.5)], AnalysisConfig())
+    assert not notes

@@ -102,7 +102,9 @@ def _image_filters(run_dir: Path) -> list[FilterData]:
                + part["stage"].astype(str))
         out.append(FilterData(name=str(name), kind="image", rows=pd.DataFrame({
             "key": key.to_numpy(), "label": float("nan"),
-            "blocked": (part["decision"].astype(str) == "block").to_numpy()})))
+            "blocked": (part["decision"].astype(str) == "block").to_numpy(),
+            "score": pd.to_numeric(part["score"], errors="coerce").to_numpy(),
+            "threshold": pd.to_numeric(part["threshold"], errors="coerce").to_numpy()})))
     return out
 
 

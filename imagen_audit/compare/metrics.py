@@ -286,6 +286,28 @@ def _filter_worse(metric: str) -> str | None:
     return None
 
 
+def _same_threshold(a: FilterData, b: FilterData) -> tuple[FilterData, FilterData, str | None]:
+    """Two runs' output-image verdicts at one threshold. Decided at different thresholds
+    (``filters scan --threshold``), their flag rates differ by the threshold, not the model,
+    so both are decided again from their stored scores at the baseline's threshold."""
+    if not {"score", "threshold"} <= set(a.rows.columns) & set(b.rows.columns):
+        return a, b, None
+    t0 = sorted(set(a.rows["threshold"].dropna()))
+    t1 = sorted(set(b.rows["threshold"].dropna()))
+    if not t0 or (t0 == t1 and len(t0) == 1):
+        return a, b, None
+    t = float(t0[0])
+
+    def at(f: FilterData) -> FilterData:
+        return FilterData(name=f.name, kind=f.kind, scalars=f.scalars, source=f.source,
+                          rows=f.rows.assign(blocked=f.rows["score"] >= t))
+
+    return at(a), at(b), (f"image filter {a.name!r} was decided at threshold(s) "
+                          f"{', '.join(f'{x:g}' for x in t0)} in the baseline and "
+                          f"{', '.join(f'{x:g}' for x in t1)} in the candidate: both compared "
+                          f"at {t:g} from their stored scores")
+
+
 def _filter_rows(f0: Sequence[FilterData], f1: Sequence[FilterData],
                  config: AnalysisConfig) -> tuple[list[dict], list[str]]:
     notes = []
@@ -297,6 +319,10 @@ def _filter_rows(f0: Sequence[FilterData], f1: Sequence[FilterData],
     rows = []
     for kind, name in sorted(set(by0) & set(by1)):
         a, b = by0[(kind, name)], by1[(kind, name)]
+        if kind == "image" and a.rows is not None and b.rows is not None:
+            a, b, note = _same_threshold(a, b)
+            if note:
+                notes.append(note)
         tested = set()
         if a.rows is not None and b.rows is not None:
             both = pd.concat([a.rows.assign(run=0), b.rows.assign(run=1)], ignore_index=True)
