@@ -510,7 +510,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from imagen_audit.filters.evaluate import summary_lines
 
     print("\n".join(summary_lines(result.summary)))
-    print(f"wrote {args.out}" + (f" and {args.run}/filters/" if args.run else ""))
+    if args.run:
+        from imagen_audit.store.run_store import FILTERS_DIR, evaluation_folder_name
+
+        stored = Path(args.run) / FILTERS_DIR / evaluation_folder_name(policy.name)
+        print(f"wrote {args.out} and {stored}/")
+    else:
+        print(f"wrote {args.out}")
     return EXIT_OK
 
 

@@ -51,7 +51,7 @@ class PlanSummary:
     done: int
 
 
-def _folder_name(name: str) -> str:
+def evaluation_folder_name(name: str) -> str:
     """A policy's name as a folder name: letters, digits, '.', '_' and '-' only, never hidden
     and never empty."""
     import re
@@ -611,7 +611,7 @@ class RunStore:
         folder = self.root / FILTERS_DIR
         if evaluation is None:
             return [write_atomic(folder / name, data) for name, data in files.items()], False
-        target = folder / _folder_name(evaluation)
+        target = folder / evaluation_folder_name(evaluation)
         incoming = folder / f".incoming-{os.getpid()}"
         replaced = folder / f".replaced-{os.getpid()}-{target.name}"
         for stale in (incoming, replaced):
