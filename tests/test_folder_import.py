@@ -316,3 +316,44 @@ def test_cli_import_good_and_bad_manifest(folder, tmp_path, capsys, caplog):
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert any(str(folder / "manifest.csv") in m and "line 2" in m and "'seed'" in m
                for m in errors), errors
+
+
+# --------------------------------------------------------------------------- bit depth
+def test_16bit_grey_is_scaled_not_clipped(tmp_path):
+    """A 16-bit grey PNG used to come in as a white square (convert("RGB") clips at 255)."""
+    root = tmp_path / "in"
+    root.mkdir()
+    ramp = np.linspace(0, 65535, 64 * 48).reshape(48, 64).astype(np.uint16)
+    Image.fromarray(ramp).save(root / "grey16.png")
+    with Image.open(root / "grey16.png") as im:
+        assert im.mode in ("I;16", "I")  # what Pillow makes of it, old or new
+    _write_manifest(root, [{"file": "grey16.png", "prompt": "a ramp"}])
+    out = tmp_path / "run"
+    summary = generate_run(out, model=f"folder:{root}", probes=None, progress=False)
+    assert summary.generated == 1
+    with RunStore.open_readonly(out) as store:
+        stored = read_png(store.image_path(store.images_table()["path"].iloc[0]))
+    expected = np.rint(ramp / 257.0).astype(np.uint8)
+    assert stored.shape == (48, 64, 3)
+    for channel in range(3):
+        np.testing.assert_array_equal(stored[..., channel], expected)
+    assert stored.min() == 0 and stored.max() == 255
+    assert abs(float(stored.mean()) - 127.5) < 1.0  # follows the ramp, not white
+
+
+def test_high_bit_depth_modes():
+    from imagen_audit.store.images import pil_to_rgb8
+
+    ints = np.array([[0, 257, 65535]], dtype=np.int32)
+    np.testing.assert_array_equal(pil_to_rgb8(Image.fromarray(ints, "I"))[..., 0], [[0, 1, 255]])
+    floats = np.array([[0.0, 0.5, 1.0]], dtype=np.float32)
+    np.testing.assert_array_equal(pil_to_rgb8(Image.fromarray(floats, "F"))[..., 1],
+                                  [[0, 128, 255]])
+    with pytest.raises(ValueError, match=r"mode I\b.*70000"):
+        pil_to_rgb8(Image.fromarray(np.array([[0, 70000]], dtype=np.int32), "I"))
+    with pytest.raises(ValueError, match=r"mode F.*2\.5"):
+        pil_to_rgb8(Image.fromarray(np.array([[0.0, 2.5]], dtype=np.float32), "F"))
+    # 8-bit modes are untouched: the same bytes as convert("RGB").
+    rgb = Image.fromarray(np.arange(24, dtype=np.uint8).reshape(2, 4, 3), "RGB")
+    for im in (rgb, rgb.convert("L"), rgb.convert("RGBA"), rgb.convert("P")):
+        np.testing.assert_array_equal(pil_to_rgb8(im), np.asarray(im.convert("RGB")))
