@@ -288,15 +288,35 @@ def test_same_file_under_two_spellings_is_refused(base, tmp_path, alias):
     assert "line 3" in msg and "listed twice" in msg
 
 
-def test_unreadable_image_stops_the_import(base, tmp_path):
-    (base / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
-    (base / "manifest.csv").write_text("file,prompt\nok.png,a\nbroken.png,b\n",
-                                       encoding="utf-8")
+def _bad_images(root: Path) -> None:
+    """Files that do not decode, between two good ones (manifest lines 2 to 7)."""
+    (root / "fake.png").write_text("this is not an image\n")
+    (root / "empty.jpg").write_bytes(b"")
+    data = (root / "ok.png").read_bytes()
+    (root / "trunc.png").write_bytes(data[: len(data) // 2])
+    Image.new("L", (20, 20)).save(root / "bomb.png")  # 400 px > 2 x the test's limit
+    (root / "manifest.csv").write_text(
+        "file,prompt\nok.png,a\nfake.png,b\nempty.jpg,c\ntrunc.png,d\nbomb.png,a\n"
+        "ok2.png,e\n", encoding="utf-8")
+
+
+def test_unreadable_images_are_failed_samples(base, tmp_path, monkeypatch):
+    """Each bad file fails its own sample, named with its manifest line; the rest import."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # bomb.png is a decompression bomb
+    _bad_images(base)
     out = tmp_path / "run"
-    with pytest.raises(ManifestError, match=r"broken\.png"):
-        generate_run(out, model=f"folder:{base}", probes=None, progress=False)
-    with RunStore.open(out) as store:  # lock released, the good image kept
-        assert store.status_counts() == {"done": 1, "planned": 1}
+    summary = generate_run(out, model=f"folder:{base}", probes=None, progress=False,
+                           batch_size=2)
+    assert (summary.planned, summary.generated, summary.failed) == (6, 2, 4)
+    with RunStore.open(out) as store:  # lock released
+        samples = store.samples_table().set_index("source_file")
+    assert samples.loc["ok.png", "status"] == samples.loc["ok2.png", "status"] == "done"
+    for name, line, words in [("fake.png", 3, "cannot identify"), ("empty.jpg", 4, ""),
+                              ("trunc.png", 5, ""), ("bomb.png", 6, "DecompressionBomb")]:
+        assert samples.loc[name, "status"] == "failed"
+        error = samples.loc[name, "error"]
+        assert f"{base / name} (manifest.csv, line {line}): cannot read image" in error
+        assert words in error
 
 
 # --------------------------------------------------------------------------- through the CLI

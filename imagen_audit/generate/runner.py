@@ -29,7 +29,7 @@ from imagen_audit.generate.executors import (
 )
 from imagen_audit.generate.mitigations import Mitigation
 from imagen_audit.probes import ProbeSet, Prompt
-from imagen_audit.store.records import ImageRecord
+from imagen_audit.store.records import ImageRecord, SampleFailure
 from imagen_audit.store.run_store import PlanSummary, RunStore
 from imagen_audit.store.storage import StoredSample, write_sample
 
@@ -171,6 +171,13 @@ def run_generation(store: RunStore, generator: Generator, *, batch_size: int = 8
                             f"{consecutive_failures} batches in a row failed (last error: "
                             f"{outcome.error}); stopping. Fix the cause and run the same "
                             "command again to resume")
+                elif isinstance(outcome, SampleFailure):
+                    # One bad input (an unreadable imported file): record it and go on. It
+                    # does not count towards stopping: the samples after it are unaffected.
+                    store.mark_failed([outcome.sample_id], outcome.error)
+                    failed += 1
+                    bar.update()
+                    log.error("failed: %s; recorded, the run goes on", outcome.error)
                 elif isinstance(outcome, StoredSample):  # a worker already wrote the images
                     drain(0)
                     commit(outcome)
