@@ -319,6 +319,107 @@ def test_unreadable_images_are_failed_samples(base, tmp_path, monkeypatch):
         assert words in error
 
 
+def test_failed_import_completes_after_fixing_or_removing_the_files(base, tmp_path,
+                                                                    monkeypatch, capsys):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    _bad_images(base)
+    out = tmp_path / "run"
+    argv = ["generate", "--model", f"folder:{base}", "--out", str(out), "--no-progress"]
+    assert main(argv) == 3
+    assert "2 samples generated, 4 failed" in capsys.readouterr().out
+    assert main(argv) == 3  # the same command retries them; still broken
+    with RunStore.open_readonly(out) as store:
+        before = store.samples_table().set_index("source_file")
+    assert set(before["attempts"][before["status"] == "failed"]) == {2}
+    # Fix one file, remove two others with their rows, leave a row for a file in place.
+    Image.new("RGB", (3, 3), (1, 2, 3)).save(base / "fake.png", format="PNG")
+    for name in ("empty.jpg", "bomb.png"):
+        (base / name).unlink()
+    (base / "manifest.csv").write_text(
+        "file,prompt\nok.png,a\nfake.png,b\ntrunc.png,d\nok2.png,e\n", encoding="utf-8")
+    (base / "trunc.png").write_bytes((base / "ok.png").read_bytes())  # re-exported whole
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "2 samples generated, 0 failed, 2 already done, 4 planned" in captured.out
+    with RunStore.open_readonly(out) as store:
+        assert store.status_counts() == {"done": 4}
+        after = store.samples_table().set_index("source_file")
+        prompts = set(store.prompts_table()["prompt_id"])
+        assert store.verify() == []
+    assert sorted(after.index) == ["fake.png", "ok.png", "ok2.png", "trunc.png"]
+    # Samples kept their ids; the prompt whose only row went ("c") left with it.
+    for name in after.index:
+        assert after.loc[name, "sample_id"] == before.loc[name, "sample_id"]
+    assert _pid("c") not in prompts and _pid("a") in prompts  # "a" still has ok.png
+    assert main(argv) == 0
+    assert "nothing to generate" in capsys.readouterr().out
+
+
+def test_removed_rows_are_dropped_with_a_warning(base, tmp_path, caplog):
+    (base / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    (base / "manifest.csv").write_text("file,prompt\nok.png,a\nbroken.png,b\n",
+                                       encoding="utf-8")
+    out = tmp_path / "run"
+    assert generate_run(out, model=f"folder:{base}", probes=None, progress=False).failed == 1
+    (base / "manifest.csv").write_text("file,prompt\nok.png,a\n", encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="imagen_audit"):
+        summary = generate_run(out, model=f"folder:{base}", probes=None, progress=False)
+    assert summary.complete and (summary.planned, summary.generated) == (1, 0)
+    assert any("1 planned samples dropped" in r.getMessage() and "'broken.png'" in
+               r.getMessage() for r in caplog.records)
+
+
+def test_removed_row_of_an_imported_image_is_refused(base, tmp_path):
+    """Imported images are never dropped silently: the message says what to do."""
+    (base / "manifest.csv").write_text("file,prompt\nok.png,a\nok2.png,b\n",
+                                       encoding="utf-8")
+    out = tmp_path / "run"
+    generate_run(out, model=f"folder:{base}", probes=None, progress=False)
+    (base / "manifest.csv").write_text("file,prompt\nok.png,a\n", encoding="utf-8")
+    with pytest.raises(RunStoreError) as info:
+        generate_run(out, model=f"folder:{base}", probes=None, progress=False)
+    msg = str(info.value)
+    assert "'ok2.png'" in msg and "row is gone" in msg and "new --out" in msg
+    with RunStore.open_readonly(out) as store:
+        assert store.status_counts() == {"done": 2}
+
+
+def test_another_folder_is_refused_before_the_plan_changes(base, tmp_path):
+    (base / "broken.png").write_bytes(b"")
+    (base / "manifest.csv").write_text("file,prompt\nok.png,a\nbroken.png,b\n",
+                                       encoding="utf-8")
+    out = tmp_path / "run"
+    generate_run(out, model=f"folder:{base}", probes=None, progress=False)
+    other = tmp_path / "other"
+    other.mkdir()
+    Image.new("RGB", (2, 2)).save(other / "ok.png")
+    (other / "manifest.csv").write_text("file,prompt\nok.png,a\n", encoding="utf-8")
+    with pytest.raises(RunStoreError, match="other generator settings"):
+        generate_run(out, model=f"folder:{other}", probes=None, progress=False)
+    with RunStore.open_readonly(out) as store:
+        assert store.status_counts() == {"done": 1, "failed": 1}
+
+
+def test_inserted_row_keeps_the_samples_already_planned(folder, tmp_path):
+    """A sample belongs to its file, not to its place among the prompt's rows."""
+    out = tmp_path / "run"
+    generate_run(out, model=f"folder:{folder}", probes=None, progress=False)
+    with RunStore.open_readonly(out) as store:
+        before = store.samples_table()[["source_file", "sample_id"]]
+    Image.new("RGB", (2, 2), (4, 5, 6)).save(folder / "e.png")
+    text = (folder / "manifest.csv").read_text(encoding="utf-8")
+    lines = text.splitlines(keepends=True)
+    lines.insert(1, "e.png,a photo of a nurse,7\n")  # before a.png, the same prompt
+    (folder / "manifest.csv").write_text("".join(lines), encoding="utf-8")
+    summary = generate_run(out, model=f"folder:{folder}", probes=None, progress=False)
+    assert (summary.planned, summary.added_to_plan, summary.generated) == (5, 1, 1)
+    with RunStore.open_readonly(out) as store:
+        after = store.samples_table().set_index("source_file")
+    for src, sid in before.itertuples(index=False):
+        assert after.loc[src, "sample_id"] == sid
+    assert after.loc["e.png", "sample_index"] == 3
+
+
 # --------------------------------------------------------------------------- through the CLI
 def test_cli_import_good_and_bad_manifest(folder, tmp_path, capsys, caplog):
     out = tmp_path / "run"

@@ -72,7 +72,8 @@ def read_manifest(folder: Path) -> list[ManifestRow]:
                 raise ManifestError(f"{where}, column 'file': {file!r} is not an image "
                                     f"({', '.join(sorted(IMAGE_SUFFIXES))})")
             if not target.is_file():
-                raise ManifestError(f"{where}, column 'file': {file!r} not found")
+                raise ManifestError(f"{where}, column 'file': {file!r} not found (put the file "
+                                    "back, or remove its row)")
             if target in seen:  # by resolved path: "a.png" and "./a.png" are one file
                 raise ManifestError(f"{where}, column 'file': {file!r} listed twice")
             seen.add(target)

@@ -78,8 +78,22 @@ def plan_run(store: RunStore, generator: Generator, probes: ProbeSet | None = No
         if mitigation.active:
             raise AuditError("imported images cannot be mitigated: drop --prompt-template "
                              "and --augment-identity with --model folder:")
+        # The source is checked before the plan follows its manifest: importing another
+        # folder into this run must be refused before it drops anything.
+        store.bind_config("generator", generator.config())
         store.add_prompts(generator.prompts())
-        return store.plan_samples(generator.sample_rows())
+        rows = generator.sample_rows()
+        if all(source is not None for *_, source in rows):
+            plan = store.plan_imported_samples(
+                [(prompt_id, seed, source) for prompt_id, _, seed, source in rows
+                 if source is not None])
+            if plan.dropped:
+                shown = ", ".join(repr(f) for f in plan.dropped[:5])
+                more = f" and {len(plan.dropped) - 5} more" if len(plan.dropped) > 5 else ""
+                log.warning("%d planned samples dropped, their manifest rows are gone: %s%s",
+                            len(plan.dropped), shown, more)
+            return plan
+        return store.plan_samples(rows)
     if probes is None:
         raise AuditError(f"generator {generator.name!r} needs probe prompts (--probes)")
     store.add_prompts(probes.prompts, probes.occupations)
