@@ -288,15 +288,136 @@ def test_same_file_under_two_spellings_is_refused(base, tmp_path, alias):
     assert "line 3" in msg and "listed twice" in msg
 
 
-def test_unreadable_image_stops_the_import(base, tmp_path):
+def _bad_images(root: Path) -> None:
+    """Files that do not decode, between two good ones (manifest lines 2 to 7)."""
+    (root / "fake.png").write_text("this is not an image\n")
+    (root / "empty.jpg").write_bytes(b"")
+    data = (root / "ok.png").read_bytes()
+    (root / "trunc.png").write_bytes(data[: len(data) // 2])
+    Image.new("L", (20, 20)).save(root / "bomb.png")  # 400 px > 2 x the test's limit
+    (root / "manifest.csv").write_text(
+        "file,prompt\nok.png,a\nfake.png,b\nempty.jpg,c\ntrunc.png,d\nbomb.png,a\n"
+        "ok2.png,e\n", encoding="utf-8")
+
+
+def test_unreadable_images_are_failed_samples(base, tmp_path, monkeypatch):
+    """Each bad file fails its own sample, named with its manifest line; the rest import."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # bomb.png is a decompression bomb
+    _bad_images(base)
+    out = tmp_path / "run"
+    summary = generate_run(out, model=f"folder:{base}", probes=None, progress=False,
+                           batch_size=2)
+    assert (summary.planned, summary.generated, summary.failed) == (6, 2, 4)
+    with RunStore.open(out) as store:  # lock released
+        samples = store.samples_table().set_index("source_file")
+    assert samples.loc["ok.png", "status"] == samples.loc["ok2.png", "status"] == "done"
+    for name, line, words in [("fake.png", 3, "cannot identify"), ("empty.jpg", 4, ""),
+                              ("trunc.png", 5, ""), ("bomb.png", 6, "DecompressionBomb")]:
+        assert samples.loc[name, "status"] == "failed"
+        error = samples.loc[name, "error"]
+        assert f"{base / name} (manifest.csv, line {line}): cannot read image" in error
+        assert words in error
+
+
+def test_failed_import_completes_after_fixing_or_removing_the_files(base, tmp_path,
+                                                                    monkeypatch, capsys):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    _bad_images(base)
+    out = tmp_path / "run"
+    argv = ["generate", "--model", f"folder:{base}", "--out", str(out), "--no-progress"]
+    assert main(argv) == 3
+    assert "2 samples generated, 4 failed" in capsys.readouterr().out
+    assert main(argv) == 3  # the same command retries them; still broken
+    with RunStore.open_readonly(out) as store:
+        before = store.samples_table().set_index("source_file")
+    assert set(before["attempts"][before["status"] == "failed"]) == {2}
+    # Fix one file, remove two others with their rows, leave a row for a file in place.
+    Image.new("RGB", (3, 3), (1, 2, 3)).save(base / "fake.png", format="PNG")
+    for name in ("empty.jpg", "bomb.png"):
+        (base / name).unlink()
+    (base / "manifest.csv").write_text(
+        "file,prompt\nok.png,a\nfake.png,b\ntrunc.png,d\nok2.png,e\n", encoding="utf-8")
+    (base / "trunc.png").write_bytes((base / "ok.png").read_bytes())  # re-exported whole
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "2 samples generated, 0 failed, 2 already done, 4 planned" in captured.out
+    with RunStore.open_readonly(out) as store:
+        assert store.status_counts() == {"done": 4}
+        after = store.samples_table().set_index("source_file")
+        prompts = set(store.prompts_table()["prompt_id"])
+        assert store.verify() == []
+    assert sorted(after.index) == ["fake.png", "ok.png", "ok2.png", "trunc.png"]
+    # Samples kept their ids; the prompt whose only row went ("c") left with it.
+    for name in after.index:
+        assert after.loc[name, "sample_id"] == before.loc[name, "sample_id"]
+    assert _pid("c") not in prompts and _pid("a") in prompts  # "a" still has ok.png
+    assert main(argv) == 0
+    assert "nothing to generate" in capsys.readouterr().out
+
+
+def test_removed_rows_are_dropped_with_a_warning(base, tmp_path, caplog):
     (base / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     (base / "manifest.csv").write_text("file,prompt\nok.png,a\nbroken.png,b\n",
                                        encoding="utf-8")
     out = tmp_path / "run"
-    with pytest.raises(ManifestError, match=r"broken\.png"):
+    assert generate_run(out, model=f"folder:{base}", probes=None, progress=False).failed == 1
+    (base / "manifest.csv").write_text("file,prompt\nok.png,a\n", encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="imagen_audit"):
+        summary = generate_run(out, model=f"folder:{base}", probes=None, progress=False)
+    assert summary.complete and (summary.planned, summary.generated) == (1, 0)
+    assert any("1 planned samples dropped" in r.getMessage() and "'broken.png'" in
+               r.getMessage() for r in caplog.records)
+
+
+def test_removed_row_of_an_imported_image_is_refused(base, tmp_path):
+    """Imported images are never dropped silently: the message says what to do."""
+    (base / "manifest.csv").write_text("file,prompt\nok.png,a\nok2.png,b\n",
+                                       encoding="utf-8")
+    out = tmp_path / "run"
+    generate_run(out, model=f"folder:{base}", probes=None, progress=False)
+    (base / "manifest.csv").write_text("file,prompt\nok.png,a\n", encoding="utf-8")
+    with pytest.raises(RunStoreError) as info:
         generate_run(out, model=f"folder:{base}", probes=None, progress=False)
-    with RunStore.open(out) as store:  # lock released, the good image kept
-        assert store.status_counts() == {"done": 1, "planned": 1}
+    msg = str(info.value)
+    assert "'ok2.png'" in msg and "row is gone" in msg and "new --out" in msg
+    with RunStore.open_readonly(out) as store:
+        assert store.status_counts() == {"done": 2}
+
+
+def test_another_folder_is_refused_before_the_plan_changes(base, tmp_path):
+    (base / "broken.png").write_bytes(b"")
+    (base / "manifest.csv").write_text("file,prompt\nok.png,a\nbroken.png,b\n",
+                                       encoding="utf-8")
+    out = tmp_path / "run"
+    generate_run(out, model=f"folder:{base}", probes=None, progress=False)
+    other = tmp_path / "other"
+    other.mkdir()
+    Image.new("RGB", (2, 2)).save(other / "ok.png")
+    (other / "manifest.csv").write_text("file,prompt\nok.png,a\n", encoding="utf-8")
+    with pytest.raises(RunStoreError, match="other generator settings"):
+        generate_run(out, model=f"folder:{other}", probes=None, progress=False)
+    with RunStore.open_readonly(out) as store:
+        assert store.status_counts() == {"done": 1, "failed": 1}
+
+
+def test_inserted_row_keeps_the_samples_already_planned(folder, tmp_path):
+    """A sample belongs to its file, not to its place among the prompt's rows."""
+    out = tmp_path / "run"
+    generate_run(out, model=f"folder:{folder}", probes=None, progress=False)
+    with RunStore.open_readonly(out) as store:
+        before = store.samples_table()[["source_file", "sample_id"]]
+    Image.new("RGB", (2, 2), (4, 5, 6)).save(folder / "e.png")
+    text = (folder / "manifest.csv").read_text(encoding="utf-8")
+    lines = text.splitlines(keepends=True)
+    lines.insert(1, "e.png,a photo of a nurse,7\n")  # before a.png, the same prompt
+    (folder / "manifest.csv").write_text("".join(lines), encoding="utf-8")
+    summary = generate_run(out, model=f"folder:{folder}", probes=None, progress=False)
+    assert (summary.planned, summary.added_to_plan, summary.generated) == (5, 1, 1)
+    with RunStore.open_readonly(out) as store:
+        after = store.samples_table().set_index("source_file")
+    for src, sid in before.itertuples(index=False):
+        assert after.loc[src, "sample_id"] == sid
+    assert after.loc["e.png", "sample_index"] == 3
 
 
 # --------------------------------------------------------------------------- through the CLI
@@ -316,3 +437,44 @@ def test_cli_import_good_and_bad_manifest(folder, tmp_path, capsys, caplog):
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert any(str(folder / "manifest.csv") in m and "line 2" in m and "'seed'" in m
                for m in errors), errors
+
+
+# --------------------------------------------------------------------------- bit depth
+def test_16bit_grey_is_scaled_not_clipped(tmp_path):
+    """A 16-bit grey PNG used to come in as a white square (convert("RGB") clips at 255)."""
+    root = tmp_path / "in"
+    root.mkdir()
+    ramp = np.linspace(0, 65535, 64 * 48).reshape(48, 64).astype(np.uint16)
+    Image.fromarray(ramp).save(root / "grey16.png")
+    with Image.open(root / "grey16.png") as im:
+        assert im.mode in ("I;16", "I")  # what Pillow makes of it, old or new
+    _write_manifest(root, [{"file": "grey16.png", "prompt": "a ramp"}])
+    out = tmp_path / "run"
+    summary = generate_run(out, model=f"folder:{root}", probes=None, progress=False)
+    assert summary.generated == 1
+    with RunStore.open_readonly(out) as store:
+        stored = read_png(store.image_path(store.images_table()["path"].iloc[0]))
+    expected = np.rint(ramp / 257.0).astype(np.uint8)
+    assert stored.shape == (48, 64, 3)
+    for channel in range(3):
+        np.testing.assert_array_equal(stored[..., channel], expected)
+    assert stored.min() == 0 and stored.max() == 255
+    assert abs(float(stored.mean()) - 127.5) < 1.0  # follows the ramp, not white
+
+
+def test_high_bit_depth_modes():
+    from imagen_audit.store.images import pil_to_rgb8
+
+    ints = np.array([[0, 257, 65535]], dtype=np.int32)
+    np.testing.assert_array_equal(pil_to_rgb8(Image.fromarray(ints, "I"))[..., 0], [[0, 1, 255]])
+    floats = np.array([[0.0, 0.5, 1.0]], dtype=np.float32)
+    np.testing.assert_array_equal(pil_to_rgb8(Image.fromarray(floats, "F"))[..., 1],
+                                  [[0, 128, 255]])
+    with pytest.raises(ValueError, match=r"mode I\b.*70000"):
+        pil_to_rgb8(Image.fromarray(np.array([[0, 70000]], dtype=np.int32), "I"))
+    with pytest.raises(ValueError, match=r"mode F.*2\.5"):
+        pil_to_rgb8(Image.fromarray(np.array([[0.0, 2.5]], dtype=np.float32), "F"))
+    # 8-bit modes are untouched: the same bytes as convert("RGB").
+    rgb = Image.fromarray(np.arange(24, dtype=np.uint8).reshape(2, 4, 3), "RGB")
+    for im in (rgb, rgb.convert("L"), rgb.convert("RGBA"), rgb.convert("P")):
+        np.testing.assert_array_equal(pil_to_rgb8(im), np.asarray(im.convert("RGB")))

@@ -13,7 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from imagen_audit.errors import ModelSpecError
 from imagen_audit.registry import Registry
-from imagen_audit.store.records import PlannedSample, SampleResult, StageSpec
+from imagen_audit.store.records import PlannedSample, SampleFailure, SampleResult, StageSpec
 
 
 @runtime_checkable
@@ -28,11 +28,14 @@ class Generator(Protocol):
     def config(self) -> Mapping[str, Any]:
         """Everything that changes the pixels; a resumed run must present the same config."""
 
-    def generate(self, batch: Sequence[PlannedSample]) -> Iterator[SampleResult]:
+    def generate(self, batch: Sequence[PlannedSample]
+                 ) -> Iterator[SampleResult | SampleFailure]:
         """Yield one result per sample of the batch, in order.
 
         Each sample's pixels must depend only on its own prompt and seed, never on batch
-        size or on the other samples in the batch.
+        size or on the other samples in the batch. A sample that cannot be made for a
+        reason of its own (an unreadable imported file) is yielded as a SampleFailure,
+        so the others still are; an exception fails the rest of the shard.
         """
 
     def close(self) -> None:

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from imagen_audit.errors import AuditError
 from imagen_audit.generate.base import Generator, GeneratorOptions, make_generator
-from imagen_audit.store.records import PlannedSample, SampleResult, StageSpec
+from imagen_audit.store.records import PlannedSample, SampleFailure, SampleResult, StageSpec
 from imagen_audit.store.storage import ImageStorage, StoredSample, write_sample
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class ShardFailure:
     attempts: int
 
 
-Outcome = SampleResult | StoredSample | ShardFailure
+Outcome = SampleResult | StoredSample | SampleFailure | ShardFailure
 
 
 class Executor(Protocol):
@@ -212,12 +212,14 @@ class _GeneratorActor:
         self.generator = spec.build()
         self.writer = writer
 
-    def generate(self, shard: list[PlannedSample]) -> list[SampleResult | StoredSample]:
+    def generate(self, shard: list[PlannedSample]
+                 ) -> list[SampleResult | StoredSample | SampleFailure]:
         results = list(self.generator.generate(shard))
         if self.writer is None:
             return results
         storage, stages = self.writer
-        return [write_sample(storage, r, stages) for r in results]
+        return [write_sample(storage, r, stages) if isinstance(r, SampleResult) else r
+                for r in results]
 
     def pid(self) -> int:
         import os

@@ -20,7 +20,12 @@ from imagen_audit.errors import ManifestError
 from imagen_audit.generate.base import GeneratorOptions, register
 from imagen_audit.probes import Prompt
 from imagen_audit.store.images import read_png, safe_join
-from imagen_audit.store.records import PlannedSample, SampleResult, StageSpec
+from imagen_audit.store.records import (
+    PlannedSample,
+    SampleFailure,
+    SampleResult,
+    StageSpec,
+)
 
 MANIFEST = "manifest.csv"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
@@ -67,7 +72,8 @@ def read_manifest(folder: Path) -> list[ManifestRow]:
                 raise ManifestError(f"{where}, column 'file': {file!r} is not an image "
                                     f"({', '.join(sorted(IMAGE_SUFFIXES))})")
             if not target.is_file():
-                raise ManifestError(f"{where}, column 'file': {file!r} not found")
+                raise ManifestError(f"{where}, column 'file': {file!r} not found (put the file "
+                                    "back, or remove its row)")
             if target in seen:  # by resolved path: "a.png" and "./a.png" are one file
                 raise ManifestError(f"{where}, column 'file': {file!r} listed twice")
             seen.add(target)
@@ -135,14 +141,28 @@ class FolderImporter:
     def config(self) -> dict[str, Any]:
         return {"generator": self.name, "folder": str(self.folder)}
 
-    def generate(self, batch: Sequence[PlannedSample]) -> Iterator[SampleResult]:
+    def generate(self, batch: Sequence[PlannedSample]
+                 ) -> Iterator[SampleResult | SampleFailure]:
+        """Read each sample's file; one that does not decode is a failed sample, not a stop.
+
+        The files are untrusted: empty, truncated, not an image, a decompression bomb, a
+        bit depth with no known white point. Any of these fails that sample alone, with
+        the file and its manifest line in the message; the run goes on, and the same
+        command retries it once the file is fixed (or drops it once its row is removed).
+        """
         prov = {**self.config(), "note": "images imported as given; seeds from the manifest"}
+        lines = {r.file: r.line for r in self.rows}
         for s in batch:
-            path = safe_join(self.folder, s.source_file or "")
+            file = s.source_file or ""
+            line = lines.get(file)
+            where = f"{self.folder / file} ({MANIFEST}" + \
+                (f", line {line})" if line is not None else ")")
             try:
-                pixels = read_png(path)
-            except (OSError, SyntaxError, ValueError) as exc:
-                raise ManifestError(f"{path}: cannot read image ({exc})") from exc
+                pixels = read_png(safe_join(self.folder, file))
+            except Exception as exc:  # any decoder failure fails this file alone
+                yield SampleFailure(s.sample_id, f"{where}: cannot read image "
+                                                 f"({type(exc).__name__}: {exc})")
+                continue
             yield SampleResult(s.sample_id, {1: pixels}, prov)
 
     def close(self) -> None:

@@ -29,7 +29,7 @@ from imagen_audit.generate.executors import (
 )
 from imagen_audit.generate.mitigations import Mitigation
 from imagen_audit.probes import ProbeSet, Prompt
-from imagen_audit.store.records import ImageRecord
+from imagen_audit.store.records import ImageRecord, SampleFailure
 from imagen_audit.store.run_store import PlanSummary, RunStore
 from imagen_audit.store.storage import StoredSample, write_sample
 
@@ -78,8 +78,22 @@ def plan_run(store: RunStore, generator: Generator, probes: ProbeSet | None = No
         if mitigation.active:
             raise AuditError("imported images cannot be mitigated: drop --prompt-template "
                              "and --augment-identity with --model folder:")
+        # The source is checked before the plan follows its manifest: importing another
+        # folder into this run must be refused before it drops anything.
+        store.bind_config("generator", generator.config())
         store.add_prompts(generator.prompts())
-        return store.plan_samples(generator.sample_rows())
+        rows = generator.sample_rows()
+        if all(source is not None for *_, source in rows):
+            plan = store.plan_imported_samples(
+                [(prompt_id, seed, source) for prompt_id, _, seed, source in rows
+                 if source is not None])
+            if plan.dropped:
+                shown = ", ".join(repr(f) for f in plan.dropped[:5])
+                more = f" and {len(plan.dropped) - 5} more" if len(plan.dropped) > 5 else ""
+                log.warning("%d planned samples dropped, their manifest rows are gone: %s%s",
+                            len(plan.dropped), shown, more)
+            return plan
+        return store.plan_samples(rows)
     if probes is None:
         raise AuditError(f"generator {generator.name!r} needs probe prompts (--probes)")
     store.add_prompts(probes.prompts, probes.occupations)
@@ -171,6 +185,13 @@ def run_generation(store: RunStore, generator: Generator, *, batch_size: int = 8
                             f"{consecutive_failures} batches in a row failed (last error: "
                             f"{outcome.error}); stopping. Fix the cause and run the same "
                             "command again to resume")
+                elif isinstance(outcome, SampleFailure):
+                    # One bad input (an unreadable imported file): record it and go on. It
+                    # does not count towards stopping: the samples after it are unaffected.
+                    store.mark_failed([outcome.sample_id], outcome.error)
+                    failed += 1
+                    bar.update()
+                    log.error("failed: %s; recorded, the run goes on", outcome.error)
                 elif isinstance(outcome, StoredSample):  # a worker already wrote the images
                     drain(0)
                     commit(outcome)

@@ -25,10 +25,46 @@ def pixel_digest(pixels: np.ndarray) -> str:
     return h.hexdigest()
 
 
+_MODES_16BIT = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
+def pil_to_rgb8(im: Image.Image) -> np.ndarray:
+    """A PIL image as HxWx3 uint8 RGB, with high-bit-depth greys scaled rather than clipped.
+
+    ``convert("RGB")`` clips a 16-bit grey (``I;16``, or ``I`` as older Pillow opens 16-bit
+    PNGs) at 255, so an imported 16-bit picture became a white square that every annotator
+    and filter then scored. Those are scaled by their bit depth (65535 -> 255, rounded);
+    a float image (``F``) must hold values in [0, 1]. An ``I``/``F`` image whose white point
+    cannot be known (values outside those ranges) is refused with a ValueError naming the
+    mode and range, never guessed. Every other mode goes through ``convert("RGB")`` as
+    before, so 8-bit images come out byte-identical.
+    """
+    if im.mode in _MODES_16BIT or im.mode in ("I", "F"):
+        arr = np.asarray(im)
+        if arr.size == 0:
+            raise ValueError(f"empty {im.mode} image")
+        lo, hi = arr.min(), arr.max()
+        if im.mode == "F":
+            if not (np.isfinite(lo) and np.isfinite(hi) and lo >= 0.0 and hi <= 1.0):
+                raise ValueError(f"32-bit float image (mode F) with values from {lo} to {hi}; "
+                                 "only values in [0, 1] have a known white point: save it "
+                                 "with 8 or 16 bits per channel")
+            grey = np.rint(arr.astype(np.float64) * 255.0).astype(np.uint8)
+        else:
+            if lo < 0 or hi > 65535:
+                raise ValueError(f"32-bit integer image (mode {im.mode}) with values from "
+                                 f"{lo} to {hi}; only 16-bit values (0 to 65535) have a "
+                                 "known white point: save it with 8 or 16 bits per channel")
+            # Round to the nearest 8-bit level: 257 * k maps exactly to k.
+            grey = ((arr.astype(np.uint32) + 128) // 257).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
+    return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
 def to_uint8_rgb(image: object) -> np.ndarray:
     """Convert a PIL image or an HxWx3 array (uint8, or float in [0, 1]) to uint8 RGB."""
     if isinstance(image, Image.Image):
-        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+        return pil_to_rgb8(image)
     arr = np.asarray(image)
     if arr.ndim != 3 or arr.shape[2] != 3:
         raise ValueError(f"expected an HxWx3 RGB image, got shape {arr.shape}")
@@ -60,14 +96,18 @@ def decode_png(data: bytes) -> np.ndarray:
     """Decode image bytes fully to HxWx3 uint8 (truncated data raises)."""
     with Image.open(io.BytesIO(data)) as im:
         im.load()
-        return np.asarray(im.convert("RGB"), dtype=np.uint8)
+        return pil_to_rgb8(im)
 
 
 def read_png(path: Path) -> np.ndarray:
-    """Read a stored image back as HxWx3 uint8 (fully decoded, so truncation is detected)."""
+    """Read an image as HxWx3 uint8 (fully decoded, so truncation is detected).
+
+    Stored PNGs are 8-bit RGB already; imported files may hold 16-bit greys, which are
+    scaled (see :func:`pil_to_rgb8`).
+    """
     with Image.open(path) as im:
         im.load()
-        return np.asarray(im.convert("RGB"), dtype=np.uint8)
+        return pil_to_rgb8(im)
 
 
 def remove_stale_temporaries(root: Path) -> int:

@@ -51,6 +51,20 @@ class SampleResult:
 
 
 @dataclass(frozen=True)
+class SampleFailure:
+    """One sample a generator could not produce while the others can (e.g. an imported file
+    that does not decode): recorded as failed, the run goes on, the next run retries it.
+
+    Unlike a shard failure (a model that raised), it does not count towards stopping the
+    run, because it says nothing about the samples after it. ``error`` names the cause
+    (for an imported image: the file and its manifest line).
+    """
+
+    sample_id: str
+    error: str
+
+
+@dataclass(frozen=True)
 class ImageRecord:
     """One stored image: a sample at a stage, as indexed in the store."""
 

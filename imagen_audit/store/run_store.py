@@ -44,11 +44,16 @@ def make_sample_id(prompt_id: str, sample_index: int) -> str:
 
 @dataclass(frozen=True)
 class PlanSummary:
-    """What planning did: how many samples the run holds and how many were new."""
+    """What planning did: how many samples the run holds and how many were new.
+
+    ``dropped`` names the source files of imported samples taken out of the plan because
+    their manifest rows are gone (never one that was imported already).
+    """
 
     total: int
     added: int
     done: int
+    dropped: tuple[str, ...] = ()
 
 
 def evaluation_folder_name(name: str) -> str:
@@ -270,6 +275,79 @@ class RunStore:
                         f"{source!r} / {effective!r}; write to a new --out folder")
         counts = self.status_counts()
         return PlanSummary(total=sum(counts.values()), added=added, done=counts.get("done", 0))
+
+    def plan_imported_samples(self, rows: Sequence[tuple[str, int | None, str]]
+                              ) -> PlanSummary:
+        """Bring an import's plan in line with its manifest: rows ``(prompt_id, seed, file)``.
+
+        The manifest is the source of truth, re-read on every run, so a user can fix an
+        import by editing it. A sample belongs to its file: a row whose file is planned
+        with the same prompt and seed keeps its sample wherever the row now stands. A new
+        row gets the next sample index of its prompt, in manifest order (a first import
+        numbers rows exactly as before). A planned sample whose row is gone, or now gives
+        another prompt or seed, is dropped while nothing of it is stored (status planned or
+        failed; a new row for the file is planned afresh). One already imported (done) is
+        never dropped or changed: that is refused, naming the files, so nothing imported is
+        lost silently. Idempotent: the same manifest adds and drops nothing.
+        """
+        root = self.root
+        dropped: list[str] = []
+        added = 0
+        with self._tx() as conn:
+            planned = conn.execute(
+                "SELECT source_file, sample_id, prompt_id, sample_index, seed, status"
+                " FROM samples WHERE source_file IS NOT NULL").fetchall()
+            # Indices are never handed out twice in one planning, even after a drop.
+            next_index: dict[str, int] = dict(conn.execute(
+                "SELECT prompt_id, MAX(sample_index) + 1 FROM samples GROUP BY prompt_id"))
+            wanted = {source: (prompt_id, seed) for prompt_id, seed, source in rows}
+            unchanged: set[str] = set()
+            stale: list[tuple[str, str, str]] = []  # (sample_id, prompt_id, source)
+            refused: list[str] = []
+            for source, sid, prompt_id, index, seed, status in planned:
+                now = wanted.get(source)
+                if now == (prompt_id, seed):
+                    unchanged.add(source)
+                elif status != "done":
+                    stale.append((sid, prompt_id, source))
+                else:
+                    change = ("its row is gone from the manifest" if now is None else
+                              f"the manifest now gives prompt {now[0]!r}, seed {now[1]}")
+                    refused.append(f"{source!r} (imported as sample {index} of prompt "
+                                   f"{prompt_id!r}, seed {seed}): {change}")
+            if refused:
+                more = f" (and {len(refused) - 5} more)" if len(refused) > 5 else ""
+                raise RunStoreError(
+                    f"{root}: the manifest no longer matches images this run imported: "
+                    + "; ".join(refused[:5]) + more + ". Imported images stay as recorded: "
+                    "restore those rows, or import into a new --out folder")
+            for sid, _, source in stale:
+                # Planned or failed: no image of it is recorded, so nothing is lost.
+                conn.execute("DELETE FROM samples WHERE sample_id=? AND status != 'done'",
+                             (sid,))
+                if source not in wanted:
+                    dropped.append(source)
+            order = conn.execute(
+                "SELECT COALESCE(MAX(plan_order), -1) + 1 FROM samples").fetchone()[0]
+            for prompt_id, seed, source in rows:
+                if source in unchanged:
+                    continue
+                index = next_index.get(prompt_id, 0)
+                next_index[prompt_id] = index + 1
+                conn.execute(
+                    "INSERT INTO samples(sample_id, prompt_id, sample_index, seed, plan_order,"
+                    " source_file) VALUES (?, ?, ?, ?, ?, ?)",
+                    (make_sample_id(prompt_id, index), prompt_id, index, seed, order, source))
+                order += 1
+                added += 1
+            # A prompt whose rows were all removed leaves the run with them.
+            for prompt_id in {p for _, p, _ in stale}:
+                conn.execute("DELETE FROM prompts WHERE prompt_id=? AND NOT EXISTS"
+                             " (SELECT 1 FROM samples WHERE prompt_id=?)",
+                             (prompt_id, prompt_id))
+        counts = self.status_counts()
+        return PlanSummary(total=sum(counts.values()), added=added, done=counts.get("done", 0),
+                           dropped=tuple(dropped))
 
     def plan_probe_samples(self, prompts: Sequence[Prompt], samples_per_prompt: int,
                            base_seed: int,
