@@ -579,6 +579,32 @@ def evaluate(policy: Policy, result: Analysis | None,
     return GateResult(policy, out)
 
 
+# Text from a run (manifest identity terms, prompts) or a policy (check names) is untrusted:
+# XML 1.0 forbids most C0 controls (a JUnit holding ESC or BEL cannot be parsed by CI), and
+# on a terminal or CI log they are escape sequences. Both outputs write them as ``\\x1b``.
+_XML_FORBIDDEN = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# Controls (C0, DEL, C1), line and paragraph separators and bidirectional overrides: none
+# belongs in a one-line console report, and the last can make a line read differently.
+_CONSOLE_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e"
+                             "\u2066-\u2069\ud800-\udfff]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return ascii(match.group())[1:-1]
+
+
+def console_safe(text: object) -> str:
+    """``text`` with control characters written as escapes (``\\x1b``), for one line of a
+    terminal or CI log."""
+    return _CONSOLE_UNSAFE.sub(_escape, str(text))
+
+
+def xml_safe(text: object) -> str:
+    """``text`` with the characters XML 1.0 forbids written as escapes (``\\x07``), so the
+    JUnit stays well-formed whatever a manifest or a policy holds."""
+    return _XML_FORBIDDEN.sub(_escape, str(text))
+
+
 def format_result(gate: GateResult) -> str:
     lines = [f"gate {gate.policy.name} ({gate.policy.source})"]
     for r in gate.results:
@@ -589,23 +615,41 @@ def format_result(gate: GateResult) -> str:
     lines.append(f"gate {gate.status}: {sum(r.status == 'pass' for r in gate.results)} passed, "
                  f"{sum(r.status == 'fail' for r in gate.results)} failed, "
                  f"{sum(r.status == 'error' for r in gate.results)} errors")
-    return "\n".join(lines)
+    return "\n".join(console_safe(line) for line in lines)
+
+
+def _xml(tree: ET.Element) -> str:
+    ET.indent(tree)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(tree, encoding="unicode")
 
 
 def junit_xml(gate: GateResult) -> str:
+    x = xml_safe
     suite = ET.Element("testsuite", {
-        "name": f"imagen-audit gate {gate.policy.name}", "tests": str(len(gate.results)),
+        "name": x(f"imagen-audit gate {gate.policy.name}"), "tests": str(len(gate.results)),
         "failures": str(sum(r.status == "fail" for r in gate.results)),
         "errors": str(sum(r.status == "error" for r in gate.results)), "skipped": "0"})
     for r in gate.results:
-        case = ET.SubElement(suite, "testcase", {"classname": f"gate.{gate.policy.name}",
-                                                 "name": r.check.name})
+        case = ET.SubElement(suite, "testcase", {"classname": x(f"gate.{gate.policy.name}"),
+                                                 "name": x(r.check.name)})
         if r.status == "fail":
-            ET.SubElement(case, "failure", {"message": r.message}).text = \
-                f"{r.check.metric} = {r.value} [{r.where}], limit {r.check.limit_text}"
+            ET.SubElement(case, "failure", {"message": x(r.message)}).text = x(
+                f"{r.check.metric} = {r.value} [{r.where}], limit {r.check.limit_text}")
         elif r.status == "error":
-            ET.SubElement(case, "error", {"message": r.message}).text = r.message
+            ET.SubElement(case, "error", {"message": x(r.message)}).text = x(r.message)
         else:
-            ET.SubElement(case, "system-out").text = f"{r.message} [{r.where}]"
-    ET.indent(suite)
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suite, encoding="unicode")
+            ET.SubElement(case, "system-out").text = x(f"{r.message} [{r.where}]")
+    return _xml(suite)
+
+
+def error_junit_xml(policy: str, message: str) -> str:
+    """A JUnit report for a gate that could not run (bad policy, unreadable run): one test
+    case with an ``<error>``, so a dashboard reading the file shows the gate broken rather
+    than an earlier run's pass."""
+    suite = ET.Element("testsuite", {"name": xml_safe(f"imagen-audit gate {policy}"),
+                                     "tests": "1", "failures": "0", "errors": "1",
+                                     "skipped": "0"})
+    case = ET.SubElement(suite, "testcase", {"classname": xml_safe(f"gate.{policy}"),
+                                             "name": "gate could not run"})
+    ET.SubElement(case, "error", {"message": xml_safe(message)}).text = xml_safe(message)
+    return _xml(suite)
