@@ -179,7 +179,7 @@ def run_audit(config: RunConfig, *, progress: bool = True) -> int:
 
         print(f"report: {write_report(config.out)}")
     if config.gate is not None:
-        from imagen_audit.report.gate import run_gate
+        from imagen_audit.report.commands import run_gate
 
         outcome = run_gate(config.out, str(config.gate["policy"]),
                            junit=config.gate.get("junit"))

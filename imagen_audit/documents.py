@@ -15,19 +15,30 @@ from typing import Any
 
 
 def read_document(path: str | Path, fmt: str, error: Callable[[str], Exception],
-                  what: str = "file") -> Any:
+                  what: str = "file", *, unique_keys: bool = False) -> Any:
     """The parsed content of the ``fmt`` (``"YAML"`` or ``"JSON"``) file at ``path``.
 
     Raises ``error(message)``: ``"PATH: no such WHAT"`` when the file is missing,
     ``"PATH: not readable FMT (reason)"`` when it cannot be read or parsed.
+    ``unique_keys`` (YAML only) refuses a key given twice in one mapping, naming the field
+    and both lines (:mod:`imagen_audit.unique_yaml`): for files whose values decide something,
+    where plain YAML's "the last one wins" would hide an edit.
     """
     import yaml
 
+    from imagen_audit import unique_yaml
+
     path = Path(path)
-    parse = {"YAML": yaml.safe_load, "JSON": json.loads}[fmt]
+    parse = {"YAML": unique_yaml.load if unique_keys else yaml.safe_load,
+             "JSON": json.loads}[fmt]
     try:
-        return parse(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        return parse(text)
     except FileNotFoundError:
         raise error(f"{path}: no such {what}") from None
+    except unique_yaml.DuplicateKeyError as exc:
+        field = unique_yaml.field_at(text, exc.again)
+        where = f"{path}, field '{field}'" if field else str(path)
+        raise error(f"{where}: {exc.describe()}") from None
     except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
         raise error(f"{path}: not readable {fmt} ({exc})") from None

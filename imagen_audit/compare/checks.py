@@ -35,7 +35,15 @@ from typing import Any
 
 import pandas as pd
 
-from imagen_audit.report.gate import GateDataError
+from imagen_audit.report.gate import (
+    GateDataError,
+    ParamSpec,
+    p_bool,
+    p_choice,
+    p_group,
+    p_text,
+    p_texts,
+)
 
 
 def _need(c: Any) -> Any:
@@ -140,4 +148,23 @@ COMPARISON_CHECKS: dict[str, Callable[[Any, Mapping[str, Any]], tuple[float, str
     "max_worsened": max_worsened,
 }
 
-__all__ = ["COMPARISON_CHECKS"]
+# The parameters of each check (the gate refuses any other key, naming it).
+_SIG = {"significant_only": p_bool, "correction": p_choice("family", "all")}
+_FAMILY = ParamSpec({**_SIG, "group": p_group})
+_FILTER = ParamSpec({**_SIG, "filter": p_text})
+_METRIC = ParamSpec({**_SIG, "group": p_group, "family": p_text}, {"measure": p_text})
+COMPARISON_PARAMS: dict[str, ParamSpec] = {
+    "max_gap_baseline_growth": _FAMILY,
+    "max_gap_parity_growth": _FAMILY,
+    "max_amplification_growth": _FAMILY,
+    "max_mean_amplification_change": _FAMILY,
+    "min_filter_recall_change": _FILTER,
+    "max_filter_fpr_change": _FILTER,
+    "max_image_filter_flag_rate_change": _FILTER,
+    "max_metric_increase": _METRIC,
+    "min_metric_change": _METRIC,
+    "max_worsened": ParamSpec({"correction": p_choice("family", "all"),
+                               "families": p_texts, "metrics": p_texts}),
+}
+
+__all__ = ["COMPARISON_CHECKS", "COMPARISON_PARAMS"]

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from imagen_audit import unique_yaml
 from imagen_audit.filters.base import (
     FilterError,
     FilterResult,
@@ -55,6 +56,10 @@ SCHEMA_VERSION = 1
 COMBINE = ("any", "weighted")
 _TOP_FIELDS = {"schema_version", "name", "description", "combine", "threshold", "backends"}
 _BACKEND_FIELDS = {"name", "threshold", "weight", "options"}
+# The loader that refuses a key given twice, shared with the gate's policies.
+_PolicyLoader = unique_yaml.UniqueKeyLoader
+_DuplicateKeyError = unique_yaml.DuplicateKeyError
+_field_at = unique_yaml.field_at
 _PATH_OPTIONS = {"wordlists", "model", "checkpoint", "huggingface_config_path",
                  "identity_lexicon", "figurative_lexicon"}
 
@@ -130,81 +135,14 @@ def _resolve(base: Path, value: Any, path: object = "<policy>", fld: str = "opti
     return value
 
 
-class _DuplicateKeyError(yaml.constructor.ConstructorError):
-    """A key given twice in one mapping (a YAML error, so other callers still catch it)."""
-
-    def __init__(self, key: Any, first: yaml.Node, again: yaml.Node) -> None:
-        super().__init__("while constructing a mapping", first.start_mark,
-                         f"found duplicate key {key!r}", again.start_mark)
-        self.key, self.first, self.again = key, first, again
-
-
-class _PolicyLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` (no python tags: nothing runs from a policy file) that refuses a
-    key given twice in one mapping: plain YAML keeps the last value silently, so a threshold
-    edited by appending a line would leave the earlier one in the file looking authoritative."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        if isinstance(node, yaml.MappingNode):
-            seen: dict[Hashable, yaml.Node] = {}
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":  # "<<: *anchor" may override
-                    continue
-                key = self.construct_object(key_node, deep=True)
-                if not isinstance(key, Hashable):
-                    continue  # the base class reports an unhashable key
-                if key in seen:
-                    raise _DuplicateKeyError(key, seen[key], key_node)
-                seen[key] = key_node
-        return super().construct_mapping(node, deep=deep)
-
-
-def _field_at(text: str, target: yaml.Node) -> str | None:
-    """The field path (``backends[0].threshold``) of the key node at ``target``'s position,
-    found by composing the document again (no construction), for the duplicate-key error."""
-    index = target.start_mark.index
-    seen: set[int] = set()
-
-    def walk(node: yaml.Node, where: str) -> str | None:
-        if id(node) in seen:  # an alias back to an ancestor
-            return None
-        seen.add(id(node))
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                name = f"{where}.{k.value}" if where else str(k.value)
-                if k.start_mark.index == index:
-                    return name
-                found = walk(v, name)
-                if found:
-                    return found
-        elif isinstance(node, yaml.SequenceNode):
-            for i, v in enumerate(node.value):
-                found = walk(v, f"{where}[{i}]")
-                if found:
-                    return found
-        return None
-
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return None
-    return walk(root, "") if root is not None else None
-
-
 def _load_yaml(path: Path, text: str) -> Any:
     """The policy document, read with :class:`_PolicyLoader`; YAML errors as PolicyError."""
-    loader = _PolicyLoader(text)
     try:
-        return loader.get_single_data()
+        return unique_yaml.load(text)
     except _DuplicateKeyError as exc:
-        raise PolicyError(path, f"line {exc.again.start_mark.line + 1}: key {exc.key!r} is "
-                                f"given twice in one mapping (first on line "
-                                f"{exc.first.start_mark.line + 1}); keep one",
-                          field=_field_at(text, exc.again)) from exc
+        raise PolicyError(path, exc.describe(), field=_field_at(text, exc.again)) from exc
     except yaml.YAMLError as exc:
         raise PolicyError(path, f"not valid YAML: {exc}") from exc
-    finally:
-        loader.dispose()
 
 
 _YAML_SUFFIXES = (".yaml", ".yml")

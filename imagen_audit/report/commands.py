@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
 from imagen_audit.errors import AuditError
+
+log = logging.getLogger(__name__)
 
 
 class _BadOption(AuditError):
@@ -93,39 +96,135 @@ def _cmd_analyse(args: argparse.Namespace) -> int:
     return 0
 
 
-def _resolve_policy(spec: str) -> Path:
-    path = Path(spec)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        return path
-    from imagen_audit.resources import data_dir
+class GateOutputError(AuditError):
+    """The gate's JUnit XML cannot be written (a folder, a full disk): the gate ran, but CI
+    would read a missing or stale report, so this is exit 2, not the gate's outcome."""
 
-    shipped = data_dir("reports") / "policies" / f"{spec}.yaml"
-    return shipped if shipped.is_file() else path
+
+_YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def resolve_policy(spec: str) -> Path:
+    """The file ``--policy SPEC`` names.
+
+    As for prompt-filter policies and probe sets (:func:`imagen_audit.resources.is_plain_name`):
+    a plain name (no folder part, no ``.yaml``) that names a shipped policy is the shipped
+    policy unless a regular file of exactly that name is here, so a ``safety-filters/`` folder
+    in a CI checkout cannot hide it; when both exist the local file is used and a warning says
+    so. Anything else is the user's path.
+    """
+    from imagen_audit.report.gate import PolicyError
+    from imagen_audit.resources import data_dir, is_plain_name
+
+    path = Path(spec)
+    if not is_plain_name(spec) or path.suffix.lower() in _YAML_SUFFIXES:
+        return path
+    folder = data_dir("reports") / "policies"
+    shipped = folder / f"{spec}.yaml"
+    if path.is_file():
+        if shipped.is_file():
+            log.warning("--policy %s: using the local file ./%s, not the shipped policy of "
+                        "that name (%s); rename the file to use the shipped one", spec, spec,
+                        shipped)
+        return path
+    if shipped.is_file():
+        if path.exists():
+            log.warning("--policy %s: using the shipped policy %s (./%s is not a policy "
+                        "file)", spec, shipped, spec)
+        return shipped
+    names = sorted(p.stem for p in folder.glob("*.yaml"))
+    raise PolicyError(f"{spec}: no such policy file and no shipped policy of that name; "
+                      f"choose one of {names} or give a path to a policy file")
+
+
+def write_junit(path: Path, xml: str) -> None:
+    """Write the JUnit report: atomically (a full disk leaves the old file whole, never a
+    truncated one); a device such as ``/dev/null`` is written in place (it cannot be renamed
+    over). Any failure is a :class:`GateOutputError` naming the file."""
+    try:
+        if path.is_dir():
+            raise IsADirectoryError("it is a folder")
+        if path.exists() and not path.is_file():
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(xml)
+        else:
+            from imagen_audit.files import write_atomic
+
+            write_atomic(path, xml)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise GateOutputError(f"{path}: cannot write the gate's JUnit XML ({reason}); "
+                              "give --junit a writable file path") from None
+
+
+def _junit_target(run_dir: str | Path, junit: str | Path | None) -> Path:
+    return Path(junit) if junit else Path(run_dir) / "report" / "gate-junit.xml"
+
+
+def _report_broken_gate(run_dir: str | Path, junit: str | Path | None, policy: str,
+                        exc: Exception) -> None:
+    """After a policy or data error, replace the JUnit with one holding an ``<error>``, so
+    neither an explicit ``--junit`` nor the default ``RUN_DIR/report/gate-junit.xml`` is left
+    claiming an earlier run's pass. The default is written only inside an existing run
+    folder (a mistyped RUN_DIR gets no ``report/`` folder)."""
+    from imagen_audit.report import gate
+
+    target = _junit_target(run_dir, junit)
+    if not junit:
+        from imagen_audit.store.run_store import DB_NAME
+
+        root = Path(run_dir)
+        if not (root.is_dir() and ((root / DB_NAME).is_file() or target.parent.is_dir())):
+            return
+    try:
+        write_junit(target, gate.error_junit_xml(policy, str(exc)))
+    except GateOutputError as again:
+        log.error("%s", again)
+        return
+    print(f"wrote {target} (gate error)")
+
+
+def run_gate(run_dir: str | Path, policy: str, *, junit: str | Path | None = None,
+             baseline: str | None = None, validation: str | None = None,
+             options: argparse.Namespace | None = None):
+    """Evaluate ``policy`` (a path or a shipped name) on ``run_dir``, print the outcome and
+    write the JUnit XML; returns the :class:`~imagen_audit.report.gate.GateResult` (its
+    ``exit_code`` is the gate's). A bad policy, an unreadable run or an unwritable JUnit raise
+    :class:`AuditError` (exit 2) after the JUnit has been replaced by one that says so."""
+    from imagen_audit.report import gate
+
+    args = argparse.Namespace(**vars(options or argparse.Namespace()))
+    args.run_dir, args.validation = run_dir, validation
+    policy_name = policy
+    try:
+        loaded = gate.load_policy(resolve_policy(policy))
+        policy_name = loaded.name
+        inputs, result, error = _analysis(args, dict(loaded.analysis))
+        comparison = None
+        if baseline:
+            from imagen_audit.compare.report import compare_runs
+
+            comparison, _, _ = compare_runs(baseline, run_dir,
+                                            config=_config(args, dict(loaded.analysis)),
+                                            validation=validation)
+            print(f"compared with baseline {gate.console_safe(baseline)}: "
+                  f"{int(comparison.changes['headline'].sum())} significant changes")
+        outcome = gate.evaluate(loaded, result, inputs.filters, comparison)
+    except Exception as exc:  # AuditError (exit 2) or a bug: either way no stale pass
+        _report_broken_gate(run_dir, junit, policy_name, exc)
+        raise
+    print(gate.format_result(outcome))
+    if error:
+        print(f"note: {gate.console_safe(error)}")
+    target = _junit_target(run_dir, junit)
+    write_junit(target, gate.junit_xml(outcome))
+    print(f"wrote {gate.console_safe(target)}")
+    return outcome
 
 
 def _cmd_gate(args: argparse.Namespace) -> int:
-    from imagen_audit.report import gate
-
-    policy = gate.load_policy(_resolve_policy(args.policy))
-    inputs, result, error = _analysis(args, dict(policy.analysis))
-    comparison = None
-    if args.baseline:
-        from imagen_audit.compare.report import compare_runs
-
-        comparison, _, _ = compare_runs(args.baseline, args.run_dir,
-                                        config=_config(args, dict(policy.analysis)),
-                                        validation=args.validation)
-        print(f"compared with baseline {args.baseline}: "
-              f"{int(comparison.changes['headline'].sum())} significant changes")
-    outcome = gate.evaluate(policy, result, inputs.filters, comparison)
-    print(gate.format_result(outcome))
-    if error:
-        print(f"note: {error}")
-    junit = Path(args.junit) if args.junit else Path(args.run_dir) / "report" / "gate-junit.xml"
-    junit.parent.mkdir(parents=True, exist_ok=True)
-    junit.write_text(gate.junit_xml(outcome), encoding="utf-8")
-    print(f"wrote {junit}")
-    return outcome.exit_code
+    return run_gate(args.run_dir, args.policy, junit=args.junit, baseline=args.baseline,
+                    validation=args.validation, options=args).exit_code
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

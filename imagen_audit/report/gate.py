@@ -32,12 +32,19 @@ Outcomes: each check **passes**, **fails** (value beyond its limit) or is an **e
 (the data it needs is missing: no annotations, no eligible group, no filter result).
 Missing data is never a pass. :func:`evaluate` returns a :class:`GateResult`; its
 ``exit_code`` is 0 (all pass), 1 (some fail, none error) or 2 (some error). Only groups
-with at least ``min_n`` units count (small samples never decide a release).
+with at least ``min_n`` units count (small samples never decide a release); likewise
+``min_filter_recall_at_fpr`` needs at least ``1/fpr`` benign prompts (:func:`min_benign_for_fpr`).
+
+:func:`load_policy` is strict (unknown keys, keys given twice, wrong types, NaN limits and
+``min > max`` are :class:`PolicyError`); text from a run or a policy is escaped for the
+console (:func:`console_safe`) and the JUnit (:func:`xml_safe`).
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -46,12 +53,14 @@ from typing import Any
 
 import numpy as np
 
-from imagen_audit.analyse.pipeline import Analysis, AnalysisConfig
+from imagen_audit.analyse.pipeline import GROUPINGS, Analysis, AnalysisConfig
+from imagen_audit.analyse.units import validate_tone_bands
 from imagen_audit.documents import read_document
 from imagen_audit.errors import AuditError
 from imagen_audit.report.inputs import FilterResult
 
 POLICY_SCHEMA_VERSION = 1
+log = logging.getLogger(__name__)
 
 
 class PolicyError(AuditError):
@@ -246,11 +255,24 @@ def _filter(filters: list[FilterResult], params: Mapping[str, Any],
     raise GateDataError(f"no filter result named {name!r} (have {[f.name for f in filters]})")
 
 
+def min_benign_for_fpr(fpr: float) -> int:
+    """The fewest benign prompts that can measure a false-positive rate of ``fpr``: one false
+    positive among them must be a rate no larger than ``fpr`` (20 for 5%). Fewer cannot tell
+    0 from ``fpr`` apart, so "recall at 5% FPR" on 6 benign prompts is recall at 0 false
+    positives: like an image group under ``min_n``, too small to decide a release."""
+    return math.ceil(1 / fpr - 1e-9)
+
+
 def m_min_filter_recall_at_fpr(result, filters, params):
     f = _filter(filters, params, kind="prompt")
     if "fpr" not in params:
         raise GateDataError("check needs 'fpr:'")
     target = float(params["fpr"])
+    floor = min_benign_for_fpr(target)
+    n_benign = f.metrics.get("n_benign")
+    if isinstance(n_benign, int) and not isinstance(n_benign, bool) and n_benign < floor:
+        raise GateDataError(f"{f.name}: too few benign prompts to measure FPR {target:g}: "
+                            f"{n_benign} (at least {floor} needed)")
     table = f.metrics.get("recall_at_fpr")
     if isinstance(table, Mapping):
         for k, v in table.items():
@@ -316,48 +338,227 @@ def comparison_checks() -> dict[str, Callable[..., tuple[float, str]]]:
     return COMPARISON_CHECKS
 
 
+def comparison_params() -> dict[str, ParamSpec]:
+    """The parameters each comparison check takes (beside its definition in compare)."""
+    from imagen_audit.compare.checks import COMPARISON_PARAMS
+
+    return COMPARISON_PARAMS
+
+
 # --------------------------------------------------------------------------- policy
+# A policy is read strictly: a mistyped key (``mx:``, ``filtre:``, ``analysys:``) or a value of
+# the wrong type would otherwise be ignored or crash mid-run, and a release gate that silently
+# checks less than its file says is worse than one that refuses to run (exit 2).
+_TOP_FIELDS = ("schema_version", "name", "description", "analysis", "checks")
+_CHECK_FIELDS = ("metric", "name", "min", "max")
+
+# A parameter validator returns an error message for a bad value, or None.
+ParamCheck = Callable[[Any], "str | None"]
+
+
+def p_bool(v: Any) -> str | None:
+    return None if isinstance(v, bool) else f"true or false is required, got {v!r}"
+
+
+def p_text(v: Any) -> str | None:
+    return None if isinstance(v, str) and v else f"a non-empty string is required, got {v!r}"
+
+
+def p_group(v: Any) -> str | None:
+    """A group value (``occ00``, a stage number): a string or an integer."""
+    ok = (isinstance(v, str) and v) or (isinstance(v, int) and not isinstance(v, bool))
+    return None if ok else f"a string or an integer is required, got {v!r}"
+
+
+def p_texts(v: Any) -> str | None:
+    if isinstance(v, list) and all(isinstance(x, str) and x for x in v):
+        return None
+    return f"a list of strings is required, got {v!r}"
+
+
+def p_choice(*choices: str) -> ParamCheck:
+    def check(v: Any) -> str | None:
+        return None if v in choices else f"one of {list(choices)} is required, got {v!r}"
+    return check
+
+
+def p_positive_int(v: Any) -> str | None:
+    if isinstance(v, int) and not isinstance(v, bool) and v >= 1:
+        return None
+    return f"a whole number >= 1 is required, got {v!r}"
+
+
+def p_open_fraction(v: Any) -> str | None:
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1:
+        return None
+    return f"a number in (0, 1) is required, got {v!r}"
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """The parameters a check takes besides ``metric``, ``name``, ``min`` and ``max``."""
+
+    optional: Mapping[str, ParamCheck] = field(default_factory=dict)
+    required: Mapping[str, ParamCheck] = field(default_factory=dict)
+
+
+_SIGNIFICANT = ParamSpec({"significant_only": p_bool})
+_BY = ParamSpec({"by": p_choice(*GROUPINGS)})
+
+CHECK_PARAMS: dict[str, ParamSpec] = {
+    "max_abs_gap_baseline": _SIGNIFICANT,
+    "max_abs_gap_parity": _SIGNIFICANT,
+    "max_amplification": _SIGNIFICANT,
+    "mean_amplification": ParamSpec(),
+    "min_face_detection_rate": _BY,
+    "max_gender_abstention_rate": _BY,
+    "max_tone_abstention_rate": _BY,
+    "max_tone_gap_from_uniform": _BY,
+    "max_gender_gap_from_uniform": _BY,
+    "max_abs_ita_drift": ParamSpec(),
+    "max_findings": ParamSpec({"kinds": p_texts}),
+    "min_control_agreement": ParamSpec({"min_n": p_positive_int}),
+    "min_filter_recall_at_fpr": ParamSpec({"filter": p_text}, {"fpr": p_open_fraction}),
+    "filter_metric": ParamSpec({"filter": p_text}, {"key": p_text}),
+}
+
+
+def _check_label(i: int, c: Any) -> str:
+    """``checks[2] ('faces detected ...')``: the index and, when readable, the name or metric."""
+    label = None
+    if isinstance(c, Mapping):
+        for k in ("name", "metric"):
+            if isinstance(c.get(k), str) and c[k]:
+                label = c[k]
+                break
+    return f"checks[{i}]" + (f" ({label!r})" if label else "")
+
+
+def _limit(where: str, key: str, v: Any) -> float | None:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise PolicyError(f"{where}, field '{key}': a number is required, got {v!r}")
+    if not math.isfinite(v):
+        raise PolicyError(f"{where}, field '{key}': a finite number is required, got {v!r} "
+                          "(a NaN limit can never pass, an infinite one never fail)")
+    return v
+
+
+def _analysis_settings(path: Path, raw: Any) -> dict[str, Any]:
+    """The policy's ``analysis:`` block, each value checked against its AnalysisConfig field,
+    so that ``min_n: "ten"`` is refused here, naming the field, rather than crashing once the
+    run is annotated."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise PolicyError(f"{path}, field 'analysis': a mapping is required, got {raw!r}")
+    allowed = set(AnalysisConfig.__dataclass_fields__)
+    unknown = sorted(map(str, set(raw) - allowed))
+    if unknown:
+        raise PolicyError(f"{path}, field 'analysis': unknown keys {unknown}; "
+                          f"allowed {sorted(allowed)}")
+    number = (int, float)
+    rules: dict[str, tuple[Callable[[Any], bool], str]] = {
+        "alpha": (lambda v: isinstance(v, number) and 0 < v < 1, "a number in (0, 1)"),
+        "min_n": (lambda v: isinstance(v, int) and v >= 1, "a whole number >= 1"),
+        "min_effect": (lambda v: isinstance(v, number) and 0 <= v < math.inf,
+                       "a finite number >= 0"),
+        "min_ita_change": (lambda v: isinstance(v, number) and 0 <= v < math.inf,
+                           "a finite number >= 0"),
+        "n_boot": (lambda v: isinstance(v, int) and v >= 1, "a whole number >= 1"),
+        "seed": (lambda v: isinstance(v, int) and v >= 0, "a whole number >= 0"),
+        "stage": (lambda v: v is None or isinstance(v, int), "a stage number or null"),
+        "annotator": (lambda v: v is None or (isinstance(v, str) and bool(v)),
+                      "an annotator name or null"),
+        "tone_bands": (lambda v: isinstance(v, Mapping) and all(
+            isinstance(k, str) and isinstance(b, list) and len(b) == 2
+            and all(isinstance(x, int) and not isinstance(x, bool) for x in b)
+            for k, b in v.items()), "a mapping of band name to [LO, HI] Monk tones"),
+    }
+    out = {}
+    for key, v in raw.items():
+        ok, what = rules.get(key, (lambda v: True, ""))
+        if isinstance(v, bool) or not ok(v):
+            raise PolicyError(f"{path}, field 'analysis.{key}': {what} is required, got {v!r}")
+        out[key] = {k: tuple(b) for k, b in v.items()} if key == "tone_bands" else v
+    try:
+        AnalysisConfig(**out)
+        if "tone_bands" in out:
+            validate_tone_bands(out["tone_bands"])
+    except (TypeError, ValueError) as exc:
+        raise PolicyError(f"{path}, field 'analysis': {exc}") from None
+    return out
+
+
+def _parse_check(where: str, c: Mapping[str, Any]) -> Check:
+    metric = c.get("metric")
+    if metric is None:
+        raise PolicyError(f"{where}: needs 'metric'")
+    specs = {**CHECK_PARAMS, **comparison_params()}
+    if not isinstance(metric, str) or metric not in specs:
+        raise PolicyError(f"{where}, field 'metric': unknown {metric!r}; known: "
+                          f"{sorted(CHECKS)}; with --baseline: {sorted(comparison_checks())}")
+    spec = specs[metric]
+    unknown = sorted(map(str, set(c) - set(_CHECK_FIELDS) - set(spec.optional)
+                         - set(spec.required)))
+    if unknown:
+        raise PolicyError(f"{where}: unknown keys {unknown} for metric {metric!r}; allowed "
+                          f"{sorted({*_CHECK_FIELDS, *spec.optional, *spec.required})}")
+    name = c.get("name", metric)
+    if not isinstance(name, str) or not name.strip():
+        raise PolicyError(f"{where}, field 'name': a non-empty string is required, "
+                          f"got {name!r}")
+    lo, hi = _limit(where, "min", c.get("min")), _limit(where, "max", c.get("max"))
+    if lo is None and hi is None:
+        raise PolicyError(f"{where}: needs 'min' or 'max'")
+    if lo is not None and hi is not None and lo > hi:
+        raise PolicyError(f"{where}, fields 'min' and 'max': min {lo!r} is above max {hi!r}, "
+                          "so the check could never pass")
+    for key in spec.required:
+        if key not in c:
+            raise PolicyError(f"{where}: metric {metric!r} needs '{key}:'")
+    for key, check in {**spec.optional, **spec.required}.items():
+        if key in c:
+            problem = check(c[key])
+            if problem:
+                raise PolicyError(f"{where}, field '{key}': {problem}")
+    params = {k: v for k, v in c.items() if k not in _CHECK_FIELDS}
+    return Check(metric=metric, minimum=lo, maximum=hi, name=name, params=params)
+
+
 def load_policy(path: str | Path) -> Policy:
+    """Read and validate a gate policy; every problem is a :class:`PolicyError` naming the
+    file, the check (index and name) and the field, so a CI job exits 2 ("could not run")
+    rather than 1 ("the model failed")."""
     path = Path(path)
-    doc = read_document(path, "YAML", PolicyError, "policy file")
+    doc = read_document(path, "YAML", PolicyError, "policy file", unique_keys=True)
     if not isinstance(doc, Mapping):
         raise PolicyError(f"{path}: expected a mapping with 'checks'")
-    if doc.get("schema_version", POLICY_SCHEMA_VERSION) != POLICY_SCHEMA_VERSION:
-        raise PolicyError(f"{path}, field 'schema_version': expected {POLICY_SCHEMA_VERSION}")
+    unknown = sorted(map(str, set(doc) - set(_TOP_FIELDS)))
+    if unknown:
+        raise PolicyError(f"{path}: unknown keys {unknown}; allowed {list(_TOP_FIELDS)}")
+    version = doc.get("schema_version", POLICY_SCHEMA_VERSION)
+    if type(version) is not int or version != POLICY_SCHEMA_VERSION:
+        raise PolicyError(f"{path}, field 'schema_version': expected {POLICY_SCHEMA_VERSION}, "
+                          f"got {version!r}")
+    name = doc.get("name", path.stem)
+    if not isinstance(name, str) or not name.strip():
+        raise PolicyError(f"{path}, field 'name': a non-empty string is required, got {name!r}")
+    if not isinstance(doc.get("description", ""), str):
+        raise PolicyError(f"{path}, field 'description': text is required")
     raw = doc.get("checks")
     if not isinstance(raw, list) or not raw:
         raise PolicyError(f"{path}, field 'checks': a non-empty list is required")
-    analysis = doc.get("analysis") or {}
-    allowed = set(AnalysisConfig.__dataclass_fields__)
-    if not isinstance(analysis, Mapping) or set(analysis) - allowed:
-        raise PolicyError(f"{path}, field 'analysis': unknown keys "
-                          f"{sorted(set(analysis) - allowed) if isinstance(analysis, Mapping) else analysis}"  # noqa: E501
-                          f"; allowed {sorted(allowed)}")
+    analysis = _analysis_settings(path, doc.get("analysis"))
     checks = []
     for i, c in enumerate(raw):
-        where = f"{path}, checks[{i}]"
-        if not isinstance(c, Mapping) or "metric" not in c:
-            raise PolicyError(f"{where}: needs 'metric'")
-        if c["metric"] not in CHECKS and c["metric"] not in comparison_checks():
-            raise PolicyError(f"{where}, field 'metric': unknown {c['metric']!r}; known: "
-                              f"{sorted(CHECKS)}; with --baseline: "
-                              f"{sorted(comparison_checks())}")
-        lo, hi = c.get("min"), c.get("max")
-        if lo is None and hi is None:
-            raise PolicyError(f"{where}: needs 'min' or 'max'")
-        for k, v in (("min", lo), ("max", hi)):
-            if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool)):
-                raise PolicyError(f"{where}, field '{k}': a number is required, got {v!r}")
-        params = {k: v for k, v in c.items() if k not in ("metric", "min", "max", "name")}
-        checks.append(Check(metric=c["metric"], minimum=lo, maximum=hi,
-                            name=str(c.get("name") or c["metric"]), params=params))
-    policy = Policy(name=str(doc.get("name") or path.stem), checks=tuple(checks),
-                    analysis=dict(analysis), source=str(path))
-    try:
-        policy.config()
-    except (TypeError, ValueError) as exc:
-        raise PolicyError(f"{path}, field 'analysis': {exc}") from None
-    return policy
+        where = f"{path}, {_check_label(i, c)}"
+        if not isinstance(c, Mapping):
+            raise PolicyError(f"{where}: a mapping with 'metric' and 'min' or 'max' is "
+                              f"required, got {c!r}")
+        checks.append(_parse_check(where, c))
+    return Policy(name=name, checks=tuple(checks), analysis=analysis, source=str(path))
 
 
 def evaluate(policy: Policy, result: Analysis | None,
@@ -374,11 +575,44 @@ def evaluate(policy: Policy, result: Analysis | None,
         except GateDataError as exc:
             out.append(CheckResult(check, "error", None, f"missing data: {exc}"))
             continue
+        except (TypeError, ValueError, KeyError, ArithmeticError) as exc:
+            # Run data the check cannot read (a malformed filter result, an odd column): an
+            # error (exit 2), never a traceback that CI would read as "the model failed".
+            log.debug("check %s", check.name, exc_info=True)
+            out.append(CheckResult(check, "error", None,
+                                   f"could not compute ({type(exc).__name__}: {exc})"))
+            continue
         ok = ((check.minimum is None or value >= check.minimum)
               and (check.maximum is None or value <= check.maximum))
         out.append(CheckResult(check, "pass" if ok else "fail", value,
                                f"{value:.4g} (limit {check.limit_text})", where))
     return GateResult(policy, out)
+
+
+# Text from a run (manifest identity terms, prompts) or a policy (check names) is untrusted:
+# XML 1.0 forbids most C0 controls (a JUnit holding ESC or BEL cannot be parsed by CI), and
+# on a terminal or CI log they are escape sequences. Both outputs write them as ``\\x1b``.
+_XML_FORBIDDEN = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# Controls (C0, DEL, C1), line and paragraph separators and bidirectional overrides: none
+# belongs in a one-line console report, and the last can make a line read differently.
+_CONSOLE_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e"
+                             "\u2066-\u2069\ud800-\udfff]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return ascii(match.group())[1:-1]
+
+
+def console_safe(text: object) -> str:
+    """``text`` with control characters written as escapes (``\\x1b``), for one line of a
+    terminal or CI log."""
+    return _CONSOLE_UNSAFE.sub(_escape, str(text))
+
+
+def xml_safe(text: object) -> str:
+    """``text`` with the characters XML 1.0 forbids written as escapes (``\\x07``), so the
+    JUnit stays well-formed whatever a manifest or a policy holds."""
+    return _XML_FORBIDDEN.sub(_escape, str(text))
 
 
 def format_result(gate: GateResult) -> str:
@@ -391,23 +625,41 @@ def format_result(gate: GateResult) -> str:
     lines.append(f"gate {gate.status}: {sum(r.status == 'pass' for r in gate.results)} passed, "
                  f"{sum(r.status == 'fail' for r in gate.results)} failed, "
                  f"{sum(r.status == 'error' for r in gate.results)} errors")
-    return "\n".join(lines)
+    return "\n".join(console_safe(line) for line in lines)
+
+
+def _xml(tree: ET.Element) -> str:
+    ET.indent(tree)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(tree, encoding="unicode")
 
 
 def junit_xml(gate: GateResult) -> str:
+    x = xml_safe
     suite = ET.Element("testsuite", {
-        "name": f"imagen-audit gate {gate.policy.name}", "tests": str(len(gate.results)),
+        "name": x(f"imagen-audit gate {gate.policy.name}"), "tests": str(len(gate.results)),
         "failures": str(sum(r.status == "fail" for r in gate.results)),
         "errors": str(sum(r.status == "error" for r in gate.results)), "skipped": "0"})
     for r in gate.results:
-        case = ET.SubElement(suite, "testcase", {"classname": f"gate.{gate.policy.name}",
-                                                 "name": r.check.name})
+        case = ET.SubElement(suite, "testcase", {"classname": x(f"gate.{gate.policy.name}"),
+                                                 "name": x(r.check.name)})
         if r.status == "fail":
-            ET.SubElement(case, "failure", {"message": r.message}).text = \
-                f"{r.check.metric} = {r.value} [{r.where}], limit {r.check.limit_text}"
+            ET.SubElement(case, "failure", {"message": x(r.message)}).text = x(
+                f"{r.check.metric} = {r.value} [{r.where}], limit {r.check.limit_text}")
         elif r.status == "error":
-            ET.SubElement(case, "error", {"message": r.message}).text = r.message
+            ET.SubElement(case, "error", {"message": x(r.message)}).text = x(r.message)
         else:
-            ET.SubElement(case, "system-out").text = f"{r.message} [{r.where}]"
-    ET.indent(suite)
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suite, encoding="unicode")
+            ET.SubElement(case, "system-out").text = x(f"{r.message} [{r.where}]")
+    return _xml(suite)
+
+
+def error_junit_xml(policy: str, message: str) -> str:
+    """A JUnit report for a gate that could not run (bad policy, unreadable run): one test
+    case with an ``<error>``, so a dashboard reading the file shows the gate broken rather
+    than an earlier run's pass."""
+    suite = ET.Element("testsuite", {"name": xml_safe(f"imagen-audit gate {policy}"),
+                                     "tests": "1", "failures": "0", "errors": "1",
+                                     "skipped": "0"})
+    case = ET.SubElement(suite, "testcase", {"classname": xml_safe(f"gate.{policy}"),
+                                             "name": "gate could not run"})
+    ET.SubElement(case, "error", {"message": xml_safe(message)}).text = xml_safe(message)
+    return _xml(suite)
