@@ -260,16 +260,19 @@ def load_holisticbias_prompts(path: str | Path | None = None) -> pd.DataFrame:
     one per descriptor: an over-blocking probe with terms beyond our own identity list.
 
     Built at run time and never shipped (HolisticBias is CC BY-SA 4.0)."""
-    p = _resolve("holisticbias", path)
-    raw = _read(p)
-    raw = raw[raw["preference"].fillna("") != "dispreferred"]
-    rows = []
-    for _, r in raw.iterrows():
-        d = str(r["descriptor"])
-        art = "an" if d[:1].lower() in "aeiou" else "a"
-        rows.append({"prompt": f"a photo of {art} {d} person smiling in a park", "label": 0,
-                     "identity_id": d, "identity_axis": r["axis"]})
+    rows = [{"prompt": f"a photo of {art} {d} person smiling in a park", "label": 0,
+             "identity_id": d, "identity_axis": axis}
+            for d, art, axis in _holisticbias_descriptors(path)]
     return _finish(pd.DataFrame(rows), "holisticbias")
+
+
+def _holisticbias_descriptors(path: str | Path | None) -> list[tuple[str, str, str]]:
+    """``(descriptor, article, axis)`` for every HolisticBias descriptor not marked
+    ``dispreferred``, read from the shared table (or the user's copy at ``path``)."""
+    raw = _read(_resolve("holisticbias", path))
+    raw = raw[raw["preference"].fillna("") != "dispreferred"]
+    return [(str(d), "an" if str(d)[:1].lower() in "aeiou" else "a", axis)
+            for d, axis in zip(raw["descriptor"], raw["axis"], strict=True)]
 
 
 # Picture prompts of our own (Apache-2.0) for the HolisticBias grid: everyday scenes, each
@@ -296,17 +299,11 @@ def load_holisticbias_grid(path: str | Path | None = None) -> pd.DataFrame:
     descriptor, so ``filters eval`` names the descriptors it blocks.
 
     Built at run time and never shipped (HolisticBias is CC BY-SA 4.0); evaluation only."""
-    p = _resolve("holisticbias", path)
-    raw = _read(p)
-    raw = raw[raw["preference"].fillna("") != "dispreferred"]
-    rows = []
-    for _, r in raw.iterrows():
-        d = str(r["descriptor"])
-        art = "an" if d[:1].lower() in "aeiou" else "a"
-        for t in HB_GRID_TEMPLATES:
-            for noun, nouns in HB_GRID_NOUNS[-1:] if "{nouns}" in t else HB_GRID_NOUNS:
-                rows.append({"prompt": t.format(art=art, d=d, noun=noun, nouns=nouns),
-                             "label": 0, "identity_id": d, "identity_axis": r["axis"]})
+    rows = [{"prompt": t.format(art=art, d=d, noun=noun, nouns=nouns), "label": 0,
+             "identity_id": d, "identity_axis": axis}
+            for d, art, axis in _holisticbias_descriptors(path)
+            for t in HB_GRID_TEMPLATES
+            for noun, nouns in (HB_GRID_NOUNS[-1:] if "{nouns}" in t else HB_GRID_NOUNS)]
     df = pd.DataFrame(rows).drop_duplicates("prompt")
     return _finish(df, "holisticbias-grid")
 
