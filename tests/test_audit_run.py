@@ -67,6 +67,13 @@ def test_run_chains_the_stages_and_resumes(tiny_cascade_dir: Path, tmp_path: Pat
     assert "generate: 0 new, 2 already done" in out
     assert "annotate (dlib-hog+dlib-onnx): 0 images" in out
     assert main(["run", str(tmp_path / "missing.yaml")]) == 2
+    # With a gate section the run's exit code is the gate's (its import used to fail).
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("schema_version: 1\nchecks:\n  - metric: max_findings\n    max: 0\n")
+    cfg.write_text(SMALL.format(out=run) + f"gate:\n  policy: {policy}\n"
+                   f"  junit: {tmp_path / 'gate.xml'}\n")
+    assert main(["run", str(cfg), "--no-progress"]) == 0
+    assert "<testsuite" in (tmp_path / "gate.xml").read_text()
 
 
 def test_run_can_annotate_while_generating(tiny_cascade_dir: Path, tmp_path: Path,
