@@ -125,3 +125,16 @@ def test_bad_files_get_an_error_or_a_correct_result(tmp_path, astronaut):
     cmyk = results["cmyk.jpg"].faces[0]
     assert cmyk.gender.label == "female"
     assert load_image(tmp_path / "cmyk.jpg").shape == (512, 512, 3)
+
+
+def test_high_bit_depth_photos_keep_their_brightness(tmp_path):
+    """A 16-bit photo is read by its bit depth, as the run store reads it: a dark image stays
+    dark (stretching it to its own brightest pixel would lighten every face in it and move
+    its perceived skin tone)."""
+    from PIL import Image
+
+    dark = (np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) % 4096) * 4  # up to ~16,380
+    Image.fromarray(dark).save(tmp_path / "dark16.png")
+    got = load_image(tmp_path / "dark16.png")
+    assert got.shape == (64, 64, 3) and got.max() <= 64  # ~16380/257, not stretched to 255
+    assert abs(float(got[..., 0].mean()) - float(dark.mean()) / 257) < 1.0

@@ -389,10 +389,12 @@ def load_image(path: str | Path) -> np.ndarray:
                              f"{MAX_IMAGE_PIXELS} allowed")
         im.load()  # decode fully: truncation is detected here
         im = ImageOps.exif_transpose(im)
-        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-            arr = np.asarray(im, dtype=np.float64)
-            arr = np.clip(arr / max(arr.max(), 1.0) * 255.0, 0, 255).astype(np.uint8)
-            return np.ascontiguousarray(np.repeat(arr[..., None], 3, axis=2))
+        if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+            # By bit depth, as the run store reads them: stretching each image to its own
+            # brightest pixel would brighten a dark photo and move its perceived skin tone.
+            from imagen_audit.store.images import pil_to_rgb8
+
+            return pil_to_rgb8(im)
         if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
             im = im.convert("RGBA")
             background = Image.new("RGBA", im.size, (255, 255, 255, 255))
