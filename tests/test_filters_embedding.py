@@ -467,3 +467,24 @@ def test_replaced_arrays_are_refused_naming_the_model_file(tmp_path) -> None:
     with pytest.raises(FilterError, match=r"m\.json: embedding model expects 10-d embeddings, "
                                           r"got 16-d"):
         loaded.predict_proba(x, prompts)
+
+
+def test_the_classifier_can_read_leetspeak_spelt_out() -> None:
+    """read_deobfuscated: the classifier scores "s3x ..." as "sex ..." (the word list's
+    reading), and says what it read; off by default."""
+    prompts, y, x, cats = _blobs()
+    m = train_model(prompts, y, cats, embeddings=x, encoder=NoEncoder())
+    harm, calm = x[0], x[-1]  # a harmful and a benign row of the training blobs
+    table = {"sex on a beach": harm, "s3x on a beach": calm, "a calm lake": calm}
+    enc = _LookupEncoder(table)
+    plain = EmbeddingFilter(m, encoder=enc)
+    reads = EmbeddingFilter(m, encoder=enc, read_deobfuscated=True)
+    [raw, sex] = plain.score(["s3x on a beach", "sex on a beach"])
+    [spelt, lake] = reads.score(["s3x on a beach", "a calm lake"])
+    assert raw.score < 0.5 <= sex.score
+    assert spelt.score == pytest.approx(sex.score)
+    assert spelt.details["deobfuscated"] == "sex on a beach"
+    assert "deobfuscated" not in lake.details
+    assert reads.describe()["read_deobfuscated"] is True
+    with pytest.raises(FilterError, match="read_deobfuscated must be true or false"):
+        EmbeddingFilter(m, encoder=enc, read_deobfuscated="yes")

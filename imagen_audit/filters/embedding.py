@@ -724,7 +724,8 @@ class EmbeddingFilter:
                  identity_mode: str = "neutral",
                  figurative_lexicon: str | Path | None = None,
                  format_reading: bool = False,
-                 requests_by_first: Sequence[float] | None = None) -> None:
+                 requests_by_first: Sequence[float] | None = None,
+                 read_deobfuscated: bool = False) -> None:
         specs = list(model) if isinstance(model, (list, tuple)) else [model]
         if not specs:
             raise FilterError("embedding: model is an empty list (give one path, or several "
@@ -767,6 +768,10 @@ class EmbeddingFilter:
                               f"{format_reading!r}")
         self.format_reading = format_reading
         self.requests_by_first = _request_mapping(requests_by_first, len(self.models))
+        if not isinstance(read_deobfuscated, bool):
+            raise FilterError(f"embedding: read_deobfuscated must be true or false, not "
+                              f"{read_deobfuscated!r}")
+        self.read_deobfuscated = read_deobfuscated
 
     def _scores(self, prompts: list[str]) -> tuple[np.ndarray, np.ndarray, list[str],
                                                    np.ndarray]:
@@ -799,13 +804,23 @@ class EmbeddingFilter:
             return []
         full = [str(p) for p in prompts]
         prompts = [p[:MAX_PROMPT_CHARS] for p in full]
-        probs, raw, forms, x = self._scores(prompts)
+        if self.read_deobfuscated:
+            # The classifier reads what the prompt says: leetspeak spelt out (round 74), as
+            # the word list reads it; every re-reading below starts from this text.
+            from imagen_audit.filters.normalise import undo_leet
+
+            read = [undo_leet(p) for p in prompts]
+        else:
+            read = prompts
+        probs, raw, forms, x = self._scores(read)
         cats = self.model.predict_category(x)
         details = [{"form": f, "raw": float(r)} for f, r in zip(forms, raw, strict=True)]
-        for d, p in zip(details, full, strict=True):
+        for d, p, r, q in zip(details, full, read, prompts, strict=True):
             if len(p) > MAX_PROMPT_CHARS:
                 d["read_chars"] = f"first {MAX_PROMPT_CHARS} of {len(p)}"
-        texts = prompts
+            if r != q:
+                d["deobfuscated"] = r
+        texts = read
         if self.figurative is not None:
             probs, texts = self._figurative_invariant(prompts, probs, details)
         if self.format_reading:
@@ -908,6 +923,7 @@ class EmbeddingFilter:
                 "figurative_lexicon": (str(self.figurative_lexicon_path)
                                        if self.figurative_lexicon_path else None),
                 "format_reading": self.format_reading,
+                "read_deobfuscated": self.read_deobfuscated,
                 **({"requests_by_first": list(self.requests_by_first)}
                    if self.requests_by_first is not None else {})}
 
@@ -937,7 +953,9 @@ def _make(model: str | list[str] | None = None, identity_lexicon: str | None = N
           identity_mode: str = "neutral",
           figurative_lexicon: str | None = None,
           format_reading: bool = False,
-          requests_by_first: list[float] | None = None) -> EmbeddingFilter:
+          requests_by_first: list[float] | None = None,
+          read_deobfuscated: bool = False) -> EmbeddingFilter:
     return EmbeddingFilter(model, identity_lexicon=identity_lexicon, identity_mode=identity_mode,
                            figurative_lexicon=figurative_lexicon, format_reading=format_reading,
-                           requests_by_first=requests_by_first)
+                           requests_by_first=requests_by_first,
+                           read_deobfuscated=read_deobfuscated)

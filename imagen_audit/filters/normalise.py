@@ -98,3 +98,36 @@ def views(text: str) -> dict[str, str]:
     joined = _join_singles(leet)
     out = {"base": base, "leet": leet, "joined": joined}
     return out
+
+
+# Leetspeak undone in the text a classifier reads (round 74): digits and "@"/"$" standing for
+# letters inside a word. Narrower than the word list's views, because the result is read as
+# text: "!" and "|" end or separate words too often ("wow!"), and digits at a word's edge are
+# usually model numbers or units ("mp4", "gpt4", "web3", "4k", "3d", "1920s"), not letters.
+_TEXT_LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g",
+              "@": "a", "$": "s"}
+_WORD_CORE = re.compile(r"^(\W*?)([A-Za-z0-9@$]+)(\W*)$")
+_INSIDE_LEET = re.compile(r"[A-Za-z][013-9@$]+[A-Za-z]")
+# A leet character opening a word of three or more letters ("3vil", "0ffice", "@ss" counts with
+# two); shorter tails are units and ordinals ("3rd", "4th", "9am", "35mm", "4k").
+_LEADING_LEET = re.compile(r"^(?:[@$][A-Za-z]{2,}|[013-9]+[A-Za-z]{3,})")
+
+
+def undo_leet(text: str) -> str:
+    """``text`` with leetspeak words spelt out ("s3x" -> "sex", "n4ked" -> "naked", "@ss" ->
+    "ass", "c0worker" -> "coworker", "3vil" -> "evil"), every other character kept as written:
+    a word is changed only when a leet character sits between two letters, or opens a word of
+    three or more letters ("@"/"$": two)."""
+    parts = re.split(r"(\s+)", str(text))
+    for i, part in enumerate(parts):
+        m = _WORD_CORE.match(part)
+        if m is None:
+            continue
+        core = m.group(2)
+        if sum(c.isalpha() for c in core) < 2 or not (
+                _INSIDE_LEET.search(core) or _LEADING_LEET.match(core)):
+            continue
+        upper = core.isupper()  # "S3X" -> "SEX"
+        spelt = "".join(_TEXT_LEET.get(c, c) for c in core)
+        parts[i] = m.group(1) + (spelt.upper() if upper else spelt) + m.group(3)
+    return "".join(parts)
