@@ -822,7 +822,7 @@ class EmbeddingFilter:
                 d["deobfuscated"] = r
         texts = read
         if self.figurative is not None:
-            probs, texts = self._figurative_invariant(prompts, probs, details)
+            probs, texts = self._figurative_invariant(texts, probs, details)
         if self.format_reading:
             probs, texts = self._format_invariant(texts, probs, details)
         if self.identity is not None:
