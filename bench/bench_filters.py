@@ -124,6 +124,21 @@ def shipped_prompts(n: int) -> list[str]:
     return prompts.sample(n=min(n, len(prompts)), random_state=3).tolist()
 
 
+_LEET_SWAP = {"a": "4", "e": "3", "i": "1", "o": "0", "s": "5"}
+
+
+def obfuscate(prompt: str) -> str:
+    """Leetspeak as an evader writes it: the first a/e/i/o/s of every word of four or more
+    letters swapped for its digit ("make a pic of my coworker" -> "m4ke a pic of my c0worker")."""
+    words = []
+    for w in prompt.split(" "):
+        j = next((i for i, c in enumerate(w) if c in _LEET_SWAP), None)
+        if len(w) >= 4 and j is not None:
+            w = w[:j] + _LEET_SWAP[w[j]] + w[j + 1:]
+        words.append(w)
+    return " ".join(words)
+
+
 def evaluation(out: Path | None, trap: bool) -> None:
     import numpy as np
     import pandas as pd
@@ -173,6 +188,17 @@ def evaluation(out: Path | None, trap: bool) -> None:
         write_outputs(held, pol, out / "held-out")
         write_outputs(full, pol, out / "full")
         print(f"   wrote {out}/held-out and {out}/full")
+
+    # Obfuscation (round 74): one letter of every word of 4+ letters swapped for a digit.
+    fresh_h = pd.concat([D.split_by_prompt(D.load_named(f"fresh-{x}-harmful"), **cs)[-1]
+                         for x in ("jj", "kk", "ll")], ignore_index=True)
+    print("\n== obfuscated text (leetspeak in every word of 4+ letters), default policy")
+    for name, frame in (("PartiPrompts held-out, blocked", parti_te),
+                        ("fresh-jj/kk/ll harmful test buckets, caught", fresh_h)):
+        texts = frame["prompt"].astype(str).tolist()
+        share = [float((pol.score_frame(t)["decision"] == "block").mean())
+                 for t in (texts, [obfuscate(p) for p in texts])]
+        print(f"   {name} ({len(texts)}): {share[0]:.3f} as written, {share[1]:.3f} obfuscated")
 
     if trap:
         from imagen_audit.filters.embedding import train_model
