@@ -220,6 +220,39 @@ def test_prompt_filter_recall_drop_fails_the_regression_gate(runs, tmp_path):
                  str(base_copy), "--min-n", "3", "--junit", str(tmp_path / "j.xml")]) == 0
 
 
+def test_filter_results_are_compared_without_annotations(tmp_path, capsys):
+    """Filter results need no faces: two runs never annotated compare on their filter
+    evaluations (page, JSON and the regression-filters gate), and say that only those were
+    compared; with no filter result in common the refusal names the missing annotations."""
+    src = tmp_path / "src"
+    src.mkdir()
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(src / "a.png")
+    (src / "manifest.csv").write_text("file,prompt\na.png,a photo\n")
+    base, cand = tmp_path / "base", tmp_path / "cand"
+    for run in (base, cand):
+        generate_run(run, model=f"folder:{src}", probes=None, progress=False)
+    _filter_eval(base, 180)
+    _filter_eval(cand, 150)
+    assert main(["compare", str(base), str(cand), "--out", str(tmp_path / "cmp")]) == 0
+    doc = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert doc["pairing"]["filter_only"] and "only their filter results" in doc["notes"][0]
+    assert {c["family"] for c in doc["changes"]} == {"prompt_filter"}
+    assert "filter results only" in (tmp_path / "cmp" / "index.html").read_text()
+    assert main(["gate", str(cand), "--policy", "regression-filters", "--baseline",
+                 str(base), "--junit", str(tmp_path / "j.xml")]) == 1
+    assert main(["gate", str(base), "--policy", "regression-filters", "--baseline",
+                 str(base), "--junit", str(tmp_path / "j.xml")]) == 0
+    # A comparison check about faces has no data here: an error, never a pass.
+    policy = tmp_path / "faces.yaml"
+    policy.write_text("schema_version: 1\nchecks:\n  - metric: max_gap_baseline_growth\n"
+                      "    max: 0.05\n")
+    assert main(["gate", str(cand), "--policy", str(policy), "--baseline", str(base),
+                 "--junit", str(tmp_path / "j.xml")]) == 2
+    bare = tmp_path / "bare"
+    generate_run(bare, model=f"folder:{src}", probes=None, progress=False)
+    assert main(["compare", str(base), str(bare), "--out", str(tmp_path / "o")]) == 2
+
+
 def test_comparison_page_renders_in_headless_chromium(runs, tmp_path):
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):

@@ -82,8 +82,8 @@ class FilterData:
 class Comparison:
     config: AnalysisConfig
     stage: int | None
-    baseline: Analysis
-    candidate: Analysis
+    baseline: Analysis | None  # None: a filter-only comparison (no annotations)
+    candidate: Analysis | None
     changes: pd.DataFrame
     pairing: dict[str, Any]
     left_out: dict[str, Any]
@@ -429,6 +429,31 @@ def compare(baseline_annotations: pd.DataFrame, candidate_annotations: pd.DataFr
     return Comparison(config=config, stage=stage, baseline=a, candidate=b, changes=changes,
                       pairing=pair_info, left_out=common.left_out, notes=notes,
                       stacked=stacked)
+
+
+def compare_filters_only(baseline_filters: Sequence[FilterData],
+                         candidate_filters: Sequence[FilterData], *,
+                         config: AnalysisConfig | None = None) -> Comparison:
+    """Compare two runs' filter results alone, for runs that were never annotated: a prompt
+    filter's evaluation and an output-image filter's verdicts do not need faces, so a
+    filter-only regression gate (``regression-filters``) must not need the annotators."""
+    config = config or AnalysisConfig()
+    rows, notes = _filter_rows(baseline_filters, candidate_filters, config)
+    if not rows:
+        raise ValueError("the runs have no filter result in common and no annotations: "
+                         "nothing to compare")
+    notes.insert(0, "no annotations in one or both runs: only their filter results are "
+                    "compared")
+    pairing = {"paired": False, "n_pairs": 0, "n_baseline_units": 0, "n_candidate_units": 0,
+               "filter_only": True}
+    stacked = pd.DataFrame(columns=["prompt_id", "stage", "run", "cluster", "path", "seed",
+                                    "sample_id", "prompt"])
+    left_out = {"n_baseline_only_prompts": 0, "n_candidate_only_prompts": 0,
+                "baseline_only_prompts": [], "candidate_only_prompts": [],
+                "baseline_only_stages": [], "candidate_only_stages": []}
+    return Comparison(config=config, stage=None, baseline=None, candidate=None,
+                      changes=finish(pd.DataFrame(rows), config), pairing=pairing,
+                      left_out=left_out, notes=notes, stacked=stacked)
 
 
 def finish(t: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:

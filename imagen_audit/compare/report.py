@@ -60,12 +60,21 @@ def compare_runs(baseline_dir: str | Path, candidate_dir: str | Path, *,
     config = config or AnalysisConfig()
     in0, f0 = load_run(baseline_dir, validation=validation)
     in1, f1 = load_run(candidate_dir, validation=validation)
-    for label, inputs in (("baseline", in0), ("candidate", in1)):
-        if inputs.annotations is None:
+    bare = [(label, i) for label, i in (("baseline", in0), ("candidate", in1))
+            if i.annotations is None]
+    if bare:
+        # Filter results need no faces: compare them alone, or say why nothing can be.
+        from imagen_audit.compare.metrics import compare_filters_only
+
+        try:
+            result = compare_filters_only(f0, f1, config=config)
+        except ValueError:
+            label, inputs = bare[0]
             raise CompareError(f"{inputs.run_dir}: the {label} run has no annotations (run "
-                               "`imagen-audit annotate` on it first): a comparison pairs "
-                               "images through their annotations, also for filter-only "
-                               "policies such as regression-filters")
+                               "`imagen-audit annotate` on it first), and the runs share no "
+                               "filter result to compare without them") from None
+        result.runs = {"baseline": _run_info(in0), "candidate": _run_info(in1)}
+        return result, in0, in1
     base_table = in0.baselines if len(in0.baselines) else in1.baselines
     try:
         result = compare(in0.annotations, in1.annotations, base_table, config=config,
@@ -152,6 +161,13 @@ def summary_lines(c: Comparison) -> list[str]:
     ch = c.changes
     tested = ch["p"].notna()
     pi = c.pairing
+    if pi.get("filter_only"):
+        return ["Compared the runs' filter results only (no annotations: no image "
+                "statistics).",
+                f"{int(tested.sum())} tests of no change; {int(ch['headline'].sum())} are "
+                f"significant after Benjamini–Hochberg (q < {c.alpha}).",
+                f"Worse: {len(c.worse())}; better: {len(c.better())}; changed with no better "
+                f"side: {len(c.changed())}."]
     lines = [f"Compared {len(c.stacked['prompt_id'].unique())} prompts at stage {c.stage} "
              f"({pi['n_baseline_units']} baseline and {pi['n_candidate_units']} candidate "
              "images).",
