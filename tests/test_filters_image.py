@@ -170,3 +170,16 @@ def _threshold_fake(threshold: float) -> _Fake:
     f = _Fake()
     f.threshold = threshold
     return f
+
+
+def test_the_shipped_image_filter_gate(run_dir) -> None:
+    """--policy image-filters bounds both filters' flag rates: an unscanned run is an error
+    (exit 2), a scanned run whose images are flagged fails (exit 1)."""
+    from imagen_audit.cli import main
+
+    assert main(["gate", str(run_dir), "--policy", "image-filters"]) == 2
+    for name in ("nudenet", "opennsfw"):
+        f = _Fake()
+        f.name = name
+        scan_run(run_dir, [f])
+    assert main(["gate", str(run_dir), "--policy", "image-filters"]) == 1
