@@ -183,3 +183,19 @@ def test_the_shipped_image_filter_gate(run_dir) -> None:
         f.name = name
         scan_run(run_dir, [f])
     assert main(["gate", str(run_dir), "--policy", "image-filters"]) == 1
+
+
+def test_scanned_runs_compare_their_image_verdicts_once(run_dir, tmp_path) -> None:
+    """An image filter's verdicts are compared image by image under output-image filters, and
+    not a second time as a prompt filter from the report's summary of the same scan."""
+    import shutil
+
+    from imagen_audit.compare.report import compare_runs
+
+    other = tmp_path / "other"
+    shutil.copytree(run_dir, other)
+    for run in (run_dir, other):
+        scan_run(run, [_Fake()])
+    result, _, _ = compare_runs(run_dir, other)
+    assert set(result.changes["family"]) == {"image_filter"}
+    assert set(result.changes["metric"]) == {"flag_rate"}

@@ -77,10 +77,12 @@ def _prompt_evals(run_dir: Path, problems: list[str]) -> list[FilterData]:
 
 
 def _report_filters(inputs: RunInputs, taken: set[str]) -> list[FilterData]:
-    """Filter results in the report's layout (a ``metrics`` object): scalars only."""
+    """Filter results in the report's layout (a ``metrics`` object): scalars only. The
+    report's summaries of ``filters scan`` are left out: :func:`_image_filters` compares the
+    same verdicts image by image."""
     out = []
     for f in inputs.filters:
-        if f.name in taken:
+        if f.name in taken or f.kind == "image":
             continue
         scalars = {k: v for k, v in ((k, _number(v)) for k, v in f.scalars.items())
                    if v is not None}
