@@ -19,7 +19,7 @@ import pandas as pd
 from imagen_audit.compare.metrics import FilterData
 from imagen_audit.report.inputs import RunInputs, collect
 from imagen_audit.store import RunStore
-from imagen_audit.store.run_store import require_run_folder
+from imagen_audit.store.run_store import filter_result_paths, require_run_folder
 
 PROMPT_EVAL_SCHEMA = "imagen-audit/prompt-filter-eval"
 
@@ -31,12 +31,8 @@ def _number(v: Any) -> float | None:
 
 
 def _prompt_evals(run_dir: Path, problems: list[str]) -> list[FilterData]:
-    folder = run_dir / "filters"
     out: list[FilterData] = []
-    if not folder.is_dir():
-        return out
-    for path in sorted(p for p in folder.rglob("*.json")  # hidden: being written or replaced
-                       if not any(x.startswith(".") for x in p.relative_to(folder).parts)):
+    for path in filter_result_paths(run_dir):
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError, UnicodeDecodeError):

@@ -170,8 +170,9 @@ def read_filter_results(run_dir: Path, files: Sequence[Path] | None = None
     """Filter results from ``files`` (as listed by ``RunStore.filter_result_files``), or,
     for a folder without a run store, every JSON under ``run_dir/filters/``."""
     if files is None:
-        folder = run_dir / "filters"
-        files = sorted(folder.rglob("*.json")) if folder.is_dir() else []
+        from imagen_audit.store.run_store import filter_result_paths
+
+        files = filter_result_paths(run_dir)
     results: list[FilterResult] = []
     problems: list[str] = []
     for path in files:

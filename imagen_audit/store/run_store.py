@@ -65,6 +65,17 @@ def evaluation_folder_name(name: str) -> str:
     return safe or "policy"
 
 
+def filter_result_paths(root: str | Path) -> list[Path]:
+    """Every JSON file under ``ROOT/filters/`` (filter evaluations and summaries), leaving
+    out hidden folders: an evaluation being written or replaced (:meth:`RunStore.
+    save_filter_files`). Also for a results folder without a run store."""
+    folder = Path(root) / FILTERS_DIR
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.rglob("*.json")
+                  if not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
 def require_run_folder(root: str | Path, flag: str = "") -> Path:
     """``root`` as a Path if it holds a run store, else a RunStoreError naming it (prefixed
     with the option, e.g. ``--run``). Every step after generation checks this before opening
@@ -711,14 +722,8 @@ class RunStore:
         return [target / name for name in files], existed
 
     def filter_result_files(self) -> list[Path]:
-        """Every JSON file under ``RUN_DIR/filters/`` (filter evaluations and summaries),
-        leaving out hidden folders: an evaluation being written or replaced."""
-        folder = self.root / FILTERS_DIR
-        if not folder.is_dir():
-            return []
-        return sorted(p for p in folder.rglob("*.json")
-                      if not any(part.startswith(".") for part in
-                                 p.relative_to(folder).parts))
+        """Every JSON file under ``RUN_DIR/filters/`` (:func:`filter_result_paths`)."""
+        return filter_result_paths(self.root)
 
     # ------------------------------------------------------------------ image filters (issue 5)
     def images_pending_filter(self, filter_name: str,
