@@ -1124,20 +1124,16 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if not names:
         raise FilterError(f"--filter {args.filter!r}: no filter named; choose from "
                           f"{', '.join(IMAGE_FILTERS)}")
-    for n in names:
-        make_image_filter(n, args.threshold)  # names and threshold checked before the store
+    filters = [make_image_filter(n, args.threshold) for n in names]  # checked before the store
     if args.threshold is None:
         # No --threshold: keep the one this run's verdicts were made at (a later scan for new
         # images must not silently move every stored verdict back to the default).
         from imagen_audit.store import RunStore
-        from imagen_audit.store.run_store import require_run_folder
 
-        with RunStore.open_readonly(require_run_folder(args.run_dir)) as store:
+        with RunStore.open_readonly(args.run_dir) as store:
             kept = {n: store.image_filter_thresholds(n) for n in names}
-        filters = [make_image_filter(n, kept[n][0] if len(kept[n]) == 1 else None)
-                   for n in names]
-    else:
-        filters = [make_image_filter(n, args.threshold) for n in names]
+        filters = [make_image_filter(f.name, kept[f.name][0]) if len(kept[f.name]) == 1
+                   else f for f in filters]
     stages = None
     if args.stages is not None:
         parts = [p.strip() for p in args.stages.split(",")]

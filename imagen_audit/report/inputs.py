@@ -187,18 +187,24 @@ def read_filter_results(run_dir: Path, files: Sequence[Path] | None = None
         if not isinstance(data, dict) or not isinstance(data.get("metrics"), dict):
             continue
         metrics = data["metrics"]
-        scalars = {k: v for k, v in metrics.items()
-                   if isinstance(v, (int, float, str, bool)) or v is None}
-        tables = {}
-        for k, v in metrics.items():
-            if isinstance(v, dict) and v and all(
-                    isinstance(x, (int, float)) or x is None for x in v.values()):
-                tables[k] = [{"key": str(a), "value": b} for a, b in v.items()]
         name = str(data.get("name") or data.get("policy") or path.stem)
-        results.append(FilterResult(name=name, source=str(path.relative_to(run_dir)),
-                                    metrics=metrics, scalars=scalars, tables=tables,
-                                    sweep=_flatten_sweep(metrics, data)))
+        results.append(_as_result(name, str(path.relative_to(run_dir)), metrics,
+                                  _flatten_sweep(metrics, data)))
     return results, problems
+
+
+def _as_result(name: str, source: str, metrics: dict[str, Any],
+               sweep: list[dict[str, float]], kind: str = "prompt") -> FilterResult:
+    """A filter result with the report's views of its metrics: the scalars, and each mapping
+    of numbers as a two-column table."""
+    scalars = {k: v for k, v in metrics.items()
+               if isinstance(v, (int, float, str, bool)) or v is None}
+    tables = {k: [{"key": str(a), "value": b} for a, b in v.items()]
+              for k, v in metrics.items()
+              if isinstance(v, dict) and v
+              and all(isinstance(x, (int, float)) or x is None for x in v.values())}
+    return FilterResult(name=name, source=source, metrics=metrics, scalars=scalars,
+                        tables=tables, sweep=sweep, kind=kind)
 
 
 def find_validation(run_dir: Path) -> Path | None:
@@ -285,18 +291,12 @@ def image_filter_results(scores: pd.DataFrame, samples: pd.DataFrame,
             metrics["flagged_images_by_detected_class"] = dict(
                 sorted(classes.items(), key=lambda kv: (-kv[1], kv[0])))
         listed = part[flagged].head(FLAGGED_LISTED)
-        if len(listed):
+        if len(listed):  # each flagged image with its score
             metrics["flagged_images"] = {
-                f"{r.prompt} (seed {seed_text(r.seed)}, {names.get(int(r.stage), r.stage)})":
-                    f"{float(r.score):.3f} {', '.join(_detected_classes(r.details))}".strip()
+                f"{r.prompt} (seed {seed_text(r.seed)}, {names.get(int(r.stage), r.stage)})"
+                + "".join(f" [{c}]" for c in _detected_classes(r.details)): float(r.score)
                 for r in listed.itertuples(index=False)}
-        scalars = {k_: v for k_, v in metrics.items()
-                   if isinstance(v, (int, float, str, bool))}
-        tables = {k_: [{"key": str(a), "value": b} for a, b in v.items()]
-                  for k_, v in metrics.items() if isinstance(v, dict)}
-        out.append(FilterResult(name=str(name), source="run.sqlite (filters scan)",
-                                metrics=metrics, scalars=scalars, tables=tables, sweep=[],
-                                kind="image"))
+        out.append(_as_result(str(name), "run.sqlite (filters scan)", metrics, [], "image"))
     return out
 
 
