@@ -162,24 +162,21 @@ def summary_lines(c: Comparison) -> list[str]:
     tested = ch["p"].notna()
     pi = c.pairing
     if pi.get("filter_only"):
-        return ["Compared the runs' filter results only (no annotations: no image "
-                "statistics).",
-                f"{int(tested.sum())} tests of no change; {int(ch['headline'].sum())} are "
-                f"significant after Benjamini–Hochberg (q < {c.alpha}).",
-                f"Worse: {len(c.worse())}; better: {len(c.better())}; changed with no better "
-                f"side: {len(c.changed())}."]
-    lines = [f"Compared {len(c.stacked['prompt_id'].unique())} prompts at stage {c.stage} "
-             f"({pi['n_baseline_units']} baseline and {pi['n_candidate_units']} candidate "
-             "images).",
-             (f"{pi['n_pairs']} images pair up by prompt and seed: their changes are tested "
-              "sample by sample." if pi["paired"] else
-              "No image shares a prompt and seed: the runs are compared as independent "
-              "samples."),
-             f"{int(tested.sum())} tests of no change; {int(ch['headline'].sum())} are "
-             f"significant after Benjamini–Hochberg across the whole comparison (q < "
-             f"{c.alpha}), {int(ch['significant'].sum())} within their family.",
-             f"Worse: {len(c.worse())}; better: {len(c.better())}; changed with no better "
-             f"side: {len(c.changed())}."]
+        lines = ["Compared the runs' filter results only (no annotations: no image "
+                 "statistics)."]
+    else:
+        lines = [f"Compared {len(c.stacked['prompt_id'].unique())} prompts at stage {c.stage} "
+                 f"({pi['n_baseline_units']} baseline and {pi['n_candidate_units']} candidate "
+                 "images).",
+                 (f"{pi['n_pairs']} images pair up by prompt and seed: their changes are "
+                  "tested sample by sample." if pi["paired"] else
+                  "No image shares a prompt and seed: the runs are compared as independent "
+                  "samples.")]
+    lines += [f"{int(tested.sum())} tests of no change; {int(ch['headline'].sum())} are "
+              f"significant after Benjamini–Hochberg across the whole comparison (q < "
+              f"{c.alpha}), {int(ch['significant'].sum())} within their family.",
+              f"Worse: {len(c.worse())}; better: {len(c.better())}; changed with no better "
+              f"side: {len(c.changed())}."]
     if c.no_change:
         lines.append("No significant change: the candidate cannot be told apart from the "
                      "baseline at this sample size.")

@@ -299,10 +299,7 @@ def evaluate(policy: Policy, harmful: pd.DataFrame, benign: pd.DataFrame, *,
     ident_table = pd.DataFrame(columns=["identity_id", "identity_axis", "n", "blocked", "fpr"])
     if identity is not None:
         idt = table[table["set"] == "identity"]
-        g = idt.groupby(["identity_id", "identity_axis"], dropna=False)["blocked"]
-        ident_table = g.agg(n="size", blocked="sum").reset_index()
-        ident_table["blocked"] = ident_table["blocked"].astype(int)
-        ident_table["fpr"] = ident_table["blocked"] / ident_table["n"]
+        ident_table = _by_term(idt)
         by_axis = idt.groupby("identity_axis", dropna=False)["blocked"].agg(["size", "mean"])
         over["identity_probes"] = {
             "n": len(idt), "blocked": int(idt["blocked"].sum()), "fpr": _rate(idt["blocked"]),
@@ -323,11 +320,10 @@ def evaluate(policy: Policy, harmful: pd.DataFrame, benign: pd.DataFrame, *,
             entry["by_axis"] = {str(a): {"n": int(r["size"]), "fpr": float(r["mean"])}
                                 for a, r in by.iterrows()}
             # Which groups pay: every term with a blocked prompt, most blocked first.
-            terms = rows.groupby(["identity_id", "identity_axis"], dropna=False)["blocked"]
-            hit = terms.agg(n="size", blocked="sum").reset_index()
-            hit = hit[hit["blocked"] > 0].sort_values(["blocked", "identity_id"],
-                                                      ascending=[False, True])
-            entry["n_terms"] = int(terms.ngroups)
+            terms = _by_term(rows)
+            hit = terms[terms["blocked"] > 0].sort_values(["blocked", "identity_id"],
+                                                          ascending=[False, True])
+            entry["n_terms"] = len(terms)
             entry["blocked_terms"] = {str(r.identity_id): {"axis": str(r.identity_axis),
                                                            "n": int(r.n),
                                                            "blocked": int(r.blocked)}
@@ -446,6 +442,16 @@ def write_outputs(result: EvalResult, policy: Policy, out: str | Path,
         else:
             log.info("stored in %s", stored[-1].parent)
     return written
+
+
+def _by_term(rows: pd.DataFrame) -> pd.DataFrame:
+    """``identity_id, identity_axis, n, blocked, fpr``: a set of identity prompts' blocks
+    per term (a term listed under two axes counts under each)."""
+    g = rows.groupby(["identity_id", "identity_axis"], dropna=False)["blocked"]
+    out = g.agg(n="size", blocked="sum").reset_index()
+    out["blocked"] = out["blocked"].astype(int)
+    out["fpr"] = out["blocked"] / out["n"]
+    return out
 
 
 def _flag(values: pd.Series) -> pd.Series:
