@@ -763,15 +763,13 @@ class EmbeddingFilter:
         self.figurative_lexicon_path = Path(figurative_lexicon) if figurative_lexicon else None
         self.figurative = (FigurativeLexicon.load(figurative_lexicon) if figurative_lexicon
                            else None)
-        if not isinstance(format_reading, bool):
-            raise FilterError(f"embedding: format_reading must be true or false, not "
-                              f"{format_reading!r}")
+        for option, value in (("format_reading", format_reading),
+                              ("read_deobfuscated", read_deobfuscated)):
+            if not isinstance(value, bool):
+                raise FilterError(f"embedding: {option} must be true or false, not {value!r}")
         self.format_reading = format_reading
-        self.requests_by_first = _request_mapping(requests_by_first, len(self.models))
-        if not isinstance(read_deobfuscated, bool):
-            raise FilterError(f"embedding: read_deobfuscated must be true or false, not "
-                              f"{read_deobfuscated!r}")
         self.read_deobfuscated = read_deobfuscated
+        self.requests_by_first = _request_mapping(requests_by_first, len(self.models))
 
     def _scores(self, prompts: list[str]) -> tuple[np.ndarray, np.ndarray, list[str],
                                                    np.ndarray]:

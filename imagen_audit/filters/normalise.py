@@ -104,8 +104,7 @@ def views(text: str) -> dict[str, str]:
 # letters inside a word. Narrower than the word list's views, because the result is read as
 # text: "!" and "|" end or separate words too often ("wow!"), and digits at a word's edge are
 # usually model numbers or units ("mp4", "gpt4", "web3", "4k", "3d", "1920s"), not letters.
-_TEXT_LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g",
-              "@": "a", "$": "s"}
+_TEXT_LEET = {c: letter for c, letter in LEET.items() if c.isdigit() or c in "@$"}
 _WORD_CORE = re.compile(r"^(\W*?)([A-Za-z0-9@$]+)(\W*)$")
 _INSIDE_LEET = re.compile(r"[A-Za-z][013-9@$]+[A-Za-z]")
 # A leet character opening a word of three or more letters ("3vil", "0ffice", "@ss" counts with
