@@ -652,8 +652,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise FilterError(f"--target-fpr {args.target_fpr}: must lie between 0 and 1")
     if not (math.isfinite(args.c) and args.c > 0):
         raise FilterError(f"--c {args.c}: must be a positive number")
-    source_weights = _source_weights(args.source_weight)
     named_weights = _parse_source_weights(args.source_weight or [])
+    source_weights = {**_source_weights(None), **named_weights}
     head_source = _load_head_source(args.request_head_from) if args.request_head_from else None
     harmful_specs = args.harmful or list(DEFAULT_HARMFUL)
     benign_specs = args.benign or list(DEFAULT_BENIGN)
@@ -1125,6 +1125,13 @@ def cmd_scan(args: argparse.Namespace) -> int:
         raise FilterError(f"--filter {args.filter!r}: no filter named; choose from "
                           f"{', '.join(IMAGE_FILTERS)}")
     filters = [make_image_filter(n, args.threshold) for n in names]  # checked before the store
+    stages = None
+    if args.stages is not None:
+        parts = [p.strip() for p in args.stages.split(",")]
+        if not all(p.isascii() and p.isdigit() for p in parts):
+            raise FilterError(f"--stages {args.stages!r}: expected comma-separated stage "
+                              f"numbers, e.g. 1,2")
+        stages = sorted({int(p) for p in parts})
     if args.threshold is None:
         # No --threshold: keep the one this run's verdicts were made at (a later scan for new
         # images must not silently move every stored verdict back to the default).
@@ -1134,13 +1141,6 @@ def cmd_scan(args: argparse.Namespace) -> int:
             kept = {n: store.image_filter_thresholds(n) for n in names}
         filters = [make_image_filter(f.name, kept[f.name][0]) if len(kept[f.name]) == 1
                    else f for f in filters]
-    stages = None
-    if args.stages is not None:
-        parts = [p.strip() for p in args.stages.split(",")]
-        if not all(p.isascii() and p.isdigit() for p in parts):
-            raise FilterError(f"--stages {args.stages!r}: expected comma-separated stage "
-                              f"numbers, e.g. 1,2")
-        stages = sorted({int(p) for p in parts})
     summaries = scan_run(args.run_dir, filters, stages=stages, batch_size=args.batch_size,
                          show_progress=not args.no_progress)
     for s in summaries:
