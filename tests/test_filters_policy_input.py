@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 import imagen_audit.filters.policy as policy_mod
+from imagen_audit import unique_yaml
 from imagen_audit.cli import main
 from imagen_audit.filters.base import FilterError, PolicyError
 from imagen_audit.filters.policy import BackendSpec, Policy
@@ -116,7 +117,7 @@ def test_a_key_given_twice_is_refused_by_line(tmp_path, text, field, line, key) 
 def test_the_policy_loader_stays_safe(tmp_path) -> None:
     with pytest.raises(PolicyError, match="not valid YAML"):
         Policy.load(_write(tmp_path / "t.yaml", "!!python/object/apply:os.system ['true']"))
-    assert issubclass(policy_mod._PolicyLoader, yaml.SafeLoader)
+    assert issubclass(unique_yaml.UniqueKeyLoader, yaml.SafeLoader)
     # The same key in two different mappings is fine.
     pol = Policy.load(_write(tmp_path / "ok.yaml", _blocklist({"wordlists": WORDLISTS})))
     assert [b.threshold for b in pol.backends] == [0.5, 0.9]

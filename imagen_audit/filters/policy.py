@@ -56,10 +56,6 @@ SCHEMA_VERSION = 1
 COMBINE = ("any", "weighted")
 _TOP_FIELDS = {"schema_version", "name", "description", "combine", "threshold", "backends"}
 _BACKEND_FIELDS = {"name", "threshold", "weight", "options"}
-# The loader that refuses a key given twice, shared with the gate's policies.
-_PolicyLoader = unique_yaml.UniqueKeyLoader
-_DuplicateKeyError = unique_yaml.DuplicateKeyError
-_field_at = unique_yaml.field_at
 _PATH_OPTIONS = {"wordlists", "model", "checkpoint", "huggingface_config_path",
                  "identity_lexicon", "figurative_lexicon"}
 
@@ -136,11 +132,13 @@ def _resolve(base: Path, value: Any, path: object = "<policy>", fld: str = "opti
 
 
 def _load_yaml(path: Path, text: str) -> Any:
-    """The policy document, read with :class:`_PolicyLoader`; YAML errors as PolicyError."""
+    """The policy document, read with :func:`imagen_audit.unique_yaml.load` (the loader that
+    refuses a key given twice, shared with the gate's policies); YAML errors as PolicyError."""
     try:
         return unique_yaml.load(text)
-    except _DuplicateKeyError as exc:
-        raise PolicyError(path, exc.describe(), field=_field_at(text, exc.again)) from exc
+    except unique_yaml.DuplicateKeyError as exc:
+        raise PolicyError(path, exc.describe(),
+                          field=unique_yaml.field_at(text, exc.again)) from exc
     except yaml.YAMLError as exc:
         raise PolicyError(path, f"not valid YAML: {exc}") from exc
 
