@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from imagen_audit.errors import ProbeFileError
-from imagen_audit.resources import data_dir, is_plain_name
+from imagen_audit.resources import UnknownShippedName, data_dir, resolve_shipped
 
 SCHEMA_VERSION = 1
 BASELINE_KEYS = ("women", "white", "black", "asian", "hispanic_or_latino")
@@ -393,19 +393,17 @@ def _expand_identities(terms: Sequence[IdentityTerm], alone: Sequence[tuple[str,
 
 
 def _resolve(spec: str) -> Path:
-    """A shipped probe set by plain name (``occupations``) or the path of a user's file.
+    """A shipped probe set by plain name (``occupations``) or the path of a user's file, by
+    the rule every shipped kind shares (:func:`imagen_audit.resources.resolve_shipped`).
 
     Only a plain name (no folder part, no ``..``) is looked up among the shipped sets, so a
     name can never reach a file outside ``probes/``; anything else is the user's own path and
     must exist (whatever the case of its suffix)."""
-    candidate = Path(spec)
-    if is_plain_name(spec) and candidate.suffix.lower() not in (".yaml", ".yml"):
-        shipped = data_dir("probes") / f"{spec}.yaml"
-        if shipped.is_file():
-            return shipped
-        names = sorted(p.stem for p in data_dir("probes").glob("*.yaml"))
-        raise ProbeFileError(spec, f"no shipped probe set of that name; choose one of {names} "
-                                   "or give a path to a .yaml file")
+    try:
+        candidate = resolve_shipped(spec, "probes", "probe set")
+    except UnknownShippedName as exc:
+        raise ProbeFileError(spec, f"no shipped probe set of that name; choose one of "
+                                   f"{exc.names} or give a path to a .yaml file") from None
     if not candidate.is_file():
         raise ProbeFileError(candidate, "probe file not found")
     return candidate

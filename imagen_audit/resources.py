@@ -7,8 +7,10 @@ path for users and developers.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+log = logging.getLogger(__name__)
 _PACKAGE_DIR = Path(__file__).resolve().parent
 DATA_FOLDERS = ("probes", "filters", "reports")
 
@@ -32,3 +34,43 @@ def is_plain_name(spec: str) -> bool:
     Anything else is a user's own path."""
     return bool(spec) and not any(c in spec for c in "/\\") and ".." not in spec \
         and not spec.startswith(".")
+
+
+class UnknownShippedName(LookupError):
+    """A plain name that names no shipped file and no local file; ``names`` are the choices."""
+
+    def __init__(self, spec: str, names: list[str]) -> None:
+        super().__init__(spec)
+        self.spec, self.names = spec, names
+
+
+_YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def resolve_shipped(spec: str, folder: str, what: str) -> Path:
+    """The file a ``--policy`` / ``--probes`` argument names: one rule for every shipped kind.
+
+    A plain name (:func:`is_plain_name`, no ``.yaml``/``.yml`` suffix) that names a shipped file
+    ``<folder>/<spec>.yaml`` is that shipped file, always: the same name means the same thing in
+    every checkout, so a file or folder of that name lying in a CI workspace cannot silently
+    replace a release policy (a warning says how to use the local one: ``./<spec>``). A plain
+    name that is not shipped but is a local file is that file. Anything else with a folder part
+    or a YAML suffix is returned as the user's path for the caller to read (and report if
+    missing). A plain name naming neither raises :class:`UnknownShippedName`. ``folder``
+    is a path under a data folder (``"reports/policies"``); ``what`` names the kind in the
+    warning ("gate policy").
+    """
+    path = Path(spec)
+    if not is_plain_name(spec) or path.suffix.lower() in _YAML_SUFFIXES:
+        return path
+    top, _, sub = folder.partition("/")
+    shipped_dir = data_dir(top) / sub if sub else data_dir(top)
+    shipped = shipped_dir / f"{spec}.yaml"
+    if shipped.is_file():
+        if path.exists():
+            log.warning("%s: using the shipped %s %s, not ./%s here; name it ./%s to use the "
+                        "local one", spec, what, shipped, spec, spec)
+        return shipped
+    if path.is_file():
+        return path
+    raise UnknownShippedName(spec, sorted(p.stem for p in shipped_dir.glob("*.yaml")))

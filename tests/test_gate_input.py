@@ -171,7 +171,7 @@ def test_an_unwritable_junit_is_exit_2_and_never_truncates(
 
 
 # --------------------------------------------------------------------------- 5: policy names
-def test_a_local_folder_does_not_hide_a_shipped_policy(
+def test_a_local_file_or_folder_does_not_hide_a_shipped_policy(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
     shipped = data_dir("reports") / "policies" / "safety-filters.yaml"
@@ -180,12 +180,18 @@ def test_a_local_folder_does_not_hide_a_shipped_policy(
     (tmp_path / "safety-filters").mkdir()
     with caplog.at_level(logging.WARNING):
         assert commands.resolve_policy("safety-filters") == shipped
-    assert "using the shipped policy" in caplog.text
+    assert "using the shipped gate policy" in caplog.text
+    # A local file of a shipped name does not replace the release policy either (one rule for
+    # every shipped kind, resources.resolve_shipped); ./smoke reads it, and a plain name
+    # nothing ships is the local file.
     (tmp_path / "smoke").write_text("checks:\n" + OK_CHECK)
+    (tmp_path / "mine").write_text("checks:\n" + OK_CHECK)
     caplog.clear()
     with caplog.at_level(logging.WARNING):
-        assert commands.resolve_policy("smoke") == Path("smoke")
-    assert "using the local file ./smoke" in caplog.text
+        assert commands.resolve_policy("smoke") == data_dir("reports") / "policies" / "smoke.yaml"
+    assert "name it ./smoke to use the local one" in caplog.text
+    assert commands.resolve_policy("./smoke") == Path("./smoke")
+    assert commands.resolve_policy("mine") == Path("mine")
     assert commands.resolve_policy("sub/safety-filters") == Path("sub/safety-filters")
     with pytest.raises(gate.PolicyError, match="no shipped policy of that name"):
         commands.resolve_policy("safety-filter")

@@ -147,27 +147,23 @@ _YAML_SUFFIXES = (".yaml", ".yml")
 
 
 def _locate(spec: str | Path) -> Path:
-    """The file that ``Policy.load(spec)`` reads.
-
-    A plain name (``default``) is a shipped policy when ``filters/<name>.yaml`` exists; an
-    existing file is read whatever its suffix (``tuned/bl.txt``, ``mine.YAML``); anything else
-    with a folder part is the user's path and must exist. Only plain names are looked up in
-    the shipped folder, so ``../../tmp/x/evil`` cannot load ``/tmp/x/evil.yaml``.
+    """The file that ``Policy.load(spec)`` reads, by the rule every shipped kind shares
+    (:func:`imagen_audit.resources.resolve_shipped`): a plain name (``default``) is the shipped
+    policy ``filters/<name>.yaml``; an existing file is read whatever its suffix
+    (``tuned/bl.txt``, ``mine.YAML``); anything else with a folder part is the user's path and
+    must exist. Only plain names are looked up in the shipped folder, so ``../../tmp/x/evil``
+    cannot load ``/tmp/x/evil.yaml``.
     """
-    from imagen_audit.resources import data_dir, is_plain_name
+    from imagen_audit.resources import UnknownShippedName, data_dir, resolve_shipped
 
-    text = str(spec)
-    path = Path(text)
-    if is_plain_name(text) and path.suffix.lower() not in _YAML_SUFFIXES:
-        shipped = data_dir("filters") / f"{text}.yaml"
-        if shipped.is_file():
-            return shipped
+    try:
+        path = resolve_shipped(str(spec), "filters", "prompt-filter policy")
+    except UnknownShippedName as exc:
+        raise PolicyError(spec, f"no shipped policy of that name; choose one of {exc.names} "
+                                "or give a path to a policy file") from None
     if path.is_file() or path.suffix.lower() in _YAML_SUFFIXES:
         return path  # a missing .yaml path is reported by the read ("cannot read")
     names = sorted(p.stem for p in data_dir("filters").glob("*.yaml"))
-    if is_plain_name(text):
-        raise PolicyError(spec, f"no shipped policy of that name; choose one of {names} "
-                                "or give a path to a policy file")
     raise PolicyError(spec, "no such policy file (a shipped policy is named by a plain name, "
                             f"one of {names})")
 

@@ -101,40 +101,21 @@ class GateOutputError(AuditError):
     would read a missing or stale report, so this is exit 2, not the gate's outcome."""
 
 
-_YAML_SUFFIXES = (".yaml", ".yml")
-
-
 def resolve_policy(spec: str) -> Path:
-    """The file ``--policy SPEC`` names.
-
-    As for prompt-filter policies and probe sets (:func:`imagen_audit.resources.is_plain_name`):
-    a plain name (no folder part, no ``.yaml``) that names a shipped policy is the shipped
-    policy unless a regular file of exactly that name is here, so a ``safety-filters/`` folder
-    in a CI checkout cannot hide it; when both exist the local file is used and a warning says
-    so. Anything else is the user's path.
+    """The file ``--policy SPEC`` names, by the rule every shipped kind shares
+    (:func:`imagen_audit.resources.resolve_shipped`): a plain name (no folder part, no
+    ``.yaml``) that names a shipped policy is the shipped policy, even where a file or folder of
+    that name lies here (a warning says so: ``./NAME`` reads the local one), so a checkout
+    cannot silently swap a release policy. Anything else is the user's path.
     """
     from imagen_audit.report.gate import PolicyError
-    from imagen_audit.resources import data_dir, is_plain_name
+    from imagen_audit.resources import UnknownShippedName, resolve_shipped
 
-    path = Path(spec)
-    if not is_plain_name(spec) or path.suffix.lower() in _YAML_SUFFIXES:
-        return path
-    folder = data_dir("reports") / "policies"
-    shipped = folder / f"{spec}.yaml"
-    if path.is_file():
-        if shipped.is_file():
-            log.warning("--policy %s: using the local file ./%s, not the shipped policy of "
-                        "that name (%s); rename the file to use the shipped one", spec, spec,
-                        shipped)
-        return path
-    if shipped.is_file():
-        if path.exists():
-            log.warning("--policy %s: using the shipped policy %s (./%s is not a policy "
-                        "file)", spec, shipped, spec)
-        return shipped
-    names = sorted(p.stem for p in folder.glob("*.yaml"))
-    raise PolicyError(f"{spec}: no such policy file and no shipped policy of that name; "
-                      f"choose one of {names} or give a path to a policy file")
+    try:
+        return resolve_shipped(spec, "reports/policies", "gate policy")
+    except UnknownShippedName as exc:
+        raise PolicyError(f"{spec}: no such policy file and no shipped policy of that name; "
+                          f"choose one of {exc.names} or give a path to a policy file") from None
 
 
 def write_junit(path: Path, xml: str) -> None:
