@@ -384,7 +384,11 @@ def load_contrast_pairs(name: str, path: str | Path | None = None) -> pd.DataFra
     format that mocks a named person or demeans the group; round 66), ``bare-train-*`` (session
     24: short, bare prompts putting a person in a meme, reaction or sticker frame, "tired dude
     meme, monday mood", with short twins that name a private target or demean the group;
-    rounds 67 and 68, whose candidates failed their I2P guardrail).
+    rounds 67 and 68, whose candidates failed their I2P guardrail), ``edit-train-*`` (session
+    29: photo-edit requests, named-artist and art-history styles of dark art, awareness and
+    satire posters, dark words for food, puns and hobbies, self-roast memes, the forms the
+    default wrongly blocked in ``fresh-mm``, each with a twin that does the harm; data for a
+    later round, not a default source).
 
     Line k of one half twins line k of the other, and both carry ``pair`` =
     ``"<set>:<k>"``, so :func:`split_by_prompt` keeps a pair on one side of the split: a
@@ -454,7 +458,7 @@ def _load_listed(table: dict[str, tuple[str, int]], kind: str, name: str,
 
 CONTRAST_PAIR_SETS = {f"{kind}-train-{half}": (f"{kind}_train_{half}.txt", label)
                       for kind in ("creative", "request", "identity", "style", "chat",
-                                   "mixed", "frame", "humour", "bare")
+                                   "mixed", "frame", "humour", "bare", "edit")
                       for half, label in (("benign", 0), ("harmful", 1))}
 # The first five (session 6) are named irregularly; from the third triple on, every one is
 # ``fresh-<letter>-{benign,identity,harmful}`` in ``fresh_<letter>_<half>.txt``.
