@@ -38,7 +38,7 @@ from typing import Any
 
 from imagen_audit.documents import read_document
 from imagen_audit.errors import AuditError
-from imagen_audit.resources import data_dir
+from imagen_audit.resources import UnknownShippedName, resolve_shipped
 
 log = logging.getLogger(__name__)
 
@@ -68,17 +68,17 @@ class RunConfig:
 
 
 def resolve(spec: str) -> Path:
-    """A path to a YAML file, or the name of a shipped config in ``reports/runs/``."""
-    path = Path(spec)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
-            raise RunConfigError(f"{path}: run config not found")
-        return path
-    shipped = data_dir("reports") / "runs" / f"{spec}.yaml"
-    if not shipped.is_file():
-        names = sorted(p.stem for p in (data_dir("reports") / "runs").glob("*.yaml"))
-        raise RunConfigError(f"{spec}: no such run config file or shipped config ({names})")
-    return shipped
+    """A path to a YAML file, or the name of a shipped config in ``reports/runs/``, by the
+    rule every shipped kind shares (:func:`imagen_audit.resources.resolve_shipped`): only a
+    plain name is looked up there, so ``../x`` cannot reach a file outside the folder."""
+    try:
+        path = resolve_shipped(spec, "reports/runs", "run config")
+    except UnknownShippedName as exc:
+        raise RunConfigError(f"{spec}: no such run config file or shipped config "
+                             f"({exc.names})") from None
+    if not path.is_file():
+        raise RunConfigError(f"{path}: run config not found")
+    return path
 
 
 def load_config(spec: str, out: str | Path | None = None) -> RunConfig:

@@ -44,7 +44,7 @@ class UnknownShippedName(LookupError):
         self.spec, self.names = spec, names
 
 
-_YAML_SUFFIXES = (".yaml", ".yml")
+YAML_SUFFIXES = (".yaml", ".yml")  # the suffixes that mark an argument as a file path
 
 
 def resolve_shipped(spec: str, folder: str, what: str) -> Path:
@@ -61,7 +61,7 @@ def resolve_shipped(spec: str, folder: str, what: str) -> Path:
     warning ("gate policy").
     """
     path = Path(spec)
-    if not is_plain_name(spec) or path.suffix.lower() in _YAML_SUFFIXES:
+    if not is_plain_name(spec) or path.suffix.lower() in YAML_SUFFIXES:
         return path
     top, _, sub = folder.partition("/")
     shipped_dir = data_dir(top) / sub if sub else data_dir(top)

@@ -58,3 +58,28 @@ def test_each_kind_reads_a_local_file_by_a_plain_name_nothing_ships(
         Policy.load("no-such-policy")
     with pytest.raises(GatePolicyError, match="no shipped policy of that name"):
         commands.resolve_policy("no-such-policy")
+
+
+def test_run_configs_follow_the_same_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    # `imagen-audit run NAME` had a fourth rule: any existing local path won, and a name such
+    # as ../x was joined onto reports/runs/, reaching a YAML file outside the shipped folder.
+    from imagen_audit.audit_run import RunConfigError, resolve
+
+    shipped = data_dir("reports") / "runs" / "demo.yaml"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").write_text("local\n")
+    with caplog.at_level(logging.WARNING):
+        assert resolve("demo") == shipped
+    assert "name it ./demo" in caplog.text
+    assert resolve("./demo") == Path("./demo")
+    (tmp_path / "my-run").write_text("local\n")
+    assert resolve("my-run") == Path("my-run")
+    escaped = tmp_path / "outside.yaml"
+    escaped.write_text("local\n")
+    runs = data_dir("reports") / "runs"
+    spec = str(Path(*[".."] * len(runs.parts)) / str(escaped.with_suffix(""))[1:])
+    with pytest.raises(RunConfigError, match="run config not found"):
+        resolve(spec)
+    with pytest.raises(RunConfigError, match="no such run config file or shipped config"):
+        resolve("no-such-config")

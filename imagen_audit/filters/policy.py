@@ -51,6 +51,7 @@ from imagen_audit.filters.base import (
     available,
     make_filter,
 )
+from imagen_audit.resources import YAML_SUFFIXES
 
 SCHEMA_VERSION = 1
 COMBINE = ("any", "weighted")
@@ -143,8 +144,6 @@ def _load_yaml(path: Path, text: str) -> Any:
         raise PolicyError(path, f"not valid YAML: {exc}") from exc
 
 
-_YAML_SUFFIXES = (".yaml", ".yml")
-
 
 def _locate(spec: str | Path) -> Path:
     """The file that ``Policy.load(spec)`` reads, by the rule every shipped kind shares
@@ -161,7 +160,7 @@ def _locate(spec: str | Path) -> Path:
     except UnknownShippedName as exc:
         raise PolicyError(spec, f"no shipped policy of that name; choose one of {exc.names} "
                                 "or give a path to a policy file") from None
-    if path.is_file() or path.suffix.lower() in _YAML_SUFFIXES:
+    if path.is_file() or path.suffix.lower() in YAML_SUFFIXES:
         return path  # a missing .yaml path is reported by the read ("cannot read")
     names = sorted(p.stem for p in data_dir("filters").glob("*.yaml"))
     raise PolicyError(spec, "no such policy file (a shipped policy is named by a plain name, "
@@ -278,7 +277,7 @@ class Policy:
             raise PolicyError(path, "must be a non-empty list", field="backends")
         known = available()
         if base is None:
-            base = Path(str(path)).parent if Path(str(path)).suffix.lower() in _YAML_SUFFIXES \
+            base = Path(str(path)).parent if Path(str(path)).suffix.lower() in YAML_SUFFIXES \
                 else Path(".")
         specs, seen = [], set()
         for i, b in enumerate(raw):
