@@ -15,8 +15,8 @@ venv: $(VENV)/.installed
 # torch first, pinned to the CPU build on disk, so no later package can pull a CUDA build.
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install --quiet --no-cache-dir --disable-pip-version-check torch==2.13.0
+	$(BIN)/python -m pip install --quiet --no-cache-dir --disable-pip-version-check -c constraints.txt -e '.[test]'
 	touch $@
 
 demo: venv
