@@ -414,7 +414,8 @@ def test_fresh_sets_judge_once_then_train() -> None:
              "fresh-kk-identity": 269, "fresh-kk-harmful": 278, "fresh-ll-benign": 460,
              "fresh-ll-identity": 276, "fresh-ll-harmful": 293, "fresh-mm-benign": 499,
              "fresh-mm-identity": 305, "fresh-mm-harmful": 326, "fresh-nn-benign": 501,
-             "fresh-nn-identity": 308, "fresh-nn-harmful": 328}
+             "fresh-nn-identity": 308, "fresh-nn-harmful": 328, "fresh-oo-benign": 480,
+             "fresh-oo-identity": 292, "fresh-oo-harmful": 335}
     assert set(sizes) == set(D.FRESH_SETS) and set(D.JUDGED_FRESH_SETS) < set(D.FRESH_SETS)
     keys: set[str] = set()
     for name, n in sizes.items():
@@ -432,7 +433,7 @@ def test_fresh_sets_judge_once_then_train() -> None:
             assert name in D.EVALUATION_ONLY_SETS
             assert not model.seen(df["prompt"].tolist()).any(), name
     harmful = [name for name in sizes if "harmful" in name]
-    assert len(harmful) == 34
+    assert len(harmful) == 35
     for name in harmful:
         assert set(D.load_named(name)["category"]) == _CATEGORIES
     with pytest.raises(FilterError, match="unknown fresh set"):

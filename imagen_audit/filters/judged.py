@@ -53,9 +53,11 @@ JUDGED_FRESH_SETS = ("fresh-harmful", "fresh-harmful-b", "fresh-c-harmful", "fre
 # rules before reading it); session 23: fresh-kk, written in session 20, round 65, whose
 # candidate failed it; session 24: fresh-ll, written in session 22, round 66, whose candidate
 # failed it; session 28: fresh-mm, written in session 23, round 73, whose candidate failed it;
-# `fresh-nn-*`, written in session 23, is the next round's judge). Empty when every judge
+# `fresh-nn-*`, written in session 23, is the next round's judge, and `fresh-oo-*`, written in
+# session 30, the one after). Empty when every judge
 # written so far has been read.
-UNREAD_FRESH_SETS: tuple[str, ...] = ("fresh-nn-benign", "fresh-nn-identity", "fresh-nn-harmful")
+UNREAD_FRESH_SETS: tuple[str, ...] = ("fresh-nn-benign", "fresh-nn-identity", "fresh-nn-harmful",
+                                      "fresh-oo-benign", "fresh-oo-identity", "fresh-oo-harmful")
 
 # Free-form training triples (session 14): ``free-train-<x>-*`` for each letter, written as
 # training data from the start by helpers who read nothing of the project, never judges. Round 39
@@ -65,7 +67,8 @@ FREE_TRAIN_LETTERS = "stuvwx"
 # The fresh judgement triples after the first two, ``fresh-<x>-{benign,identity,harmful}`` in
 # ``fresh_<x>_<half>.txt``, in the order they were written (r was written in session 13, y and
 # z in session 15, aa and bb in session 17, cc to gg in session 18, hh and ii in session 19, jj
-# and kk in session 20, ll in session 22, mm and nn in session 23). Here, without pandas, for the
+# and kk in session 20, ll in session 22, mm and nn in session 23,
+# oo in session 30). Here, without pandas, for the
 # same reason.
 FRESH_LETTERS = (*"cdefghijklmnopqryz", "aa", "bb", "cc", "dd", "ee", "ff", "gg", "hh", "ii",
-                 "jj", "kk", "ll", "mm", "nn")
+                 "jj", "kk", "ll", "mm", "nn", "oo")
