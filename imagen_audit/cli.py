@@ -114,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("run_dir", metavar="RUN_DIR")
     e.add_argument("--out", required=True, metavar="FILE", help="FILE.csv or FILE.parquet")
     e.add_argument("--table", default="images", choices=("images", "samples"))
+    e.add_argument("--spreadsheet-safe", action="store_true",
+                   help="CSV only: write text cells that start with = + - @ (a prompt, say) "
+                        "with a leading apostrophe, so a spreadsheet shows them as text "
+                        "instead of running them as formulas")
 
     s = sub.add_parser("status", help="summarise a run; --verify checks every image file")
     s.add_argument("run_dir", metavar="RUN_DIR")
@@ -238,7 +242,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from imagen_audit.store.export import export_table
 
     with RunStore.open_readonly(args.run_dir) as store:
-        frame = export_table(store, args.out, args.table)
+        frame = export_table(store, args.out, args.table,
+                             spreadsheet_safe=args.spreadsheet_safe)
     print(f"wrote {len(frame)} {args.table} rows to {args.out}")
     return EXIT_OK
 

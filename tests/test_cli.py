@@ -269,3 +269,28 @@ def test_status_shows_failed_samples(tmp_path, capsys):
 def test_status_not_a_run_exits_2(tmp_path, caplog):
     assert main(["status", str(tmp_path / "nothing")]) == 2
     assert any("not a run folder" in m for m in _errors(caplog))
+
+
+def test_export_spreadsheet_safe_writes_formula_prompts_as_text(tmp_path):
+    """A folder of someone else's images comes with untrusted prompts; with
+    --spreadsheet-safe a prompt starting with = is exported with a leading apostrophe (CSV
+    only: Parquet keeps types and is refused with the flag)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.new("RGB", (4, 4)).save(folder / "0.png")
+    Image.new("RGB", (4, 4), "white").save(folder / "1.png")
+    (folder / "manifest.csv").write_text(
+        'file,prompt,seed\n0.png,"=HYPERLINK(""http://x.example"")",0\n1.png,a red barn,1\n',
+        encoding="utf-8")
+    run = tmp_path / "run"
+    assert generate_run(run, model=f"folder:{folder}", probes=None, progress=False).generated == 2
+    plain, safe = tmp_path / "plain.csv", tmp_path / "safe.csv"
+    assert main(["export", str(run), "--out", str(plain)]) == 0
+    assert main(["export", str(run), "--out", str(safe), "--spreadsheet-safe"]) == 0
+    by_seed = {s: p for s, p in zip(pd.read_csv(safe)["seed"], pd.read_csv(safe)["prompt"],
+                                    strict=True)}
+    assert by_seed == {0: "'=HYPERLINK(\"http://x.example\")", 1: "a red barn"}
+    assert '=HYPERLINK("http://x.example")' in pd.read_csv(plain)["prompt"].tolist()
+    assert main(["export", str(run), "--out", str(tmp_path / "x.parquet"),
+                 "--spreadsheet-safe"]) == 2
+    assert not (tmp_path / "x.parquet").exists()

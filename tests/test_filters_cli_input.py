@@ -315,3 +315,25 @@ def test_eval_refuses_a_set_that_was_all_training_data(monkeypatch) -> None:
     with pytest.raises(FilterError, match=r"mine\.csv: all 4 prompts were training data"):
         evaluate(policy, harm, ben, names={"harmful": "mine.csv"})
     assert evaluate(policy, harm, ben, keep_seen=True).summary["overall"]["n_harmful"] == 4
+
+
+def test_check_can_write_prompts_a_spreadsheet_would_run_as_text(tmp_path) -> None:
+    """A prompt is untrusted: ``=HYPERLINK(...)`` is data in the CSV, but a spreadsheet runs
+    it. ``--spreadsheet-safe`` writes such cells with a leading apostrophe; without it the
+    prompt comes back exactly as written, and numbers are never touched."""
+    src = tmp_path / "in.csv"
+    pd.DataFrame({"prompt": ['=HYPERLINK("http://x.example","click")', "+1 more cat",
+                             "@SUM(A1)", "a cat on a sofa", "-rf a dog"],
+                  "note": ["=1+1", "ok", "", "-", "plain"]}).to_csv(src, index=False)
+    assert _check(tmp_path, src, "plain.csv") == 0
+    plain = pd.read_csv(tmp_path / "plain.csv", keep_default_na=False, dtype=str)
+    assert plain["prompt"].iloc[0] == '=HYPERLINK("http://x.example","click")'
+    assert _check(tmp_path, src, "safe.csv", "--spreadsheet-safe") == 0
+    safe = pd.read_csv(tmp_path / "safe.csv", keep_default_na=False)
+    assert safe["prompt"].tolist() == ["'=HYPERLINK(\"http://x.example\",\"click\")",
+                                       "'+1 more cat", "'@SUM(A1)", "a cat on a sofa",
+                                       "'-rf a dog"]
+    assert safe["note"].tolist() == ["'=1+1", "ok", "", "'-", "plain"]
+    # The scores are the prompts' own, not the apostrophe's, and stay numbers.
+    assert safe["score"].tolist() == pytest.approx(plain["score"].astype(float).tolist())
+    assert safe["decision"].tolist() == plain["decision"].tolist()

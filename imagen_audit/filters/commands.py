@@ -100,6 +100,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--device", default="cpu",
                    help="where the embedding backend's encoder runs: cpu (default), cuda or "
                         "cuda:N (scores agree with the CPU's to float rounding)")
+    c.add_argument("--spreadsheet-safe", action="store_true",
+                   help="write text cells that start with = + - @ with a leading apostrophe, "
+                        "so a spreadsheet shows them as text instead of running them as "
+                        "formulas (prompts are untrusted; the text then differs by that "
+                        "apostrophe)")
     c.set_defaults(handler=cmd_check)
 
     e = fs.add_parser("eval", help="evaluate a policy on harmful and benign prompt sets",
@@ -468,6 +473,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     from imagen_audit.files import atomic_path
 
+    if args.spreadsheet_safe:
+        from imagen_audit.spreadsheet import neutralise_formulas
+
+        out, inert = neutralise_formulas(out)
+        if inert:
+            log.info("%d cell(s) that a spreadsheet would run as formulas written as text",
+                     inert)
     sep = "\t" if Path(args.out).suffix.lower() == ".tsv" else ","
     with atomic_path(Path(args.out)) as tmp:  # never a half-written CSV read as whole
         out.to_csv(tmp, index=False, sep=sep)

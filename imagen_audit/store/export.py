@@ -13,15 +13,22 @@ from imagen_audit.store.run_store import RunStore
 TABLES = ("images", "samples")
 
 
-def export_table(store: RunStore, out: str | Path, table: str = "images") -> pd.DataFrame:
+def export_table(store: RunStore, out: str | Path, table: str = "images", *,
+                 spreadsheet_safe: bool = False) -> pd.DataFrame:
     """Write the ``images`` (one row per image) or ``samples`` table to ``out``.
 
     The format follows the suffix (``.csv`` or ``.parquet``). Image rows carry ``path``
-    (relative to the run folder) and ``file`` (absolute).
+    (relative to the run folder) and ``file`` (absolute). ``spreadsheet_safe`` (CSV only)
+    writes text cells a spreadsheet would run as formulas, such as a prompt starting with
+    ``=``, with a leading apostrophe (:mod:`imagen_audit.spreadsheet`); the returned frame
+    is the table as stored.
     """
     out = Path(out)
     if out.suffix not in (".csv", ".parquet"):
         raise AuditError(f"{out}: export format must be .csv or .parquet")
+    if spreadsheet_safe and out.suffix != ".csv":
+        raise AuditError(f"{out}: --spreadsheet-safe is for CSV files (Parquet keeps types, "
+                         "and no spreadsheet runs its cells)")
     if table not in TABLES:
         raise AuditError(f"unknown table {table!r}; choose one of {TABLES}")
     frame = store.images_table() if table == "images" else store.samples_table()
@@ -31,7 +38,12 @@ def export_table(store: RunStore, out: str | Path, table: str = "images") -> pd.
         frame = _with_annotations(store, frame)
     with atomic_path(out) as tmp:
         if out.suffix == ".csv":
-            frame.to_csv(tmp, index=False)
+            if spreadsheet_safe:
+                from imagen_audit.spreadsheet import neutralise_formulas
+
+                neutralise_formulas(frame)[0].to_csv(tmp, index=False)
+            else:
+                frame.to_csv(tmp, index=False)
         else:
             frame.to_parquet(tmp, index=False)
     return frame
