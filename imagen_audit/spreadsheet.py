@@ -30,8 +30,8 @@ def neutralise_formulas(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     changed = 0
     for col in out.columns:
         if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
-            new = out[col].map(inert)
-            changed += int((new.astype(object) != out[col].astype(object)).sum())
-            out[col] = new
+            runs = out[col].map(lambda v: isinstance(v, str) and v.startswith(FORMULA_STARTS))
+            changed += int(runs.sum())
+            out[col] = out[col].map(inert)
     renamed = {c: inert(c) for c in out.columns if isinstance(c, str) and inert(c) != c}
     return out.rename(columns=renamed), changed + len(renamed)

@@ -337,3 +337,15 @@ def test_check_can_write_prompts_a_spreadsheet_would_run_as_text(tmp_path) -> No
     # The scores are the prompts' own, not the apostrophe's, and stay numbers.
     assert safe["score"].tolist() == pytest.approx(plain["score"].astype(float).tolist())
     assert safe["decision"].tolist() == plain["decision"].tolist()
+
+
+def test_neutralise_formulas_counts_only_the_cells_it_changes() -> None:
+    from imagen_audit.spreadsheet import neutralise_formulas
+
+    frame = pd.DataFrame({"prompt": ["=1", None, "a cat", "@x"], "score": [-0.5, 1.0, 2.0, 3.0],
+                          "=col": ["-", "b", None, "c"]})
+    out, changed = neutralise_formulas(frame)
+    assert changed == 4  # "=1", "@x", "-" and the header "=col"; missing cells are not text
+    assert out["prompt"].tolist()[0] == "'=1" and out["prompt"].isna().tolist()[1]
+    assert out["score"].tolist() == [-0.5, 1.0, 2.0, 3.0]  # numbers stay numbers
+    assert list(out.columns) == ["prompt", "score", "'=col"]
