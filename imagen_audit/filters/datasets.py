@@ -387,8 +387,8 @@ def load_contrast_pairs(name: str, path: str | Path | None = None) -> pd.DataFra
     rounds 67 and 68, whose candidates failed their I2P guardrail), ``edit-train-*`` (session
     29: photo-edit requests, named-artist and art-history styles of dark art, awareness and
     satire posters, dark words for food, puns and hobbies, self-roast memes, the forms the
-    default wrongly blocked in ``fresh-mm``, each with a twin that does the harm; data for a
-    later round, not a default source).
+    default wrongly blocked in ``fresh-mm``, each with a twin that does the harm; trained on
+    by round 76's N22, which failed its guardrail; not a default source).
 
     Line k of one half twins line k of the other, and both carry ``pair`` =
     ``"<set>:<k>"``, so :func:`split_by_prompt` keeps a pair on one side of the split: a
