@@ -388,7 +388,11 @@ def load_contrast_pairs(name: str, path: str | Path | None = None) -> pd.DataFra
     29: photo-edit requests, named-artist and art-history styles of dark art, awareness and
     satire posters, dark words for food, puns and hobbies, self-roast memes, the forms the
     default wrongly blocked in ``fresh-mm``, each with a twin that does the harm; trained on
-    by round 76's N22, which failed its guardrail; not a default source).
+    by round 76's N22, which failed its guardrail; not a default source), ``question-train-*``
+    (session 30: chat-style questions, benign about objects, games, fiction, safety or fictional
+    people, with twins asking for real harm, against real groups or for a private person's
+    data: the form round 76's request head missed; never trained on yet, not a default
+    source).
 
     Line k of one half twins line k of the other, and both carry ``pair`` =
     ``"<set>:<k>"``, so :func:`split_by_prompt` keeps a pair on one side of the split: a
@@ -459,7 +463,7 @@ def _load_listed(table: dict[str, tuple[str, int]], kind: str, name: str,
 
 CONTRAST_PAIR_SETS = {f"{kind}-train-{half}": (f"{kind}_train_{half}.txt", label)
                       for kind in ("creative", "request", "identity", "style", "chat",
-                                   "mixed", "frame", "humour", "bare", "edit")
+                                   "mixed", "frame", "humour", "bare", "edit", "question")
                       for half, label in (("benign", 0), ("harmful", 1))}
 # The first five (session 6) are named irregularly; from the third triple on, every one is
 # ``fresh-<letter>-{benign,identity,harmful}`` in ``fresh_<letter>_<half>.txt``.
