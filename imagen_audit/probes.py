@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from imagen_audit.documents import parse_yaml, read_text
 from imagen_audit.errors import ProbeFileError
 from imagen_audit.resources import UnknownShippedName, data_dir, resolve_shipped
 
@@ -134,14 +135,13 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _con
 
 
 def _read_yaml(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ProbeFileError(path, f"cannot read probe file ({exc.strerror})") from exc
-    try:
-        return yaml.load(text, Loader=_LineLoader)  # SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise ProbeFileError(path, f"not valid YAML: {exc}") from exc
+    """The probe file's document with line numbers on its mappings (:class:`_LineLoader`), or
+    a :class:`ProbeFileError` in the words every document reader uses
+    (:mod:`imagen_audit.documents`): missing, unreadable, not UTF-8, not valid YAML."""
+    def error(message: str, fld: str | None) -> ProbeFileError:
+        return ProbeFileError(path, message, field=fld)
+
+    return parse_yaml(read_text(Path(path), error, "probe file"), error, loader=_LineLoader)
 
 
 class _Checker:

@@ -40,7 +40,7 @@ def test_shipped_demo_config_is_valid(tmp_path: Path) -> None:
     ("out: x\ngenerate: {}\ngate: {junit: a.xml}\n", "section 'gate', key 'policy'"),
     ("generate: {}\n", "key 'out'"),
     ("- a\n- b\n", "expected a mapping"),
-    ("out: x\ngenerate: !!python/object/apply:os.system [echo]\n", "not readable YAML"),
+    ("out: x\ngenerate: !!python/object/apply:os.system [echo]\n", "not valid YAML"),
 ])
 def test_bad_configs_name_file_and_key(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "cfg.yaml"

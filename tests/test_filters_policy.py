@@ -70,7 +70,7 @@ def test_unreadable_and_unsafe_yaml(tmp_path) -> None:
         Policy.load(_write(tmp_path, "!!python/object/apply:os.system ['true']"))
     with pytest.raises(PolicyError, match="no shipped policy"):
         Policy.load("no-such-policy")
-    with pytest.raises(PolicyError, match="cannot read"):
+    with pytest.raises(PolicyError, match="no such policy file"):
         Policy.load(tmp_path / "missing.yaml")
 
 

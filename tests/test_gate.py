@@ -42,7 +42,7 @@ def test_shipped_policies_load() -> None:
     ("checks:\n  - metric: max_abs_gap_baseline\n    max: high", "a number is required"),
     ("analysis: {colour: red}\nchecks:\n  - metric: max_findings\n    max: 1", "unknown keys"),
     ("schema_version: 9\nchecks: []", "schema_version"),
-    ("checks: [", "not readable YAML"),
+    ("checks: [", "not valid YAML"),
 ])
 def test_bad_policies_are_errors_naming_the_field(tmp_path: Path, text: str,
                                                   message: str) -> None:

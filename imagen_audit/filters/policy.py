@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from imagen_audit import unique_yaml
+from imagen_audit.documents import parse_yaml, read_text
 from imagen_audit.filters.base import (
     FilterError,
     FilterResult,
@@ -132,19 +132,6 @@ def _resolve(base: Path, value: Any, path: object = "<policy>", fld: str = "opti
     return value
 
 
-def _load_yaml(path: Path, text: str) -> Any:
-    """The policy document, read with :func:`imagen_audit.unique_yaml.load` (the loader that
-    refuses a key given twice, shared with the gate's policies); YAML errors as PolicyError."""
-    try:
-        return unique_yaml.load(text)
-    except unique_yaml.DuplicateKeyError as exc:
-        raise PolicyError(path, exc.describe(),
-                          field=unique_yaml.field_at(text, exc.again)) from exc
-    except yaml.YAMLError as exc:
-        raise PolicyError(path, f"not valid YAML: {exc}") from exc
-
-
-
 def _locate(spec: str | Path) -> Path:
     """The file that ``Policy.load(spec)`` reads, by the rule every shipped kind shares
     (:func:`imagen_audit.resources.resolve_shipped`): a plain name (``default``) is the shipped
@@ -230,18 +217,12 @@ class Policy:
         YAML, a key given twice, or invalid (:meth:`from_dict`).
         """
         path = _locate(spec)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise PolicyError(path, f"cannot read policy file ({exc.strerror or exc})") from exc
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            line = data.count(b"\n", 0, exc.start) + 1
-            raise PolicyError(path, f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
-                                    f"{exc.start}, line {line}); save the file as UTF-8"
-                              ) from exc
-        return cls.from_dict(_load_yaml(path, text), path, base=path.parent)
+
+        def error(message: str, fld: str | None) -> PolicyError:
+            return PolicyError(path, message, field=fld)
+
+        text = read_text(path, error, "policy file")
+        return cls.from_dict(parse_yaml(text, error, unique_keys=True), path, base=path.parent)
 
     @classmethod
     def from_dict(cls, doc: Any, path: str | Path = "<policy>", *,
