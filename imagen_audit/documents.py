@@ -22,7 +22,8 @@ def read_text(path: Path, error: ErrorAt, what: str = "file") -> str:
     """The UTF-8 text of ``path``, or ``error(message, None)``: ``no such WHAT`` when it is
     missing, ``cannot read WHAT (reason)`` when the system refuses it, ``not UTF-8 text (byte,
     offset, line)`` when it was saved in another encoding. Every document the toolkit reads
-    (policies, probe sets, run configs, gate policies) fails through here, so a user sees the
+    (policies, probe sets, run configs, gate policies, folder manifests, label CSVs) fails
+    through here, so a user sees the
     same words for the same mistake whichever file it is in."""
     try:
         data = path.read_bytes()
@@ -31,7 +32,7 @@ def read_text(path: Path, error: ErrorAt, what: str = "file") -> str:
     except OSError as exc:
         raise error(f"cannot read {what} ({exc.strerror or exc})", None) from exc
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8").removeprefix("\ufeff")  # a spreadsheet's byte-order mark
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise error(f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}, "

@@ -75,3 +75,27 @@ def test_the_probes_command_refuses_a_latin1_probe_file_with_exit_2(tmp_path, ca
     out = tmp_path / "prompts.csv"
     assert main(["probes", str(path), "--out", str(out)]) == 2
     assert "not UTF-8 text" in caplog.text and not out.exists()
+
+
+def test_a_latin1_folder_manifest_or_labels_file_is_refused_by_name(tmp_path) -> None:
+    from imagen_audit.annotate.validate import read_labels
+    from imagen_audit.errors import AuditError, ManifestError
+    from imagen_audit.generate.folder import read_manifest
+
+    (tmp_path / "manifest.csv").write_bytes("file,prompt\na.png,caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(ManifestError, match=r"manifest\.csv: not UTF-8 text .*line 2"):
+        read_manifest(tmp_path)
+    labels = tmp_path / "labels.csv"
+    labels.write_bytes("file,gender\nn\u00e9e.png,woman\n".encode("latin-1"))
+    with pytest.raises(AuditError, match=r"labels\.csv: not UTF-8 text .*line 2"):
+        read_labels(labels, tmp_path)
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_column(tmp_path) -> None:
+    from imagen_audit.generate.folder import read_manifest
+
+    (tmp_path / "manifest.csv").write_text("\ufefffile,prompt\na.png,a cat\n",
+                                           encoding="utf-8")
+    with pytest.raises(Exception) as info:  # a.png is absent: the header itself was read
+        read_manifest(tmp_path)
+    assert "missing column" not in str(info.value) and "a.png" in str(info.value)

@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
+import io
 import json
 import os
 from collections.abc import Sequence
@@ -72,6 +73,7 @@ from typing import Any
 import numpy as np
 
 from imagen_audit.annotate.base import AnnotatorSpec, ImageAnnotation
+from imagen_audit.documents import read_text
 from imagen_audit.errors import AuditError
 
 SCHEMA = "imagen-audit/validation/1"
@@ -115,7 +117,8 @@ def read_labels(path: Path, images_dir: Path, group: str | None = None
     """Rows ``{file, path, gender, tone, group}``; errors name the file, line and column."""
     if not path.is_file():
         raise AuditError(f"{path}: labels file not found")
-    with open(path, newline="", encoding="utf-8-sig") as fh:
+    text = read_text(path, lambda message, _: AuditError(f"{path}: {message}"), "labels file")
+    with io.StringIO(text, newline="") as fh:
         reader = csv.DictReader(fh)
         cols = reader.fieldnames or []
         if "file" not in cols:

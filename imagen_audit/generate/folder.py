@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from imagen_audit.documents import read_text
 from imagen_audit.errors import ManifestError
 from imagen_audit.generate.base import GeneratorOptions, register
 from imagen_audit.probes import Prompt
@@ -50,7 +52,8 @@ def read_manifest(folder: Path) -> list[ManifestRow]:
                             "and optional seed)")
     rows: list[ManifestRow] = []
     seen: set[Path] = set()
-    with open(path, newline="", encoding="utf-8-sig") as fh:
+    text = read_text(path, lambda message, _: ManifestError(f"{path}: {message}"), "manifest")
+    with io.StringIO(text, newline="") as fh:
         reader = csv.DictReader(fh)
         missing = {"file", "prompt"} - set(reader.fieldnames or [])
         if missing:
