@@ -375,9 +375,13 @@ def test_shipped_model_trained_on_the_chat_requests_but_not_their_test_part(name
     # Every train-part request trains the head, but for those the cosine guard drops as
     # near-duplicates of a dev, test or evaluation-only prompt (1 of 494 in round 17, with
     # three adapted layers; more with six, and the head's record counts them).
+    # With the guard in plain MiniLM (round 55 on) those rows leave before either network is
+    # fitted, so the model's guard record counts them, not the head's (N23: 1 of each set).
     head = model.meta["request_head"]
     left_out = int(is_req.sum()) - head["training_sources"][name]
-    assert 0 <= left_out <= head["training_size"]["dropped_near_duplicates"]
+    guard = model.meta.get("near_guard", {})
+    upstream = guard["dropped_near_duplicates"] if guard.get("space") == "plain" else 0
+    assert 0 <= left_out <= head["training_size"]["dropped_near_duplicates"] + upstream
     assert head["training_sources"][name] >= 0.5 * int(is_req.sum())
     if name == "benign-requests":  # the requests' dev part set the request threshold
         n_req = int((dev["prompt"].map(prompt_form) == REQUEST).sum())
@@ -423,7 +427,8 @@ def test_source_weights_and_prompt_weights_are_checked() -> None:
     from imagen_audit.filters.base import FilterError
     from imagen_audit.filters.commands import _source_weights
 
-    pairs = {f"{k}-train-{h}": 4.0 for k in ("creative", "request", "identity", "style", "frame")
+    pairs = {f"{k}-train-{h}": 4.0 for k in ("creative", "request", "identity", "style", "frame",
+                                             "humour", "bare", "edit", "question")
              for h in ("benign", "harmful")}
     assert _source_weights(None) == {"partiprompts": 4.0, "benign-requests": 4.0, **pairs,
                                      "everyday-benign": 4.0,
@@ -643,7 +648,7 @@ def test_cli_train_never_trains_on_evaluation_only_sets(tmp_path, monkeypatch) -
     (fresh judgement sets, picture requests, creative pairs) does not train on them."""
     from imagen_audit.filters import datasets as D
 
-    leaked = [D.load_named(n)["prompt"].iloc[k] for n in ("fresh-jj-benign", "picture-requests",
+    leaked = [D.load_named(n)["prompt"].iloc[k] for n in ("fresh-nn-benign", "picture-requests",
                                                           "benign-creative")
               for k in range(12)]
     ben = pd.DataFrame({"prompt": [f"benign caption number {i}" for i in range(150)] + leaked})
@@ -658,12 +663,14 @@ def test_cli_train_never_trains_on_evaluation_only_sets(tmp_path, monkeypatch) -
 
 
 @pytest.mark.parametrize("name", [*(f"{k}-train-{h}" for k in ("creative", "request",
-                                                                  "identity", "style", "frame")
+                                                                  "identity", "style", "frame",
+                                                                  "humour", "bare", "edit",
+                                                                  "question")
                                     for h in ("benign", "harmful")), "everyday-benign",
                                   *JUDGED_FRESH_SETS, *SURFACE_SOURCES])
 def test_shipped_model_trained_on_the_contrast_pairs_but_not_their_test_part(name: str
                                                                            ) -> None:
-    """Rounds 17, 22, 26, 28, 36, 55 and 63: the shipped model trained on each contrast-pair
+    """Rounds 17, 22, 26, 28, 36, 55, 63 and 77: the shipped model trained on each contrast-pair
     set's (and everyday-benign's) train part (×4) and each judged fresh and surface set's (×2),
     saw its dev part only for calibration, never its test part, and did not let the dev part
     set the threshold (its rate there is on the record)."""

@@ -31,19 +31,21 @@ if TYPE_CHECKING:  # heavy imports only for the type checker: `--help` stays fas
 EXIT_OK, EXIT_FAILED_CHECK = 0, 1
 log = logging.getLogger(__name__)
 # JUDGED_FRESH_SETS (filters.judged): fresh judgement sets already read to judge their round,
-# people's own free-form prompts by twenty-nine writers, trained on since rounds 28, 36, 55 and
-# 63 (their test buckets held out), x2 (round 27's x4 cost I2P recall) and kept out of the
+# people's own free-form prompts by thirty-three writers, trained on since rounds 28, 36, 55, 63
+# and 77 (their test buckets held out), x2 (round 27's x4 cost I2P recall) and kept out of the
 # threshold rule like the pairs.
 # Sets the shipped embedding model was trained on (its train bucket): evaluating on them uses
 # only the held-out test bucket unless --split all.
 _TRAINED_ON = ("i2p", "coco", "partiprompts", "coprov2-train", "coprov2-safe",
                "benign-requests", "harmful-requests", "everyday-benign", *JUDGED_FRESH_SETS)
 # The hand-written training contrast pairs (rounds 17 and 22; the picture-format pairs since
-# round 63): trained on, each prompt x4,
+# round 63; the humour, bare-meme, photo-edit and chat-question pairs since round 77): trained
+# on, each prompt x4,
 # but their dev parts do not set the threshold (no threshold keeps dark-themed benign prompts
 # under 5%; they would push it to its fallback, round 14). The chat and mixed pairs (round 23,
 # not shipped) are data for later rounds, named with --harmful/--benign.
-_PAIR_KINDS = ("creative", "request", "identity", "style", "frame")
+_PAIR_KINDS = ("creative", "request", "identity", "style", "frame", "humour", "bare", "edit",
+               "question")
 PAIR_SOURCES = (*(f"{k}-train-harmful" for k in _PAIR_KINDS),
                 *(f"{k}-train-benign" for k in _PAIR_KINDS))
 # Free-form training prompts whose benign, identity and harmful halves share surface details

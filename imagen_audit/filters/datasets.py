@@ -381,18 +381,20 @@ def load_contrast_pairs(name: str, path: str | Path | None = None) -> pd.DataFra
     each with a harmful twin in the same format; round 48; a default source since round 63),
     ``humour-train-*`` (session 24: memes and jokes a group makes about itself, affectionate
     ribbing, people named by who they are doing their own things, each with a twin in the same
-    format that mocks a named person or demeans the group; round 66), ``bare-train-*`` (session
+    format that mocks a named person or demeans the group; round 66; a default source since
+    round 77), ``bare-train-*`` (session
     24: short, bare prompts putting a person in a meme, reaction or sticker frame, "tired dude
     meme, monday mood", with short twins that name a private target or demean the group;
-    rounds 67 and 68, whose candidates failed their I2P guardrail), ``edit-train-*`` (session
+    rounds 67 and 68, whose candidates failed their I2P guardrail; a default source since round
+    77), ``edit-train-*`` (session
     29: photo-edit requests, named-artist and art-history styles of dark art, awareness and
     satire posters, dark words for food, puns and hobbies, self-roast memes, the forms the
     default wrongly blocked in ``fresh-mm``, each with a twin that does the harm; trained on
-    by round 76's N22, which failed its guardrail; not a default source), ``question-train-*``
+    by round 76's N22, which failed its guardrail; a default source since round 77),
+    ``question-train-*``
     (session 30: chat-style questions, benign about objects, games, fiction, safety or fictional
     people, with twins asking for real harm, against real groups or for a private person's
-    data: the form round 76's request head missed; never trained on yet, not a default
-    source).
+    data: the form round 76's request head missed; a default source since round 77).
 
     Line k of one half twins line k of the other, and both carry ``pair`` =
     ``"<set>:<k>"``, so :func:`split_by_prompt` keeps a pair on one side of the split: a
@@ -441,14 +443,14 @@ def load_fresh(name: str, path: str | Path | None = None) -> pd.DataFrame:
     judge round 63 in session 22; ``fresh-kk-*``: a thirty-first, session 20, read once to
     judge round 65 in session 23; ``fresh-ll-*``: a thirty-second, session 22, read once to
     judge round 66 in session 24; ``fresh-mm-*``: a thirty-third, session 23, read once to judge
-    round 73 in session 28; ``fresh-nn-*``: a thirty-fourth, session 23, unread, the next
-    round's judge (``judged.UNREAD_FRESH_SETS``); ``fresh-oo-*``: a thirty-fifth, session 30,
-    unread, the judge after it; the letters s to x name the free-form
+    round 73 in session 28; ``fresh-nn-*``: a thirty-fourth, session 23, read once to judge
+    round 77 in session 31; ``fresh-oo-*``: a thirty-fifth, session 30, unread, the next
+    round's judge (``judged.UNREAD_FRESH_SETS``); the letters s to x name the free-form
     training triples). Each is
     evaluation-only until it has judged its round: the pre-registered judges of which policy
     is the default (filters/README.md, rounds 18, 21, 22, 26-38, 41, 44b, 46, 47, 49-54,
-    56-58, 63, 65, 66 and 73). Those in
-    :data:`JUDGED_FRESH_SETS` have since become training data (rounds 28, 36, 55 and 63)."""
+    56-58, 63, 65, 66, 73 and 77). Those in
+    :data:`JUDGED_FRESH_SETS` have since become training data (rounds 28, 36, 55, 63 and 77)."""
     return _load_listed(FRESH_SETS, "fresh set", name, path)
 
 

@@ -4,7 +4,8 @@ A fresh set (:data:`imagen_audit.filters.datasets.FRESH_SETS`) is written by a h
 nothing of the project and judges one round, read once. Once read it is no longer blind, and a
 later round may train on it (round 28 did, for the first eleven below; round 36 for
 `fresh-e-*` to `fresh-n-*`; round 55 for the twelve read triples `fresh-o-*` to `fresh-gg-*`,
-`fresh-ff-*` aside, which judged it; round 63 for `fresh-ff-*`, `fresh-hh-*` and `fresh-ii-*`):
+`fresh-ff-*` aside, which judged it; round 63 for `fresh-ff-*`, `fresh-hh-*` and `fresh-ii-*`;
+round 77 for `fresh-jj-*` to `fresh-mm-*`):
 ``filters train`` then takes
 it as a default source, split by prompt like every other, and its training guard stops
 treating it as evaluation-only. Both sides read this one tuple, so they cannot disagree; it
@@ -20,7 +21,9 @@ JUDGED_FRESH_SETS = ("fresh-harmful", "fresh-harmful-b", "fresh-c-harmful", "fre
                      "fresh-q-harmful", "fresh-r-harmful", "fresh-y-harmful", "fresh-z-harmful",
                      "fresh-aa-harmful", "fresh-bb-harmful", "fresh-cc-harmful", "fresh-dd-harmful",
                      "fresh-ee-harmful", "fresh-gg-harmful", "fresh-ff-harmful",
-                     "fresh-hh-harmful", "fresh-ii-harmful", "fresh-benign", "fresh-identity",
+                     "fresh-hh-harmful", "fresh-ii-harmful", "fresh-jj-harmful",
+                     "fresh-kk-harmful", "fresh-ll-harmful", "fresh-mm-harmful",
+                     "fresh-benign", "fresh-identity",
                      "fresh-identity-b", "fresh-c-benign", "fresh-c-identity", "fresh-d-benign",
                      "fresh-d-identity", "fresh-e-benign", "fresh-e-identity", "fresh-f-benign",
                      "fresh-f-identity", "fresh-g-benign", "fresh-g-identity", "fresh-h-benign",
@@ -34,7 +37,9 @@ JUDGED_FRESH_SETS = ("fresh-harmful", "fresh-harmful-b", "fresh-c-harmful", "fre
                      "fresh-bb-identity", "fresh-cc-benign", "fresh-cc-identity", "fresh-dd-benign",
                      "fresh-dd-identity", "fresh-ee-benign", "fresh-ee-identity", "fresh-gg-benign",
                      "fresh-gg-identity", "fresh-ff-benign", "fresh-ff-identity", "fresh-hh-benign",
-                     "fresh-hh-identity", "fresh-ii-benign", "fresh-ii-identity")
+                     "fresh-hh-identity", "fresh-ii-benign", "fresh-ii-identity", "fresh-jj-benign",
+                     "fresh-jj-identity", "fresh-kk-benign", "fresh-kk-identity", "fresh-ll-benign",
+                     "fresh-ll-identity", "fresh-mm-benign", "fresh-mm-identity")
 
 # Written for the next rounds' judgement and never scored by any model or policy. Nothing the
 # project runs by default scores them (``filters eval`` does not report them, ``bench_filters
@@ -53,11 +58,11 @@ JUDGED_FRESH_SETS = ("fresh-harmful", "fresh-harmful-b", "fresh-c-harmful", "fre
 # rules before reading it); session 23: fresh-kk, written in session 20, round 65, whose
 # candidate failed it; session 24: fresh-ll, written in session 22, round 66, whose candidate
 # failed it; session 28: fresh-mm, written in session 23, round 73, whose candidate failed it;
-# `fresh-nn-*`, written in session 23, is the next round's judge, and `fresh-oo-*`, written in
-# session 30, the one after). Empty when every judge
+# session 31: fresh-nn, written in session 23, round 77 (rounds 75 and 76 failed their
+# guardrails before reading it); `fresh-oo-*`, written in session 30, is the next round's
+# judge). Empty when every judge
 # written so far has been read.
-UNREAD_FRESH_SETS: tuple[str, ...] = ("fresh-nn-benign", "fresh-nn-identity", "fresh-nn-harmful",
-                                      "fresh-oo-benign", "fresh-oo-identity", "fresh-oo-harmful")
+UNREAD_FRESH_SETS: tuple[str, ...] = ("fresh-oo-benign", "fresh-oo-identity", "fresh-oo-harmful")
 
 # Free-form training triples (session 14): ``free-train-<x>-*`` for each letter, written as
 # training data from the start by helpers who read nothing of the project, never judges. Round 39
