@@ -415,7 +415,8 @@ def test_fresh_sets_judge_once_then_train() -> None:
              "fresh-ll-identity": 276, "fresh-ll-harmful": 293, "fresh-mm-benign": 499,
              "fresh-mm-identity": 305, "fresh-mm-harmful": 326, "fresh-nn-benign": 501,
              "fresh-nn-identity": 308, "fresh-nn-harmful": 328, "fresh-oo-benign": 480,
-             "fresh-oo-identity": 292, "fresh-oo-harmful": 335}
+             "fresh-oo-identity": 292, "fresh-oo-harmful": 335, "fresh-pp-benign": 414,
+             "fresh-pp-identity": 302, "fresh-pp-harmful": 297}
     assert set(sizes) == set(D.FRESH_SETS) and set(D.JUDGED_FRESH_SETS) < set(D.FRESH_SETS)
     keys: set[str] = set()
     for name, n in sizes.items():
@@ -433,7 +434,7 @@ def test_fresh_sets_judge_once_then_train() -> None:
             assert name in D.EVALUATION_ONLY_SETS
             assert not model.seen(df["prompt"].tolist()).any(), name
     harmful = [name for name in sizes if "harmful" in name]
-    assert len(harmful) == 35
+    assert len(harmful) == 36
     for name in harmful:
         assert set(D.load_named(name)["category"]) == _CATEGORIES
     with pytest.raises(FilterError, match="unknown fresh set"):
