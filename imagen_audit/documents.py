@@ -50,18 +50,18 @@ def parse_yaml(text: str, error: ErrorAt, *, unique_keys: bool = False,
 
     from imagen_audit import unique_yaml
 
-    cls = unique_yaml.UniqueKeyLoader if unique_keys else (loader or yaml.SafeLoader)
-    if not issubclass(cls, yaml.SafeLoader):
-        raise TypeError(f"{cls.__name__} is not a yaml.SafeLoader")
-    reader = cls(text)
+    if unique_keys and loader is not None:
+        raise TypeError("parse_yaml: give unique_keys or a loader, not both")
+    if loader is not None and not issubclass(loader, yaml.SafeLoader):
+        raise TypeError(f"{loader.__name__} is not a yaml.SafeLoader")
     try:
-        return reader.get_single_data()
+        if unique_keys:
+            return unique_yaml.load(text)
+        return yaml.load(text, Loader=loader or yaml.SafeLoader)  # a SafeLoader, checked above
     except unique_yaml.DuplicateKeyError as exc:
         raise error(exc.describe(), unique_yaml.field_at(text, exc.again)) from None
     except yaml.YAMLError as exc:
         raise error(f"not valid YAML: {exc}", None) from None
-    finally:
-        reader.dispose()
 
 
 def read_document(path: str | Path, fmt: str, error: Callable[[str], Exception],
