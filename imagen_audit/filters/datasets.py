@@ -394,7 +394,12 @@ def load_contrast_pairs(name: str, path: str | Path | None = None) -> pd.DataFra
     ``question-train-*``
     (session 30: chat-style questions, benign about objects, games, fiction, safety or fictional
     people, with twins asking for real harm, against real groups or for a private person's
-    data: the form round 76's request head missed; a default source since round 77).
+    data: the form round 76's request head missed; a default source since round 77),
+    ``sign-train-*`` (session 32: admission and house-rule signs, notices and placards,
+    templates for play money, certificates and tickets, wanted, recruitment and campaign
+    posters, slogans, ads and listings, each with a twin in the same form that excludes or
+    threatens a real group without a slur, forges money or a document, doxxes or incites;
+    the hate posters both models missed in ``fresh-nn``'s read, round 77; round 78).
 
     Line k of one half twins line k of the other, and both carry ``pair`` =
     ``"<set>:<k>"``, so :func:`split_by_prompt` keeps a pair on one side of the split: a
@@ -466,7 +471,7 @@ def _load_listed(table: dict[str, tuple[str, int]], kind: str, name: str,
 
 CONTRAST_PAIR_SETS = {f"{kind}-train-{half}": (f"{kind}_train_{half}.txt", label)
                       for kind in ("creative", "request", "identity", "style", "chat",
-                                   "mixed", "frame", "humour", "bare", "edit", "question")
+                                   "mixed", "frame", "humour", "bare", "edit", "question", "sign")
                       for half, label in (("benign", 0), ("harmful", 1))}
 # The first five (session 6) are named irregularly; from the third triple on, every one is
 # ``fresh-<letter>-{benign,identity,harmful}`` in ``fresh_<letter>_<half>.txt``.
