@@ -59,11 +59,10 @@ JUDGED_FRESH_SETS = ("fresh-harmful", "fresh-harmful-b", "fresh-c-harmful", "fre
 # candidate failed it; session 24: fresh-ll, written in session 22, round 66, whose candidate
 # failed it; session 28: fresh-mm, written in session 23, round 73, whose candidate failed it;
 # session 31: fresh-nn, written in session 23, round 77 (rounds 75 and 76 failed their
-# guardrails before reading it); `fresh-oo-*`, written in session 30, is the next round's
-# judge, and `fresh-pp-*`, written in session 31, the one after). Empty when every judge
-# written so far has been read.
-UNREAD_FRESH_SETS: tuple[str, ...] = ("fresh-oo-benign", "fresh-oo-identity", "fresh-oo-harmful",
-                                      "fresh-pp-benign", "fresh-pp-identity", "fresh-pp-harmful")
+# guardrails before reading it); session 32: fresh-oo, written in session 30, round 78, whose
+# candidate failed it; `fresh-pp-*`, written in session 31, is the next round's judge). Empty
+# when every judge written so far has been read.
+UNREAD_FRESH_SETS: tuple[str, ...] = ("fresh-pp-benign", "fresh-pp-identity", "fresh-pp-harmful")
 
 # Free-form training triples (session 14): ``free-train-<x>-*`` for each letter, written as
 # training data from the start by helpers who read nothing of the project, never judges. Round 39
