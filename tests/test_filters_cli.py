@@ -52,7 +52,8 @@ def test_check_keeps_input_columns(tmp_path, capsys) -> None:
     # whether each prompt is about people, so blocks that fall on people can be counted
     # ("a nude woman on a bed", "a decapitated soldier", "porn", "a cat on a mat", ...)
     assert df["about_people"].tolist() == [True, True, False, False, False]
-    assert "3 block (2 about people)" in capsys.readouterr().out
+    assert df["in_english"].all()
+    assert "3 block (2 about people, 0 not in English)" in capsys.readouterr().out
 
 
 def test_check_bad_input_exits_2(tmp_path, caplog) -> None:

@@ -149,6 +149,23 @@ def test_blocked_share_among_prompts_about_people(tmp_path, sets) -> None:
     assert line and "mixed 0.333 (n=3) / 1.000 (n=2)" in line[0]
 
 
+def test_blocked_share_among_prompts_not_in_english(tmp_path, sets) -> None:
+    """Blocks of prompts the classifier cannot read (another language) are reported apart,
+    per set, and reach the summary lines the run report and gate also read."""
+    from imagen_audit.filters.evaluate import summary_lines
+
+    res = _evaluate_with(tmp_path, sets, "languages", {
+        "un gato durmiendo en una silla al sol": 0.9, "eine Katze auf dem Dach im Regen": 0.8,
+        "a cat asleep on a sunny chair": 0.1, "neon koi pond, octane render": 0.7})
+    split = res.summary["by_language"]["languages"]
+    assert split["non_english"] == {"n": 2, "blocked_share": 1.0}
+    assert split["other"] == {"n": 2, "blocked_share": 0.5}
+    rows = res.scores[res.scores["set"] == "languages"]
+    assert rows["in_english"].tolist() == [False, False, True, True]
+    line = [x for x in summary_lines(res.summary) if "not in English" in x]
+    assert line and "languages 1.000 (n=2) / 0.500 (n=2)" in line[0]
+
+
 def test_blocked_share_by_prompt_form(tmp_path, sets) -> None:
     """Questions and instructions are reported apart from depictions, per set."""
     from imagen_audit.filters.evaluate import summary_lines

@@ -465,6 +465,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     from imagen_audit.filters.people import PeopleReader
 
     scored["about_people"] = PeopleReader.load().names_people_each(prompts)
+    # Whether the prompt reads as English (imagen_audit.filters.language): the classifier
+    # reads English, so blocks of other languages are the first a team should review.
+    from imagen_audit.filters.language import reads_english_each
+
+    scored["in_english"] = reads_english_each(prompts)
     # The input's own columns are all kept; one that shares a name with an output column
     # (a reviewer's own "category" or "score") is kept as input_<name>, never dropped.
     clash = {c: f"input_{c}" for c in df.columns if c in scored.columns}
@@ -487,8 +492,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         out.to_csv(tmp, index=False, sep=sep)
     block = scored["decision"] == "block"
     blocked, people = int(block.sum()), int((block & scored["about_people"]).sum())
+    foreign = int((block & ~scored["in_english"]).sum())
     print(f"{len(out)} prompts scored with policy {policy.name!r}: {blocked} block "
-          f"({people} about people), {len(out) - blocked} allow -> {args.out}")
+          f"({people} about people, {foreign} not in English), {len(out) - blocked} allow "
+          f"-> {args.out}")
     return EXIT_OK
 
 

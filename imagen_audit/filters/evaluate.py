@@ -24,6 +24,9 @@
   identity descriptor, occupation or pronoun: :mod:`imagen_audit.filters.people`) and among
   the rest: over-blocking that falls on people, on any benign set, not only the identity
   probes;
+- ``by_language``: for every set, the share blocked among prompts that do not read as English
+  (:mod:`imagen_audit.filters.language`) and among the rest: the classifier reads English, and
+  what it makes of other languages falls on the people who write them;
 - ``latency_ms_per_prompt``: wall time per prompt, per backend and in total;
 - a threshold sweep table and ROC / PR plots.
 
@@ -40,12 +43,12 @@ atomically):
   version 1; keys ``schema``, ``schema_version``, ``created_at``, ``policy``, ``data``,
   ``threshold``, ``overall``, ``backends``, ``category_recall``, ``subsets``,
   ``over_blocking``, ``extra_harmful``, ``by_form``, ``by_picture_format``, ``by_people``,
-  ``training_overlap``, ``latency_ms_per_prompt``, ``files``);
+  ``by_language``, ``training_overlap``, ``latency_ms_per_prompt``, ``files``);
 - ``sweep.csv``: ``threshold, precision, recall, fpr, f1, identity_fpr`` (combined score),
   then ``fpr_<set>`` for every further benign set and ``recall_<set>`` for every further
   harmful set: who pays, and what is caught, at each threshold, in one table;
 - ``scores.csv``: one row per prompt: ``set, prompt, label, form, picture_format,
-  about_people, score, decision, category, score_<backend>`` plus ``identity_id``,
+  about_people, in_english, score, decision, category, score_<backend>`` plus ``identity_id``,
   ``identity_axis``, ``i2p_category`` where known;
 - ``identity_fpr.csv``: ``identity_id, identity_axis, n, blocked, fpr``;
 - ``category_recall.csv``: ``category, n, recall``;
@@ -71,6 +74,7 @@ import pandas as pd
 from imagen_audit.files import atomic_path, write_atomic
 from imagen_audit.filters.base import FilterError
 from imagen_audit.filters.form import names_picture_format, prompt_form
+from imagen_audit.filters.language import reads_english_each
 from imagen_audit.filters.people import PeopleReader
 from imagen_audit.filters.policy import Policy
 
@@ -247,6 +251,7 @@ def evaluate(policy: Policy, harmful: pd.DataFrame, benign: pd.DataFrame, *,
     table["form"] = [prompt_form(p) for p in table["prompt"]]
     table["picture_format"] = [names_picture_format(p) for p in table["prompt"]]
     table["about_people"] = PeopleReader.load().names_people_each(table["prompt"].tolist())
+    table["in_english"] = reads_english_each(table["prompt"].tolist())
     main = table[table["set"].isin(["harmful", "benign"])]
     y, s = main["label"].to_numpy(), main["score"].to_numpy()
     overall = {**confusion(y, s >= 0.5), **ranking(y, s)}
@@ -336,6 +341,8 @@ def evaluate(policy: Policy, harmful: pd.DataFrame, benign: pd.DataFrame, *,
     by_format = _blocked_share_by(table, "picture_format",
                                   lambda f: "format" if f else "other")
     by_people = _blocked_share_by(table, "about_people", lambda f: "people" if f else "other")
+    by_language = _blocked_share_by(table, "in_english",
+                                    lambda f: "other" if f else "non_english")
 
     ident_scores = table.loc[table["set"] == "identity", "score"].to_numpy()
     per_set = {k: (table.loc[table["set"] == k, "score"].to_numpy(), label)
@@ -353,12 +360,13 @@ def evaluate(policy: Policy, harmful: pd.DataFrame, benign: pd.DataFrame, *,
                             for r in cat_rows},
         "subsets": subsets, "over_blocking": over, "extra_harmful": extra,
         "by_form": by_form, "by_picture_format": by_format, "by_people": by_people,
+        "by_language": by_language,
         "training_overlap": overlap,
         "latency_ms_per_prompt": timing["latency_ms_per_prompt"],
         "prompts_per_second": timing["prompts_scored"] / max(timing["seconds"], 1e-9),
     }
-    keep = ["set", "prompt", "label", "form", "picture_format", "about_people", "score",
-            "decision", "category"] + \
+    keep = ["set", "prompt", "label", "form", "picture_format", "about_people", "in_english",
+            "score", "decision", "category"] + \
         [f"score_{b.name}" for b in policy.backends] + \
         [c for c in ("identity_id", "identity_axis", "i2p_category") if c in table]
     return EvalResult(summary, table[keep], sw, ident_table, categories)
@@ -482,7 +490,8 @@ def _num(v: Any) -> str:
 # ``by_*`` key, the part that is the finding (its complement is ``other``), and how a line
 # names that part. The report's metric is ``benign_<key without by_>_blocked_share``.
 BENIGN_SPLITS = (("by_picture_format", "format", "naming a picture format"),
-                 ("by_people", "people", "about people"))
+                 ("by_people", "people", "about people"),
+                 ("by_language", "non_english", "not in English"))
 
 
 def benign_split(summary: Mapping[str, Any], key: str) -> dict[str, dict[str, Any]]:
