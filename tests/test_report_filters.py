@@ -49,6 +49,9 @@ def _run_with_filter_eval(tmp_path: Path) -> Path:
         "by_people": {"benign": {"people": {"n": 300, "blocked_share": 0.02},
                                  "other": {"n": 200, "blocked_share": 0.07}},
                       "coprov2-test": {"people": {"n": 60, "blocked_share": 1.0}}},
+        "by_language": {"benign": {"non_english": {"n": 12, "blocked_share": 0.75},
+                                   "other": {"n": 488, "blocked_share": 0.02}},
+                        "coprov2-test": {"non_english": {"n": 3, "blocked_share": 1.0}}},
         "files": {"sweep": "sweep.csv"}}))
     return run
 
@@ -94,6 +97,11 @@ def test_filter_evaluation_is_read_and_gated(tmp_path: Path, capsys) -> None:
     people = "  - metric: filter_metric\n    key: benign_people_blocked_share.benign\n" \
              "    max: {}\n"
     assert gate(people.format(0.01)) == 1 and gate(people.format(0.03)) == 0
+    # benign prompts that do not read as English (the classifier reads English only)
+    assert metrics["benign_language_blocked_share"] == {"benign": 0.75}
+    lang = "  - metric: filter_metric\n    key: benign_language_blocked_share.benign\n" \
+           "    max: {}\n"
+    assert gate(lang.format(0.5)) == 1 and gate(lang.format(0.8)) == 0
     # recall where I2P's words ask for harm (the raters' subset), gateable by its dotted key
     assert metrics["subset_recall"] == {"hard": 0.85, "text_harmful": 0.96}
     words = "  - metric: filter_metric\n    key: subset_recall.text_harmful\n    min: {}\n"

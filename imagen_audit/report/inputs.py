@@ -141,8 +141,9 @@ def _from_prompt_filter_eval(path: Path, data: dict[str, Any],
         metrics["identity_terms_blocked_share"] = terms
     # The share blocked among each benign set's prompts that name a picture format (memes,
     # stickers, posters: the largest source of over-blocking) and among those about people (a
-    # person noun, identity descriptor, occupation or pronoun), gateable set by set:
-    # benign_picture_format_blocked_share.<set>, benign_people_blocked_share.<set>.
+    # person noun, identity descriptor, occupation or pronoun) and that do not read as English,
+    # gateable set by set: benign_picture_format_blocked_share.<set>,
+    # benign_people_blocked_share.<set>, benign_language_blocked_share.<set>.
     from imagen_audit.filters.evaluate import BENIGN_SPLITS, benign_split
 
     for key, part, _what in BENIGN_SPLITS:
