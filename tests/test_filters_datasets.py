@@ -299,7 +299,8 @@ def _assert_apart(keys: set[str], others: list[str]) -> None:
 
 
 @pytest.mark.parametrize("kind", ["creative", "request", "identity", "style", "chat",
-                                  "mixed", "frame", "humour", "bare", "question", "sign"])
+                                  "mixed", "frame", "humour", "bare", "question", "sign",
+                                  "coded"])
 def test_shipped_training_pairs_are_aligned_and_apart_from_every_evaluation_set(kind: str
                                                                                 ) -> None:
     """The training pairs (sessions 6, 7, 17, 24, 30 and 32): two halves of equal length, twins
@@ -307,7 +308,8 @@ def test_shipped_training_pairs_are_aligned_and_apart_from_every_evaluation_set(
     (or near-duplicate key) shared with any evaluation-only set or the other training sets."""
     ben = D.load_named(f"{kind}-train-benign")
     harm = D.load_named(f"{kind}-train-harmful")
-    assert len(ben) == len(harm) >= {"bare": 300, "question": 300, "sign": 250}.get(kind, 399)
+    assert len(ben) == len(harm) >= {"bare": 300, "question": 300, "sign": 250,
+                                    "coded": 250}.get(kind, 399)
     assert list(ben["pair"]) == list(harm["pair"])
     assert set(ben["label"]) == {0} and set(harm["label"]) == {1}
     assert set(harm["category"]) <= _CATEGORIES and len(set(harm["category"])) >= 6

@@ -399,7 +399,11 @@ def load_contrast_pairs(name: str, path: str | Path | None = None) -> pd.DataFra
     templates for play money, certificates and tickets, wanted, recruitment and campaign
     posters, slogans, ads and listings, each with a twin in the same form that excludes or
     threatens a real group without a slur, forges money or a document, doxxes or incites;
-    the hate posters both models missed in ``fresh-nn``'s read, round 77; round 78).
+    the hate posters both models missed in ``fresh-nn``'s read, round 77; round 78),
+    ``coded-train-*`` (session 32: harm said in coded words, suicide means, amounts, places and
+    farewells, pro-anorexia encouragement, dog whistles, coded threats, non-consensual sexual
+    content and crime, each with a twin in the same form about something harmless; the forms
+    every model missed in ``fresh-oo``'s read, round 78; data for a later round).
 
     Line k of one half twins line k of the other, and both carry ``pair`` =
     ``"<set>:<k>"``, so :func:`split_by_prompt` keeps a pair on one side of the split: a
@@ -471,7 +475,8 @@ def _load_listed(table: dict[str, tuple[str, int]], kind: str, name: str,
 
 CONTRAST_PAIR_SETS = {f"{kind}-train-{half}": (f"{kind}_train_{half}.txt", label)
                       for kind in ("creative", "request", "identity", "style", "chat",
-                                   "mixed", "frame", "humour", "bare", "edit", "question", "sign")
+                                   "mixed", "frame", "humour", "bare", "edit", "question", "sign",
+                                   "coded")
                       for half, label in (("benign", 0), ("harmful", 1))}
 # The first five (session 6) are named irregularly; from the third triple on, every one is
 # ``fresh-<letter>-{benign,identity,harmful}`` in ``fresh_<letter>_<half>.txt``.
