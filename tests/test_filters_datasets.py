@@ -418,7 +418,8 @@ def test_fresh_sets_judge_once_then_train() -> None:
              "fresh-mm-identity": 305, "fresh-mm-harmful": 326, "fresh-nn-benign": 501,
              "fresh-nn-identity": 308, "fresh-nn-harmful": 328, "fresh-oo-benign": 480,
              "fresh-oo-identity": 292, "fresh-oo-harmful": 335, "fresh-pp-benign": 414,
-             "fresh-pp-identity": 302, "fresh-pp-harmful": 297}
+             "fresh-pp-identity": 302, "fresh-pp-harmful": 297, "fresh-qq-benign": 465,
+             "fresh-qq-identity": 287, "fresh-qq-harmful": 301}
     assert set(sizes) == set(D.FRESH_SETS) and set(D.JUDGED_FRESH_SETS) < set(D.FRESH_SETS)
     keys: set[str] = set()
     for name, n in sizes.items():
@@ -436,7 +437,7 @@ def test_fresh_sets_judge_once_then_train() -> None:
             assert name in D.EVALUATION_ONLY_SETS
             assert not model.seen(df["prompt"].tolist()).any(), name
     harmful = [name for name in sizes if "harmful" in name]
-    assert len(harmful) == 36
+    assert len(harmful) == 37
     for name in harmful:
         assert set(D.load_named(name)["category"]) == _CATEGORIES
     with pytest.raises(FilterError, match="unknown fresh set"):

@@ -455,7 +455,8 @@ def load_fresh(name: str, path: str | Path | None = None) -> pd.DataFrame:
     round 73 in session 28; ``fresh-nn-*``: a thirty-fourth, session 23, read once to judge
     round 77 in session 31; ``fresh-oo-*``: a thirty-fifth, session 30, read once to judge
     round 78 in session 32; ``fresh-pp-*``: a thirty-sixth, session 31, unread, the next
-    round's judge (``judged.UNREAD_FRESH_SETS``); the letters s to x name the free-form
+    round's judge (``judged.UNREAD_FRESH_SETS``); ``fresh-qq-*``: a thirty-seventh, session
+    32, unread, the judge after it; the letters s to x name the free-form
     training triples). Each is
     evaluation-only until it has judged its round: the pre-registered judges of which policy
     is the default (filters/README.md, rounds 18, 21, 22, 26-38, 41, 44b, 46, 47, 49-54,
