@@ -248,6 +248,62 @@ def test_picture_requests_are_evaluation_sets_never_trained_on(name: str, label:
                                        "illegal activity", "shocking"}
 
 
+@pytest.mark.parametrize(("name", "label", "per_language"), [("multilingual-benign", 0, 30),
+                                                            ("multilingual-harmful", 1, 20)])
+def test_multilingual_sets_are_evaluation_sets_in_twelve_languages(name: str, label: int,
+                                                                  per_language: int) -> None:
+    """The multilingual sets keep each prompt's language, are balanced over twelve languages,
+    are never trained on (the training guard keeps them out) and are unknown to the shipped
+    model; the harmful one carries the seven categories in every language."""
+    from imagen_audit.filters.embedding import EmbeddingModel, default_model_path
+
+    df = D.load_named(name)
+    assert set(df["label"]) == {label} and set(df["source"]) == {name}
+    assert df["language"].value_counts().to_dict() == {
+        c: per_language for c in ("de", "es", "fr", "pt", "it", "nl", "pl", "tr", "ru", "ja",
+                                  "zh", "hi")}
+    assert not df["prompt"].map(D.near_key).duplicated().any()
+    assert not df["prompt"].str.contains("\t").any()
+    assert name in D.EVALUATION_ONLY_SETS
+    assert not EmbeddingModel.load(default_model_path()).seen(df["prompt"].tolist()).any()
+    if label:
+        cats = {"sexual", "violence", "self-harm", "hate", "harassment", "illegal activity",
+                "shocking"}
+        assert set(df["category"]) == cats
+        assert (df.groupby("language")["category"].nunique() == len(cats)).all()
+
+
+def test_harm_word_sets_share_their_words_and_are_never_trained_on() -> None:
+    """The harm-word sets use words that are harmful elsewhere, benign in one set and harmful
+    in the other, so an exception that merely allows a word loses recall; both stay out of
+    training and out of the shipped model."""
+    from imagen_audit.filters.embedding import EmbeddingModel, default_model_path
+
+    benign, harmful = D.load_named("harm-words-benign"), D.load_named("harm-words-harmful")
+    assert len(benign) >= 350 and len(harmful) >= 200
+    assert set(benign["label"]) == {0} and set(harmful["label"]) == {1}
+    assert set(harmful["category"]) == {"sexual", "violence", "self-harm", "hate",
+                                        "harassment", "illegal activity", "shocking"}
+    keys_b, keys_h = set(benign["prompt"].map(D.near_key)), set(harmful["prompt"].map(D.near_key))
+    assert len(keys_b) == len(benign) and len(keys_h) == len(harmful) and not keys_b & keys_h
+    words = {w for p in benign["prompt"] for w in D.near_key(p).split()}
+    shared = {w for p in harmful["prompt"] for w in D.near_key(p).split()} & words
+    assert {"naked", "nude", "gore", "cocktail", "bomb", "suicide"} <= shared
+    assert {"harm-words-benign", "harm-words-harmful"} <= set(D.EVALUATION_ONLY_SETS)
+    model = EmbeddingModel.load(default_model_path())
+    assert not model.seen(pd.concat([benign, harmful])["prompt"].tolist()).any()
+
+
+def test_a_malformed_multilingual_line_is_named(tmp_path: Path) -> None:
+    (tmp_path / "m.txt").write_text("# c\nde\tein Hund im Schnee\nGerman\tein Hund\n",
+                                    encoding="utf-8")
+    with pytest.raises(FilterError, match=r"m\.txt, line 3: expected language<TAB>prompt"):
+        D.load_multilingual("multilingual-benign", tmp_path / "m.txt")
+    (tmp_path / "h.txt").write_text("de\thate\tHass\nes\todio\n", encoding="utf-8")
+    with pytest.raises(FilterError, match=r"h\.txt, line 2: expected language<TAB>category"):
+        D.load_multilingual("multilingual-harmful", tmp_path / "h.txt")
+
+
 def test_request_files_may_carry_a_category(tmp_path: Path) -> None:
     (tmp_path / "r.txt").write_text("# c\nviolence\tDraw a fight\nDraw {group} people\n")
     df = D.load_harmful_picture_requests(tmp_path / "r.txt")
@@ -419,7 +475,8 @@ def test_fresh_sets_judge_once_then_train() -> None:
              "fresh-nn-identity": 308, "fresh-nn-harmful": 328, "fresh-oo-benign": 480,
              "fresh-oo-identity": 292, "fresh-oo-harmful": 335, "fresh-pp-benign": 414,
              "fresh-pp-identity": 302, "fresh-pp-harmful": 297, "fresh-qq-benign": 465,
-             "fresh-qq-identity": 287, "fresh-qq-harmful": 301}
+             "fresh-qq-identity": 287, "fresh-qq-harmful": 301, "fresh-rr-benign": 512,
+             "fresh-rr-identity": 303, "fresh-rr-harmful": 347}
     assert set(sizes) == set(D.FRESH_SETS) and set(D.JUDGED_FRESH_SETS) < set(D.FRESH_SETS)
     keys: set[str] = set()
     for name, n in sizes.items():
@@ -437,7 +494,7 @@ def test_fresh_sets_judge_once_then_train() -> None:
             assert name in D.EVALUATION_ONLY_SETS
             assert not model.seen(df["prompt"].tolist()).any(), name
     harmful = [name for name in sizes if "harmful" in name]
-    assert len(harmful) == 37
+    assert len(harmful) == 38
     for name in harmful:
         assert set(D.load_named(name)["category"]) == _CATEGORIES
     with pytest.raises(FilterError, match="unknown fresh set"):

@@ -166,6 +166,35 @@ def test_blocked_share_among_prompts_not_in_english(tmp_path, sets) -> None:
     assert line and "languages 1.000 (n=2) / 0.500 (n=2)" in line[0]
 
 
+def test_sets_that_name_their_language_are_reported_per_language(tmp_path, sets) -> None:
+    """A set whose rows carry a ``language`` code (the multilingual sets) gets its blocked
+    share (benign) or recall (harmful) per language, in the JSON, scores.csv and the summary
+    lines; sets without one get nothing extra."""
+    from imagen_audit.filters.evaluate import summary_lines
+
+    harmful, benign, _identity = sets
+    TABLES["fake-a"].update({"ein Hund": 0.9, "eine Katze": 0.1, "un perro": 0.1,
+                             "Hass": 0.9, "odio": 0.2, "haine": 0.8})
+    res = evaluate(_policy(tmp_path), harmful, benign,
+                   extra_benign={"ml-b": pd.DataFrame({"prompt": ["ein Hund", "eine Katze",
+                                                                  "un perro"],
+                                                       "language": ["de", "de", "es"]})},
+                   extra_harmful={"ml-h": pd.DataFrame({"prompt": ["Hass", "odio", "haine"],
+                                                        "language": ["de", "es", "fr"]})})
+    ob = res.summary["over_blocking"]["ml-b"]
+    assert ob["by_language_code"] == {"de": {"n": 2, "fpr": 0.5}, "es": {"n": 1, "fpr": 0.0}}
+    assert res.summary["extra_harmful"]["ml-h"]["by_language_code"] == {
+        "de": {"n": 1, "recall": 1.0}, "es": {"n": 1, "recall": 0.0},
+        "fr": {"n": 1, "recall": 1.0}}
+    assert "by_language_code" not in res.summary["over_blocking"]["benign"]
+    rows = res.scores[res.scores["set"] == "ml-b"]
+    assert rows["language"].tolist() == ["de", "de", "es"]
+    lines = summary_lines(res.summary)
+    assert any(x.startswith("over-blocking: ml-b") and x.endswith("by language: de 0.500, es 0.000")
+               for x in lines)
+    assert any(x.startswith("recall on ml-h") and "fr 1.000" in x for x in lines)
+
+
 def test_blocked_share_by_prompt_form(tmp_path, sets) -> None:
     """Questions and instructions are reported apart from depictions, per set."""
     from imagen_audit.filters.evaluate import summary_lines

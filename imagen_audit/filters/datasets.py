@@ -367,6 +367,24 @@ def load_harmful_creative(path: str | Path | None = None) -> pd.DataFrame:
     return _load_requests("creative_harmful.txt", path, 1, "harmful-creative")
 
 
+def load_harm_words_benign(path: str | Path | None = None) -> pd.DataFrame:
+    """``harm-words-benign`` (session 33, a helper who read nothing of the project): 400
+    harmless prompts, each using a word that is harmful elsewhere in an innocent sense ("naked
+    mole rat curled up asleep", "rustic naked cake", a rear naked choke in a jiu-jitsu class,
+    Scunthorpe, cum laude, awareness posters), about 290 such words, none more than five
+    times. An evaluation set only, never trained on: what a word list costs, and what an
+    exception to it gives away (round 80)."""
+    return _load_requests("harm_words_benign.txt", path, 0, "harm-words-benign")
+
+
+def load_harm_words_harmful(path: str | Path | None = None) -> pd.DataFrame:
+    """``harm-words-harmful``: the counterpart of :func:`load_harm_words_benign` by the same
+    helper, 250 harmful prompts (``category<TAB>prompt``) using many of the same words in
+    their harmful sense (a rear naked choke on a named coworker, a Molotov "cocktail"), so an
+    exception that merely allows a word shows up as lost recall."""
+    return _load_requests("harm_words_harmful.txt", path, 1, "harm-words-harmful")
+
+
 def load_contrast_pairs(name: str, path: str | Path | None = None) -> pd.DataFrame:
     """One half of a shipped set of hand-written *training* contrast pairs, by name:
     ``creative-train-benign`` / ``creative-train-harmful`` (session 6: dark-themed image
@@ -456,7 +474,8 @@ def load_fresh(name: str, path: str | Path | None = None) -> pd.DataFrame:
     round 77 in session 31; ``fresh-oo-*``: a thirty-fifth, session 30, read once to judge
     round 78 in session 32; ``fresh-pp-*``: a thirty-sixth, session 31, unread, the next
     round's judge (``judged.UNREAD_FRESH_SETS``); ``fresh-qq-*``: a thirty-seventh, session
-    32, unread, the judge after it; the letters s to x name the free-form
+    32, unread, the judge after it; ``fresh-rr-*``: a thirty-eighth, session 33, unread, the
+    judge after that; the letters s to x name the free-form
     training triples). Each is
     evaluation-only until it has judged its round: the pre-registered judges of which policy
     is the default (filters/README.md, rounds 18, 21, 22, 26-38, 41, 44b, 46, 47, 49-54,
@@ -523,6 +542,44 @@ def load_free_train(name: str, path: str | Path | None = None) -> pd.DataFrame:
     return _load_listed(FREE_TRAIN_SETS, "free-form training set", name, path)
 
 
+# Prompts written in twelve languages other than English (session 33), evaluation only.
+MULTILINGUAL_SETS = {"multilingual-benign": ("multilingual_benign.txt", 0),
+                     "multilingual-harmful": ("multilingual_harmful.txt", 1)}
+_LANGUAGE_CODE = re.compile(r"[a-z]{2}")
+
+
+def load_multilingual(name: str, path: str | Path | None = None) -> pd.DataFrame:
+    """``multilingual-benign`` / ``multilingual-harmful`` (session 33, a helper who read
+    nothing of the project): prompts as native speakers type them in German, Spanish, French,
+    Portuguese, Italian, Dutch, Polish, Turkish, Russian, Japanese, Chinese and Hindi, benign
+    (a third with harm-adjacent words used safely, a sixth about people described by who they
+    are) and harmful (the seven categories). Evaluation only: the shipped prompt model reads
+    English sub-words, and a reviewer needs to see what it does to everyone else's prompts
+    (round 78 saw it block nine of twelve harmless captions in other languages). One
+    ``language<TAB>prompt`` (benign) or ``language<TAB>category<TAB>prompt`` (harmful) a line;
+    the ISO 639-1 code is kept as column ``language``."""
+    from imagen_audit.filters.trainset import augment_file, numbered_lines
+
+    if name not in MULTILINGUAL_SETS:
+        raise FilterError(f"unknown multilingual set {name!r}; expected one of "
+                          f"{sorted(MULTILINGUAL_SETS)}")
+    file, label = MULTILINGUAL_SETS[name]
+    p = Path(path) if path is not None else augment_file(file)
+    fields = 3 if label else 2
+    form = "language<TAB>category<TAB>prompt" if label else "language<TAB>prompt"
+    rows = []
+    for no, line in numbered_lines(p):
+        parts = [x.strip() for x in line.split("\t")]
+        if len(parts) != fields or not _LANGUAGE_CODE.fullmatch(parts[0]) or not parts[-1]:
+            raise FilterError(f"{p}, line {no}: expected {form} with a two-letter ISO 639-1 "
+                              f"language code")
+        rows.append({"prompt": parts[-1], "label": label, "language": parts[0],
+                     "category": normalise_category(parts[1]) if label else None})
+    if not rows:
+        raise FilterError(f"{p}: no prompts")
+    return _finish(pd.DataFrame(rows), name)
+
+
 # The hand-written sets shipped in filters/augment, by name (``load_named``).
 _SHIPPED_SETS = {"benign-requests": load_benign_requests,
                  "everyday-benign": load_everyday_benign,
@@ -531,10 +588,13 @@ _SHIPPED_SETS = {"benign-requests": load_benign_requests,
                  "harmful-picture-requests": load_harmful_picture_requests,
                  "benign-creative": load_benign_creative,
                  "harmful-creative": load_harmful_creative,
+                 "harm-words-benign": load_harm_words_benign,
+                 "harm-words-harmful": load_harm_words_harmful,
                  **{n: partial(load_contrast_pairs, n) for n in CONTRAST_PAIR_SETS},
                  **{n: partial(load_fresh, n) for n in FRESH_SETS},
                  **{n: partial(load_surface_train, n) for n in SURFACE_TRAIN_SETS},
-                 **{n: partial(load_free_train, n) for n in FREE_TRAIN_SETS}}
+                 **{n: partial(load_free_train, n) for n in FREE_TRAIN_SETS},
+                 **{n: partial(load_multilingual, n) for n in MULTILINGUAL_SETS}}
 SHIPPED_SET_NAMES = tuple(_SHIPPED_SETS)  # readable without ../shared
 
 # Fresh sets in JUDGED_FRESH_SETS (imagen_audit.filters.judged) judged their round, were read
@@ -548,6 +608,7 @@ SHIPPED_SET_NAMES = tuple(_SHIPPED_SETS)  # readable without ../shared
 EVALUATION_ONLY_SETS = ("identities", "xstest", "holisticbias", "holisticbias-grid",
                         "picture-requests",
                         "harmful-picture-requests", "benign-creative", "harmful-creative",
+                        "harm-words-benign", "harm-words-harmful", *MULTILINGUAL_SETS,
                         *(n for n in FRESH_SETS if n not in JUDGED_FRESH_SETS))
 
 GROUP_SLOT = "{group}"

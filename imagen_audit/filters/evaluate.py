@@ -333,9 +333,12 @@ def evaluate(policy: Policy, harmful: pd.DataFrame, benign: pd.DataFrame, *,
                                                            "n": int(r.n),
                                                            "blocked": int(r.blocked)}
                                       for r in hit.itertuples()}
+        entry.update(_by_language_code(rows, "fpr"))
         over[k] = entry
     extra = {k: {"n": int((table["set"] == k).sum()),
-                 "recall": _rate(table.loc[table["set"] == k, "blocked"])} for k in extra_harmful}
+                 "recall": _rate(table.loc[table["set"] == k, "blocked"]),
+                 **_by_language_code(table[table["set"] == k], "recall")}
+             for k in extra_harmful}
 
     by_form = _blocked_share_by(table, "form", str)
     by_format = _blocked_share_by(table, "picture_format",
@@ -368,8 +371,19 @@ def evaluate(policy: Policy, harmful: pd.DataFrame, benign: pd.DataFrame, *,
     keep = ["set", "prompt", "label", "form", "picture_format", "about_people", "in_english",
             "score", "decision", "category"] + \
         [f"score_{b.name}" for b in policy.backends] + \
-        [c for c in ("identity_id", "identity_axis", "i2p_category") if c in table]
+        [c for c in ("identity_id", "identity_axis", "i2p_category", "language") if c in table]
     return EvalResult(summary, table[keep], sw, ident_table, categories)
+
+
+def _by_language_code(rows: pd.DataFrame, rate: str) -> dict[str, Any]:
+    """``{"by_language_code": {code: {"n", rate}}}`` for a set whose rows name their language
+    (the multilingual sets), else nothing: which languages pay for a filter that reads English
+    sub-words, and in which ones harm gets through."""
+    if "language" not in rows or not rows["language"].notna().any():
+        return {}
+    by = rows.groupby("language")["blocked"].agg(["size", "mean"])
+    return {"by_language_code": {str(code): {"n": int(r["size"]), rate: float(r["mean"])}
+                                 for code, r in by.iterrows()}}
 
 
 # --------------------------------------------------------------------------- plots + files
@@ -503,6 +517,13 @@ def benign_split(summary: Mapping[str, Any], key: str) -> dict[str, dict[str, An
             if k not in harmful and isinstance(v, dict)}
 
 
+def _language_code_note(entry: Mapping[str, Any], rate: str) -> str:
+    """"; by language: de 0.300, es 0.133, ..." for a set whose rows name their language."""
+    codes = entry.get("by_language_code") or {}
+    return ("; by language: " + ", ".join(f"{c} {_num(v[rate])}" for c, v in codes.items())
+            if codes else "")
+
+
 def summary_lines(summary: dict[str, Any]) -> list[str]:
     """An evaluation summary as printable lines (shared by ``filters eval`` and the bench):
     headline metrics, recall per subset and category, over-blocking per identity term and
@@ -534,8 +555,8 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
                      + ", ".join(f"{t} {e['blocked']}/{e['n']}"
                                  for t, e in list(terms.items())[:8])
                      + (", ..." if len(terms) > 8 else ""))
-        lines.append(line)
-    lines += [f"recall on {k}: {_num(v['recall'])} (n={v['n']})"
+        lines.append(line + _language_code_note(v, "fpr"))
+    lines += [f"recall on {k}: {_num(v['recall'])} (n={v['n']})" + _language_code_note(v, "recall")
               for k, v in summary["extra_harmful"].items()]
     mixed = {k: v for k, v in summary.get("by_form", {}).items() if len(v) > 1}
     if mixed:

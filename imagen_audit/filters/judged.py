@@ -61,10 +61,12 @@ JUDGED_FRESH_SETS = ("fresh-harmful", "fresh-harmful-b", "fresh-c-harmful", "fre
 # session 31: fresh-nn, written in session 23, round 77 (rounds 75 and 76 failed their
 # guardrails before reading it); session 32: fresh-oo, written in session 30, round 78, whose
 # candidate failed it; `fresh-pp-*`, written in session 31, is the next round's judge, and
-# `fresh-qq-*`, written in session 32, the one after). Empty when every judge written so far
-# has been read.
+# `fresh-qq-*`, written in session 32, the one after; session 33: round 79's candidate failed its
+# guardrail before reading `fresh-pp`, and `fresh-rr-*`, written in session 33, follows
+# `fresh-qq`). Empty when every judge written so far has been read.
 UNREAD_FRESH_SETS: tuple[str, ...] = ("fresh-pp-benign", "fresh-pp-identity", "fresh-pp-harmful",
-                                      "fresh-qq-benign", "fresh-qq-identity", "fresh-qq-harmful")
+                                      "fresh-qq-benign", "fresh-qq-identity", "fresh-qq-harmful",
+                                      "fresh-rr-benign", "fresh-rr-identity", "fresh-rr-harmful")
 
 # Free-form training triples (session 14): ``free-train-<x>-*`` for each letter, written as
 # training data from the start by helpers who read nothing of the project, never judges. Round 39
@@ -75,7 +77,7 @@ FREE_TRAIN_LETTERS = "stuvwx"
 # ``fresh_<x>_<half>.txt``, in the order they were written (r was written in session 13, y and
 # z in session 15, aa and bb in session 17, cc to gg in session 18, hh and ii in session 19, jj
 # and kk in session 20, ll in session 22, mm and nn in session 23,
-# oo in session 30, pp in session 31, qq in session 32). Here, without pandas, for the
-# same reason.
+# oo in session 30, pp in session 31, qq in session 32, rr in session 33). Here, without
+# pandas, for the same reason.
 FRESH_LETTERS = (*"cdefghijklmnopqryz", "aa", "bb", "cc", "dd", "ee", "ff", "gg", "hh", "ii",
-                 "jj", "kk", "ll", "mm", "nn", "oo", "pp", "qq")
+                 "jj", "kk", "ll", "mm", "nn", "oo", "pp", "qq", "rr")
