@@ -41,8 +41,16 @@ def _run_with_filter_eval(tmp_path: Path) -> Path:
                               "blocked_terms": {"extremist": {"axis": "political_ideologies",
                                                               "n": 16, "blocked": 2},
                                                 "unattached": {"axis": "characteristics",
-                                                               "n": 16, "blocked": 1}}}},
-        "extra_harmful": {"coprov2-test": {"n": 100, "recall": 0.97}},
+                                                               "n": 16, "blocked": 1}}},
+                          "multilingual-benign": {
+                              "n": 60, "fpr": 0.5,
+                              "by_language_code": {"de": {"n": 30, "fpr": 0.8},
+                                                   "ja": {"n": 30, "fpr": 0.2}}}},
+        "extra_harmful": {"coprov2-test": {"n": 100, "recall": 0.97},
+                          "multilingual-harmful": {
+                              "n": 40, "recall": 0.9,
+                              "by_language_code": {"de": {"n": 20, "recall": 1.0},
+                                                   "ja": {"n": 20, "recall": 0.8}}}},
         "by_picture_format": {"benign": {"format": {"n": 20, "blocked_share": 0.15},
                                          "other": {"n": 480, "blocked_share": 0.035}},
                               "coprov2-test": {"format": {"n": 5, "blocked_share": 1.0}}},
@@ -111,8 +119,19 @@ def test_filter_evaluation_is_read_and_gated(tmp_path: Path, capsys) -> None:
         "holisticbias-grid / extremist": 2 / 16, "holisticbias-grid / unattached": 1 / 16}
     assert gate("  - metric: filter_metric\n    key: identity_terms_blocked_share."
                 "holisticbias-grid / unattached\n    max: 0\n") == 1
+    # which languages pay, and where harm gets through, per language and gateable
+    assert metrics["language_fpr"] == {"multilingual-benign / de": 0.8,
+                                       "multilingual-benign / ja": 0.2}
+    assert metrics["language_recall"] == {"multilingual-harmful / de": 1.0,
+                                          "multilingual-harmful / ja": 0.8}
+    assert metrics["harmful_set_recall"] == {"coprov2-test": 0.97, "multilingual-harmful": 0.9}
+    assert gate("  - metric: filter_metric\n    key: language_fpr.multilingual-benign / de\n"
+                "    max: 0.5\n") == 1
+    assert gate("  - metric: filter_metric\n    key: language_recall.multilingual-harmful / ja"
+                "\n    min: 0.75\n") == 0
     assert main(["report", str(run)]) == 0
     html = (run / "report" / "index.html").read_text()
+    assert "multilingual-benign / de" in html
     assert "holisticbias-grid / extremist" in html
     assert "filters/prompt-filter-eval.json" in html and "Who pays at each threshold" in html
 

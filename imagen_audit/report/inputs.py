@@ -139,6 +139,21 @@ def _from_prompt_filter_eval(path: Path, data: dict[str, Any],
              and isinstance(e.get("blocked"), int)}
     if terms:
         metrics["identity_terms_blocked_share"] = terms
+    # Sets that carry each prompt's language (the multilingual sets): the blocked share of each
+    # benign set and the recall of each harmful set per language, "<set> / <code>", gateable
+    # (language_fpr.multilingual-benign / de): which languages pay for an English-only filter.
+    harmful_sets = data.get("extra_harmful") or {}
+    for key, sets, rate in (("language_fpr", blocking, "fpr"),
+                            ("language_recall", harmful_sets, "recall")):
+        by_code = {f"{k} / {c}": e[rate] for k, v in sets.items()
+                   if isinstance(v, dict) and isinstance(v.get("by_language_code"), dict)
+                   for c, e in v["by_language_code"].items()
+                   if isinstance(e, dict) and isinstance(e.get(rate), (int, float))}
+        if by_code:
+            metrics[key] = by_code
+    recall = {k: v.get("recall") for k, v in harmful_sets.items() if isinstance(v, dict)}
+    if recall:
+        metrics["harmful_set_recall"] = recall
     # The share blocked among each benign set's prompts that name a picture format (memes,
     # stickers, posters: the largest source of over-blocking) and among those about people (a
     # person noun, identity descriptor, occupation or pronoun) and that do not read as English,
