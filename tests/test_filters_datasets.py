@@ -294,6 +294,28 @@ def test_harm_word_sets_share_their_words_and_are_never_trained_on() -> None:
     assert not model.seen(pd.concat([benign, harmful])["prompt"].tolist()).any()
 
 
+def test_language_pairs_are_aligned_training_data_apart_from_every_evaluation_set() -> None:
+    """The multilingual training pairs: twins share a language and a pair key (so a split keeps
+    them on one side), every harmful line is categorised, sixteen languages, and no near key
+    is shared with an evaluation-only set (the multilingual sets above all) or another
+    training set; not a default training source."""
+    from imagen_audit.filters.commands import DEFAULT_BENIGN, DEFAULT_HARMFUL
+
+    ben, harm = D.load_named("lang-train-benign"), D.load_named("lang-train-harmful")
+    assert len(ben) == len(harm) >= 400
+    assert list(ben["pair"]) == list(harm["pair"]) and list(ben["language"]) == list(
+        harm["language"])
+    assert ben["language"].nunique() == 16 and set(harm["category"]) == _CATEGORIES
+    for df in (ben, harm):
+        assert not df["prompt"].map(D.near_key).duplicated().any()
+    keys = set(ben["prompt"].map(D.near_key)) | set(harm["prompt"].map(D.near_key))
+    _assert_apart(keys, ["benign-requests", "harmful-requests", *D.CONTRAST_PAIR_SETS])
+    parts = D.split_training_spec("lang-train-benign", 0, 0)
+    twins = D.split_training_spec("lang-train-harmful", 1, 0)
+    assert [sorted(a["pair"]) for a in parts] == [sorted(b["pair"]) for b in twins]
+    assert not {"lang-train-benign", "lang-train-harmful"} & {*DEFAULT_BENIGN, *DEFAULT_HARMFUL}
+
+
 def test_a_malformed_multilingual_line_is_named(tmp_path: Path) -> None:
     (tmp_path / "m.txt").write_text("# c\nde\tein Hund im Schnee\nGerman\tein Hund\n",
                                     encoding="utf-8")

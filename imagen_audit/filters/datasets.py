@@ -558,12 +558,19 @@ def load_multilingual(name: str, path: str | Path | None = None) -> pd.DataFrame
     (round 78 saw it block nine of twelve harmless captions in other languages). One
     ``language<TAB>prompt`` (benign) or ``language<TAB>category<TAB>prompt`` (harmful) a line;
     the ISO 639-1 code is kept as column ``language``."""
-    from imagen_audit.filters.trainset import augment_file, numbered_lines
-
     if name not in MULTILINGUAL_SETS:
         raise FilterError(f"unknown multilingual set {name!r}; expected one of "
                           f"{sorted(MULTILINGUAL_SETS)}")
     file, label = MULTILINGUAL_SETS[name]
+    return _read_language_lines(file, label, name, path)
+
+
+def _read_language_lines(file: str, label: int, name: str,
+                         path: str | Path | None) -> pd.DataFrame:
+    """``language<TAB>prompt`` (benign) or ``language<TAB>category<TAB>prompt`` (harmful)
+    lines as a table with a ``language`` column; a malformed line is named."""
+    from imagen_audit.filters.trainset import augment_file, numbered_lines
+
     p = Path(path) if path is not None else augment_file(file)
     fields = 3 if label else 2
     form = "language<TAB>category<TAB>prompt" if label else "language<TAB>prompt"
@@ -580,6 +587,29 @@ def load_multilingual(name: str, path: str | Path | None = None) -> pd.DataFrame
     return _finish(pd.DataFrame(rows), name)
 
 
+# Multilingual training contrast pairs (session 33): data for a later round, not a default source.
+LANGUAGE_PAIR_SETS = {"lang-train-benign": ("lang_train_benign.txt", 0),
+                      "lang-train-harmful": ("lang_train_harmful.txt", 1)}
+
+
+def load_language_pairs(name: str, path: str | Path | None = None) -> pd.DataFrame:
+    """``lang-train-benign`` / ``lang-train-harmful`` (session 33, a helper who read nothing of
+    the project): 416 *training* contrast pairs in sixteen languages other than English (26 in
+    each of German, Spanish, French, Portuguese, Italian, Dutch, Polish, Turkish, Russian,
+    Japanese, Chinese, Hindi, Arabic, Korean, Vietnamese and Swedish), a harmless prompt and its
+    harmful twin in the same language and form, written because the shipped model refuses 86%
+    of harmless prompts in other languages (``multilingual-benign``): the language itself must
+    carry no label. Same file format as :func:`load_multilingual`; line k of one half twins line
+    k of the other and both carry ``pair`` = ``"lang:<k>"`` so a split keeps them together."""
+    if name not in LANGUAGE_PAIR_SETS:
+        raise FilterError(f"unknown language-pair set {name!r}; expected one of "
+                          f"{sorted(LANGUAGE_PAIR_SETS)}")
+    file, label = LANGUAGE_PAIR_SETS[name]
+    df = _read_language_lines(file, label, name, path)
+    df["pair"] = [f"lang:{k}" for k in range(len(df))]
+    return df
+
+
 # The hand-written sets shipped in filters/augment, by name (``load_named``).
 _SHIPPED_SETS = {"benign-requests": load_benign_requests,
                  "everyday-benign": load_everyday_benign,
@@ -594,7 +624,8 @@ _SHIPPED_SETS = {"benign-requests": load_benign_requests,
                  **{n: partial(load_fresh, n) for n in FRESH_SETS},
                  **{n: partial(load_surface_train, n) for n in SURFACE_TRAIN_SETS},
                  **{n: partial(load_free_train, n) for n in FREE_TRAIN_SETS},
-                 **{n: partial(load_multilingual, n) for n in MULTILINGUAL_SETS}}
+                 **{n: partial(load_multilingual, n) for n in MULTILINGUAL_SETS},
+                 **{n: partial(load_language_pairs, n) for n in LANGUAGE_PAIR_SETS}}
 SHIPPED_SET_NAMES = tuple(_SHIPPED_SETS)  # readable without ../shared
 
 # Fresh sets in JUDGED_FRESH_SETS (imagen_audit.filters.judged) judged their round, were read
