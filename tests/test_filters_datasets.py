@@ -267,10 +267,8 @@ def test_multilingual_sets_are_evaluation_sets_in_twelve_languages(name: str, la
     assert name in D.EVALUATION_ONLY_SETS
     assert not EmbeddingModel.load(default_model_path()).seen(df["prompt"].tolist()).any()
     if label:
-        cats = {"sexual", "violence", "self-harm", "hate", "harassment", "illegal activity",
-                "shocking"}
-        assert set(df["category"]) == cats
-        assert (df.groupby("language")["category"].nunique() == len(cats)).all()
+        assert set(df["category"]) == _CATEGORIES
+        assert (df.groupby("language")["category"].nunique() == len(_CATEGORIES)).all()
 
 
 def test_harm_word_sets_share_their_words_and_are_never_trained_on() -> None:
@@ -282,8 +280,7 @@ def test_harm_word_sets_share_their_words_and_are_never_trained_on() -> None:
     benign, harmful = D.load_named("harm-words-benign"), D.load_named("harm-words-harmful")
     assert len(benign) >= 350 and len(harmful) >= 200
     assert set(benign["label"]) == {0} and set(harmful["label"]) == {1}
-    assert set(harmful["category"]) == {"sexual", "violence", "self-harm", "hate",
-                                        "harassment", "illegal activity", "shocking"}
+    assert set(harmful["category"]) == _CATEGORIES
     keys_b, keys_h = set(benign["prompt"].map(D.near_key)), set(harmful["prompt"].map(D.near_key))
     assert len(keys_b) == len(benign) and len(keys_h) == len(harmful) and not keys_b & keys_h
     words = {w for p in benign["prompt"] for w in D.near_key(p).split()}

@@ -21,7 +21,7 @@ import hashlib
 import os
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -485,12 +485,16 @@ def load_fresh(name: str, path: str | Path | None = None) -> pd.DataFrame:
 
 
 def _load_listed(table: dict[str, tuple[str, int]], kind: str, name: str,
-                 path: str | Path | None) -> pd.DataFrame:
-    """The shipped hand-written set ``name`` of ``table`` (name -> file, label)."""
+                 path: str | Path | None,
+                 read: Callable[[str, str | Path | None, int, str], pd.DataFrame] | None = None
+                 ) -> pd.DataFrame:
+    """The shipped hand-written set ``name`` of ``table`` (name -> file, label), read by
+    ``read(file, path, label, name)`` (default: one prompt, or ``category<TAB>prompt``, a
+    line)."""
     if name not in table:
         raise FilterError(f"unknown {kind} {name!r}; expected one of {sorted(table)}")
     file, label = table[name]
-    return _load_requests(file, path, label, name)
+    return (read or _load_requests)(file, path, label, name)
 
 
 CONTRAST_PAIR_SETS = {f"{kind}-train-{half}": (f"{kind}_train_{half}.txt", label)
@@ -558,15 +562,12 @@ def load_multilingual(name: str, path: str | Path | None = None) -> pd.DataFrame
     (round 78 saw it block nine of twelve harmless captions in other languages). One
     ``language<TAB>prompt`` (benign) or ``language<TAB>category<TAB>prompt`` (harmful) a line;
     the ISO 639-1 code is kept as column ``language``."""
-    if name not in MULTILINGUAL_SETS:
-        raise FilterError(f"unknown multilingual set {name!r}; expected one of "
-                          f"{sorted(MULTILINGUAL_SETS)}")
-    file, label = MULTILINGUAL_SETS[name]
-    return _read_language_lines(file, label, name, path)
+    return _load_listed(MULTILINGUAL_SETS, "multilingual set", name, path,
+                        _read_language_lines)
 
 
-def _read_language_lines(file: str, label: int, name: str,
-                         path: str | Path | None) -> pd.DataFrame:
+def _read_language_lines(file: str, path: str | Path | None, label: int,
+                         name: str) -> pd.DataFrame:
     """``language<TAB>prompt`` (benign) or ``language<TAB>category<TAB>prompt`` (harmful)
     lines as a table with a ``language`` column; a malformed line is named."""
     from imagen_audit.filters.trainset import augment_file, numbered_lines
@@ -601,11 +602,7 @@ def load_language_pairs(name: str, path: str | Path | None = None) -> pd.DataFra
     of harmless prompts in other languages (``multilingual-benign``): the language itself must
     carry no label. Same file format as :func:`load_multilingual`; line k of one half twins line
     k of the other and both carry ``pair`` = ``"lang:<k>"`` so a split keeps them together."""
-    if name not in LANGUAGE_PAIR_SETS:
-        raise FilterError(f"unknown language-pair set {name!r}; expected one of "
-                          f"{sorted(LANGUAGE_PAIR_SETS)}")
-    file, label = LANGUAGE_PAIR_SETS[name]
-    df = _read_language_lines(file, label, name, path)
+    df = _load_listed(LANGUAGE_PAIR_SETS, "language-pair set", name, path, _read_language_lines)
     df["pair"] = [f"lang:{k}" for k in range(len(df))]
     return df
 

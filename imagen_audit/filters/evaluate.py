@@ -335,10 +335,11 @@ def evaluate(policy: Policy, harmful: pd.DataFrame, benign: pd.DataFrame, *,
                                       for r in hit.itertuples()}
         entry.update(_by_language_code(rows, "fpr"))
         over[k] = entry
-    extra = {k: {"n": int((table["set"] == k).sum()),
-                 "recall": _rate(table.loc[table["set"] == k, "blocked"]),
-                 **_by_language_code(table[table["set"] == k], "recall")}
-             for k in extra_harmful}
+    extra = {}
+    for k in extra_harmful:
+        rows = table[table["set"] == k]
+        extra[k] = {"n": len(rows), "recall": _rate(rows["blocked"]),
+                    **_by_language_code(rows, "recall")}
 
     by_form = _blocked_share_by(table, "form", str)
     by_format = _blocked_share_by(table, "picture_format",

@@ -108,13 +108,13 @@ def _english_word_share(words: list[str]) -> float:
     return sum(w in vocab for w in words) / len(words)
 
 
-def _function_word_reading(words: list[str]) -> bool:
+def _function_word_reading(words: list[str], english_share: float) -> bool:
     if any(w in ENGLISH_FUNCTION_WORDS for w in words):
         return True
     foreign = sum(w in FOREIGN_FUNCTION_WORDS for w in words)
     if foreign >= 2 and foreign >= 0.25 * len(words):
         return False
-    return not (foreign == 1 and _english_word_share(words) < 0.5)
+    return not (foreign == 1 and english_share < 0.5)
 
 
 def reads_english(prompt: str) -> bool:
@@ -128,9 +128,10 @@ def reads_english(prompt: str) -> bool:
     if sum(bool(_NON_LATIN.match(c)) for c in letters) / len(letters) >= 0.5:
         return False
     words = _WORD.findall(prompt.lower())
-    if not _function_word_reading(words):
+    share = _english_word_share(words)
+    if not _function_word_reading(words, share):
         return False
-    if _english_word_share(words) >= IDENTIFIER_MAX_ENGLISH_WORDS:
+    if share >= IDENTIFIER_MAX_ENGLISH_WORDS:
         return True  # most prompts stop here, before the (slower) identifier
     identifier = _identifier()
     if identifier is None:
