@@ -116,10 +116,10 @@ def shipped_prompts(n: int) -> list[str]:
     import pandas as pd
 
     from imagen_audit.filters import datasets as D
-    from imagen_audit.filters.judged import UNREAD_FRESH_SETS
+    from imagen_audit.filters.judged import UNREAD_SETS
 
     frames = [D.load_named(name)["prompt"] for name in D.SHIPPED_SET_NAMES
-              if name not in UNREAD_FRESH_SETS]  # the next round's judge stays unscored
+              if name not in UNREAD_SETS]  # the next rounds' judges stay unscored
     prompts = pd.concat(frames).astype(str).drop_duplicates()
     return prompts.sample(n=min(n, len(prompts)), random_state=3).tolist()
 

@@ -248,20 +248,27 @@ def test_picture_requests_are_evaluation_sets_never_trained_on(name: str, label:
                                        "illegal activity", "shocking"}
 
 
-@pytest.mark.parametrize(("name", "label", "per_language"), [("multilingual-benign", 0, 30),
-                                                            ("multilingual-harmful", 1, 20)])
-def test_multilingual_sets_are_evaluation_sets_in_twelve_languages(name: str, label: int,
-                                                                  per_language: int) -> None:
-    """The multilingual sets keep each prompt's language, are balanced over twelve languages,
+_TWELVE = ("de", "es", "fr", "pt", "it", "nl", "pl", "tr", "ru", "ja", "zh", "hi")
+
+
+@pytest.mark.parametrize(("name", "label", "per_language", "languages"), [
+    ("multilingual-benign", 0, 30, _TWELVE), ("multilingual-harmful", 1, 20, _TWELVE),
+    ("multilingual-b-benign", 0, 25, (*_TWELVE, "ar", "ko", "vi", "sv")),
+    ("multilingual-b-harmful", 1, 16, (*_TWELVE, "ar", "ko", "vi", "sv"))])
+def test_multilingual_sets_are_balanced_evaluation_sets(name: str, label: int, per_language: int,
+                                                        languages: tuple[str, ...]) -> None:
+    """The multilingual sets keep each prompt's language, are balanced over their languages,
     are never trained on (the training guard keeps them out) and are unknown to the shipped
-    model; the harmful one carries the seven categories in every language."""
+    model; the harmful ones carry the seven categories in every language. The second set
+    (unread, a later round's judge) shares no near key with the first or with the training
+    pairs in sixteen languages."""
     from imagen_audit.filters.embedding import EmbeddingModel, default_model_path
 
     df = D.load_named(name)
     assert set(df["label"]) == {label} and set(df["source"]) == {name}
-    assert df["language"].value_counts().to_dict() == {
-        c: per_language for c in ("de", "es", "fr", "pt", "it", "nl", "pl", "tr", "ru", "ja",
-                                  "zh", "hi")}
+    counts = df["language"].value_counts()
+    assert set(counts.index) == set(languages)  # as written; vetting dropped at most three
+    assert counts.between(per_language - 3, per_language).all()
     assert not df["prompt"].map(D.near_key).duplicated().any()
     assert not df["prompt"].str.contains("\t").any()
     assert name in D.EVALUATION_ONLY_SETS
@@ -269,26 +276,42 @@ def test_multilingual_sets_are_evaluation_sets_in_twelve_languages(name: str, la
     if label:
         assert set(df["category"]) == _CATEGORIES
         assert (df.groupby("language")["category"].nunique() == len(_CATEGORIES)).all()
+    if name.startswith("multilingual-b-"):
+        keys = set(df["prompt"].map(D.near_key))
+        for other in ("multilingual-benign", "multilingual-harmful", *D.LANGUAGE_PAIR_SETS):
+            assert not keys & set(D.load_named(other)["prompt"].map(D.near_key)), other
+        from imagen_audit.filters.judged import UNREAD_SETS
+
+        assert name in UNREAD_SETS
 
 
-def test_harm_word_sets_share_their_words_and_are_never_trained_on() -> None:
+@pytest.mark.parametrize(("prefix", "words"), [
+    ("harm-words", {"naked", "nude", "gore", "cocktail", "bomb", "suicide"}),
+    ("harm-words-b", {"naked", "bomb", "suicide", "gore", "knife", "meth"})])
+def test_harm_word_sets_share_their_words_and_are_never_trained_on(prefix: str,
+                                                                   words: set[str]) -> None:
     """The harm-word sets use words that are harmful elsewhere, benign in one set and harmful
     in the other, so an exception that merely allows a word loses recall; both stay out of
-    training and out of the shipped model."""
+    training and out of the shipped model, and the two pairs share no prompt."""
     from imagen_audit.filters.embedding import EmbeddingModel, default_model_path
 
-    benign, harmful = D.load_named("harm-words-benign"), D.load_named("harm-words-harmful")
+    benign, harmful = D.load_named(f"{prefix}-benign"), D.load_named(f"{prefix}-harmful")
     assert len(benign) >= 350 and len(harmful) >= 200
     assert set(benign["label"]) == {0} and set(harmful["label"]) == {1}
     assert set(harmful["category"]) == _CATEGORIES
     keys_b, keys_h = set(benign["prompt"].map(D.near_key)), set(harmful["prompt"].map(D.near_key))
     assert len(keys_b) == len(benign) and len(keys_h) == len(harmful) and not keys_b & keys_h
-    words = {w for p in benign["prompt"] for w in D.near_key(p).split()}
-    shared = {w for p in harmful["prompt"] for w in D.near_key(p).split()} & words
-    assert {"naked", "nude", "gore", "cocktail", "bomb", "suicide"} <= shared
-    assert {"harm-words-benign", "harm-words-harmful"} <= set(D.EVALUATION_ONLY_SETS)
+    benign_words = {w for p in benign["prompt"] for w in D.near_key(p).split()}
+    shared = {w for p in harmful["prompt"] for w in D.near_key(p).split()} & benign_words
+    assert words <= shared
+    assert {f"{prefix}-benign", f"{prefix}-harmful"} <= set(D.EVALUATION_ONLY_SETS)
+    others = [n for n in D.HARM_WORD_SETS if n not in (f"{prefix}-benign", f"{prefix}-harmful")]
+    for name in others:
+        assert not (keys_b | keys_h) & set(D.load_named(name)["prompt"].map(D.near_key)), name
     model = EmbeddingModel.load(default_model_path())
     assert not model.seen(pd.concat([benign, harmful])["prompt"].tolist()).any()
+    with pytest.raises(FilterError, match="unknown harm-word set"):
+        D.load_harm_words(f"{prefix}-neutral")
 
 
 def test_language_pairs_are_aligned_training_data_apart_from_every_evaluation_set() -> None:
@@ -417,13 +440,13 @@ def test_unread_judge_is_evaluation_only_and_scored_by_no_default() -> None:
     every evaluation-only set, but neither trained on nor reported by ``filters eval`` by
     default, so nothing reads it before its round."""
     from imagen_audit.filters import commands as C
-    from imagen_audit.filters.judged import JUDGED_FRESH_SETS, UNREAD_FRESH_SETS
+    from imagen_audit.filters.judged import JUDGED_FRESH_SETS, UNREAD_FRESH_SETS, UNREAD_SETS
 
     assert set(UNREAD_FRESH_SETS) < set(D.FRESH_SETS)
-    assert set(UNREAD_FRESH_SETS) < set(D.EVALUATION_ONLY_SETS)
+    assert set(UNREAD_FRESH_SETS) < set(UNREAD_SETS) < set(D.EVALUATION_ONLY_SETS)
     for defaults in (JUDGED_FRESH_SETS, C.FREE_FORM_IDENTITY_SETS, C.DEFAULT_HARMFUL,
                      C.DEFAULT_BENIGN, C.HAND_WRITTEN_SOURCES):
-        assert not set(UNREAD_FRESH_SETS) & set(defaults)
+        assert not set(UNREAD_SETS) & set(defaults)
 
 
 @pytest.mark.parametrize("family", ["surface-train", *(f"free-train-{x}" for x in

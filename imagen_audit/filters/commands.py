@@ -20,6 +20,7 @@ from imagen_audit.filters.judged import (
     FRESH_LETTERS,
     JUDGED_FRESH_SETS,
     UNREAD_FRESH_SETS,
+    UNREAD_SETS,
 )
 
 if TYPE_CHECKING:  # heavy imports only for the type checker: `--help` stays fast
@@ -80,8 +81,8 @@ FREE_FORM_IDENTITY_SETS = tuple(
     if s not in UNREAD_FRESH_SETS)
 # The help names the unread judges from the same tuple, so it cannot go stale at each round.
 _UNREAD_NOTE = (" (" + ", ".join(f"{t}-*" for t in sorted({s.rsplit("-", 1)[0]
-                                                         for s in UNREAD_FRESH_SETS}))
-                + " unread: the next rounds' judges)" if UNREAD_FRESH_SETS else "")
+                                                         for s in UNREAD_SETS}))
+                + " unread: the next rounds' judges)" if UNREAD_SETS else "")
 DEFAULT_SOURCE_WEIGHTS = ("partiprompts=4", "benign-requests=4",
                           *(f"{s}={2 if s in (*JUDGED_FRESH_SETS, *SURFACE_SOURCES) else 4}"
                             for s in HAND_WRITTEN_SOURCES))
@@ -116,9 +117,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "benign-requests, "
                                   "harmful-requests, picture-requests, "
                                   "harmful-picture-requests, benign-creative, "
-                                  "harmful-creative, harm-words-benign, "
-                                  "harm-words-harmful, multilingual-benign, "
-                                  "multilingual-harmful (twelve languages), the fresh "
+                                  "harmful-creative, harm-words-{benign,harmful}, "
+                                  "harm-words-b-{benign,harmful}, multilingual-benign, "
+                                  "multilingual-harmful (twelve languages), "
+                                  "multilingual-b-{benign,harmful} (sixteen), the fresh "
                                   "judgement sets "
                                   "fresh-{benign,identity,harmful}, fresh-identity-b, "
                                   "fresh-harmful-b and "

@@ -367,22 +367,27 @@ def load_harmful_creative(path: str | Path | None = None) -> pd.DataFrame:
     return _load_requests("creative_harmful.txt", path, 1, "harmful-creative")
 
 
-def load_harm_words_benign(path: str | Path | None = None) -> pd.DataFrame:
-    """``harm-words-benign`` (session 33, a helper who read nothing of the project): 400
-    harmless prompts, each using a word that is harmful elsewhere in an innocent sense ("naked
-    mole rat curled up asleep", "rustic naked cake", a rear naked choke in a jiu-jitsu class,
-    Scunthorpe, cum laude, awareness posters), about 290 such words, none more than five
-    times. An evaluation set only, never trained on: what a word list costs, and what an
-    exception to it gives away (round 80)."""
-    return _load_requests("harm_words_benign.txt", path, 0, "harm-words-benign")
+# The harm-word evaluation sets, by name: (file in filters/augment, label).
+HARM_WORD_SETS = {"harm-words-benign": ("harm_words_benign.txt", 0),
+                  "harm-words-harmful": ("harm_words_harmful.txt", 1),
+                  "harm-words-b-benign": ("harm_words_b_benign.txt", 0),
+                  "harm-words-b-harmful": ("harm_words_b_harmful.txt", 1)}
 
 
-def load_harm_words_harmful(path: str | Path | None = None) -> pd.DataFrame:
-    """``harm-words-harmful``: the counterpart of :func:`load_harm_words_benign` by the same
-    helper, 250 harmful prompts (``category<TAB>prompt``) using many of the same words in
-    their harmful sense (a rear naked choke on a named coworker, a Molotov "cocktail"), so an
-    exception that merely allows a word shows up as lost recall."""
-    return _load_requests("harm_words_harmful.txt", path, 1, "harm-words-harmful")
+def load_harm_words(name: str, path: str | Path | None = None) -> pd.DataFrame:
+    """A harm-word evaluation set, by name. Each pair was written by a helper who read nothing
+    of the project, as harmless prompts using a word that is harmful elsewhere in an innocent
+    sense (a "naked mole rat", a "rear naked choke" in a jiu-jitsu class, cum laude, a grease
+    nipple, awareness posters) and harmful prompts (``category<TAB>prompt``) using the same
+    kinds of words in their harmful sense, so an exception that merely allows a word shows up
+    as lost recall. ``harm-words-*`` (session 33: 400 and 250 prompts, about 290 words) judged
+    round 80; ``harm-words-b-*`` (session 34: 420 and 260, about 350 words) round 82.
+    Evaluation sets only, never trained on: what a word list costs, and what an exception to
+    it gives away."""
+    if name not in HARM_WORD_SETS:
+        raise FilterError(f"unknown harm-word set {name!r} (known: {', '.join(HARM_WORD_SETS)})")
+    file, label = HARM_WORD_SETS[name]
+    return _load_requests(file, path, label, name)
 
 
 def load_contrast_pairs(name: str, path: str | Path | None = None) -> pd.DataFrame:
@@ -546,9 +551,13 @@ def load_free_train(name: str, path: str | Path | None = None) -> pd.DataFrame:
     return _load_listed(FREE_TRAIN_SETS, "free-form training set", name, path)
 
 
-# Prompts written in twelve languages other than English (session 33), evaluation only.
+# Prompts written in languages other than English, evaluation only: twelve languages (session
+# 33; round 81's judge) and sixteen (``multilingual-b-*``, session 34; unread, the next language
+# round's judge, ``judged.UNREAD_SETS``).
 MULTILINGUAL_SETS = {"multilingual-benign": ("multilingual_benign.txt", 0),
-                     "multilingual-harmful": ("multilingual_harmful.txt", 1)}
+                     "multilingual-harmful": ("multilingual_harmful.txt", 1),
+                     "multilingual-b-benign": ("multilingual_b_benign.txt", 0),
+                     "multilingual-b-harmful": ("multilingual_b_harmful.txt", 1)}
 _LANGUAGE_CODE = re.compile(r"[a-z]{2}")
 
 
@@ -561,7 +570,10 @@ def load_multilingual(name: str, path: str | Path | None = None) -> pd.DataFrame
     English sub-words, and a reviewer needs to see what it does to everyone else's prompts
     (round 78 saw it block nine of twelve harmless captions in other languages). One
     ``language<TAB>prompt`` (benign) or ``language<TAB>category<TAB>prompt`` (harmful) a line;
-    the ISO 639-1 code is kept as column ``language``."""
+    the ISO 639-1 code is kept as column ``language``. ``multilingual-b-benign`` /
+    ``multilingual-b-harmful`` (session 34, another helper, blind): 25 harmless and 16 harmful
+    prompts in each of sixteen languages (the twelve, Arabic, Korean, Vietnamese, Swedish),
+    unread until a round names it its judge."""
     return _load_listed(MULTILINGUAL_SETS, "multilingual set", name, path,
                         _read_language_lines)
 
@@ -615,8 +627,7 @@ _SHIPPED_SETS = {"benign-requests": load_benign_requests,
                  "harmful-picture-requests": load_harmful_picture_requests,
                  "benign-creative": load_benign_creative,
                  "harmful-creative": load_harmful_creative,
-                 "harm-words-benign": load_harm_words_benign,
-                 "harm-words-harmful": load_harm_words_harmful,
+                 **{n: partial(load_harm_words, n) for n in HARM_WORD_SETS},
                  **{n: partial(load_contrast_pairs, n) for n in CONTRAST_PAIR_SETS},
                  **{n: partial(load_fresh, n) for n in FRESH_SETS},
                  **{n: partial(load_surface_train, n) for n in SURFACE_TRAIN_SETS},
@@ -636,7 +647,7 @@ SHIPPED_SET_NAMES = tuple(_SHIPPED_SETS)  # readable without ../shared
 EVALUATION_ONLY_SETS = ("identities", "xstest", "holisticbias", "holisticbias-grid",
                         "picture-requests",
                         "harmful-picture-requests", "benign-creative", "harmful-creative",
-                        "harm-words-benign", "harm-words-harmful", *MULTILINGUAL_SETS,
+                        *HARM_WORD_SETS, *MULTILINGUAL_SETS,
                         *(n for n in FRESH_SETS if n not in JUDGED_FRESH_SETS))
 
 GROUP_SLOT = "{group}"

@@ -67,6 +67,10 @@ JUDGED_FRESH_SETS = ("fresh-harmful", "fresh-harmful-b", "fresh-c-harmful", "fre
 UNREAD_FRESH_SETS: tuple[str, ...] = ("fresh-pp-benign", "fresh-pp-identity", "fresh-pp-harmful",
                                       "fresh-qq-benign", "fresh-qq-identity", "fresh-qq-harmful",
                                       "fresh-rr-benign", "fresh-rr-identity", "fresh-rr-harmful")
+# Every unread judge: the fresh ones above and the second multilingual set (session 34, written
+# for the next round aimed at other languages). Nothing the project runs by default scores them.
+UNREAD_SETS: tuple[str, ...] = (*UNREAD_FRESH_SETS, "multilingual-b-benign",
+                                "multilingual-b-harmful")
 
 # Free-form training triples (session 14): ``free-train-<x>-*`` for each letter, written as
 # training data from the start by helpers who read nothing of the project, never judges. Round 39
