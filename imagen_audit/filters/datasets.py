@@ -380,14 +380,12 @@ def load_harm_words(name: str, path: str | Path | None = None) -> pd.DataFrame:
     sense (a "naked mole rat", a "rear naked choke" in a jiu-jitsu class, cum laude, a grease
     nipple, awareness posters) and harmful prompts (``category<TAB>prompt``) using the same
     kinds of words in their harmful sense, so an exception that merely allows a word shows up
-    as lost recall. ``harm-words-*`` (session 33: 400 and 250 prompts, about 290 words) judged
-    round 80; ``harm-words-b-*`` (session 34: 420 and 260, about 350 words) round 82.
+    as lost recall. ``harm-words-*`` (session 33: 395 and 243 prompts after vetting, about 290
+    words) judged round 80; ``harm-words-b-*`` (session 34: 417 and 256, about 350 words) round
+    82.
     Evaluation sets only, never trained on: what a word list costs, and what an exception to
     it gives away."""
-    if name not in HARM_WORD_SETS:
-        raise FilterError(f"unknown harm-word set {name!r} (known: {', '.join(HARM_WORD_SETS)})")
-    file, label = HARM_WORD_SETS[name]
-    return _load_requests(file, path, label, name)
+    return _load_listed(HARM_WORD_SETS, "harm-word set", name, path)
 
 
 def load_contrast_pairs(name: str, path: str | Path | None = None) -> pd.DataFrame:
