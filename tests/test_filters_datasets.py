@@ -260,8 +260,8 @@ def test_multilingual_sets_are_balanced_evaluation_sets(name: str, label: int, p
     """The multilingual sets keep each prompt's language, are balanced over their languages,
     are never trained on (the training guard keeps them out) and are unknown to the shipped
     model; the harmful ones carry the seven categories in every language. The second set
-    (unread, a later round's judge) shares no near key with the first or with the training
-    pairs in sixteen languages."""
+    (unread, a later round's judge) shares no near key with any other evaluation set or with
+    the training pairs in sixteen languages."""
     from imagen_audit.filters.embedding import EmbeddingModel, default_model_path
 
     df = D.load_named(name)
@@ -277,9 +277,7 @@ def test_multilingual_sets_are_balanced_evaluation_sets(name: str, label: int, p
         assert set(df["category"]) == _CATEGORIES
         assert (df.groupby("language")["category"].nunique() == len(_CATEGORIES)).all()
     if name.startswith("multilingual-b-"):
-        keys = set(df["prompt"].map(D.near_key))
-        for other in ("multilingual-benign", "multilingual-harmful", *D.LANGUAGE_PAIR_SETS):
-            assert not keys & set(D.load_named(other)["prompt"].map(D.near_key)), other
+        _assert_apart(set(df["prompt"].map(D.near_key)), [*D.LANGUAGE_PAIR_SETS], own=(name,))
         from imagen_audit.filters.judged import UNREAD_SETS
 
         assert name in UNREAD_SETS
@@ -292,7 +290,7 @@ def test_harm_word_sets_share_their_words_and_are_never_trained_on(prefix: str,
                                                                    words: set[str]) -> None:
     """The harm-word sets use words that are harmful elsewhere, benign in one set and harmful
     in the other, so an exception that merely allows a word loses recall; both stay out of
-    training and out of the shipped model, and the two pairs share no prompt."""
+    training and out of the shipped model, and share no prompt with any other evaluation set."""
     from imagen_audit.filters.embedding import EmbeddingModel, default_model_path
 
     benign, harmful = D.load_named(f"{prefix}-benign"), D.load_named(f"{prefix}-harmful")
@@ -305,9 +303,7 @@ def test_harm_word_sets_share_their_words_and_are_never_trained_on(prefix: str,
     shared = {w for p in harmful["prompt"] for w in D.near_key(p).split()} & benign_words
     assert words <= shared
     assert {f"{prefix}-benign", f"{prefix}-harmful"} <= set(D.EVALUATION_ONLY_SETS)
-    others = [n for n in D.HARM_WORD_SETS if n not in (f"{prefix}-benign", f"{prefix}-harmful")]
-    for name in others:
-        assert not (keys_b | keys_h) & set(D.load_named(name)["prompt"].map(D.near_key)), name
+    _assert_apart(keys_b | keys_h, [], own=(f"{prefix}-benign", f"{prefix}-harmful"))
     model = EmbeddingModel.load(default_model_path())
     assert not model.seen(pd.concat([benign, harmful])["prompt"].tolist()).any()
     with pytest.raises(FilterError, match="unknown harm-word set"):
@@ -386,9 +382,12 @@ _CATEGORIES = {"sexual", "violence", "self-harm", "hate", "harassment", "illegal
                "shocking"}
 
 
-def _assert_apart(keys: set[str], others: list[str]) -> None:
-    """No near-duplicate key of ``keys`` in any evaluation-only set or in ``others``."""
+def _assert_apart(keys: set[str], others: list[str], own: tuple[str, ...] = ()) -> None:
+    """No near-duplicate key of ``keys`` in any evaluation-only set or in ``others``, leaving
+    out the sets named in ``own`` (the keys' own sets, when they are evaluation-only)."""
     for name in [*D.EVALUATION_ONLY_SETS, *others]:
+        if name in own:
+            continue
         try:
             other = D.load_named(name)
         except FilterError:
