@@ -151,7 +151,8 @@ def _from_prompt_filter_eval(path: Path, data: dict[str, Any],
                    if isinstance(e, dict) and isinstance(e.get(rate), (int, float))}
         if by_code:
             metrics[key] = by_code
-    recall = {k: v.get("recall") for k, v in harmful_sets.items() if isinstance(v, dict)}
+    recall = {k: v["recall"] for k, v in harmful_sets.items()
+              if isinstance(v, dict) and isinstance(v.get("recall"), (int, float))}
     if recall:
         metrics["harmful_set_recall"] = recall
     # The share blocked among each benign set's prompts that name a picture format (memes,
