@@ -400,6 +400,63 @@ def test_an_ensemble_can_leave_chat_requests_to_its_first_member(tmp_path,
         EmbeddingFilter(a, requests_by_first=[0.38, 0.47])
 
 
+def test_non_english_prompts_can_be_decided_at_their_own_threshold(monkeypatch) -> None:
+    """With non_english: [FROM, TO], a prompt that does not read as English is blocked at TO
+    exactly when its score reaches FROM (its score mapped piecewise-linearly, the score before
+    kept in the details); English prompts keep their scores. Malformed pairs are refused."""
+    from imagen_audit.filters.embedding import piecewise_align
+    from imagen_audit.filters.language import reads_english_each
+
+    prompts, y, x, cats = _blobs()
+    english = [f"a photo of the thing number {i} with a dog" for i in range(len(prompts))]
+    spanish = [f"una foto de la cosa número {i} con el perro" for i in range(len(prompts))]
+    assert all(reads_english_each(english)) and not any(reads_english_each(spanish))
+    m = train_model(prompts, y, cats, embeddings=x, encoder=NoEncoder())
+    enc = _LookupEncoder(dict(zip(english + spanish, np.r_[x, x], strict=True)))
+    monkeypatch.setattr(EmbeddingModel, "encoder", lambda self: enc)
+    plain = EmbeddingFilter(m)
+    strict = EmbeddingFilter(m, non_english=[0.2, 0.45])
+    n = len(prompts)
+    s_plain = np.array([r.score for r in plain.score(english + spanish)])
+    results = strict.score(english + spanish)
+    s_strict = np.array([r.score for r in results])
+    assert np.allclose(s_strict[:n], s_plain[:n])  # English: unchanged
+    assert np.allclose(s_strict[n:], piecewise_align(s_plain[n:], 0.2, 0.45))
+    assert ((s_strict[n:] >= 0.45) == (s_plain[n:] >= 0.2)).all()
+    assert (s_strict[n:] >= 0.45).sum() > (s_plain[n:] >= 0.45).sum()  # stricter here
+    assert results[n].details["in_english"] is False
+    assert results[n].details["score_before_non_english"] == pytest.approx(s_plain[n])
+    assert "score_before_non_english" not in results[0].details
+    assert strict.describe()["non_english"] == [0.2, 0.45]
+    assert "non_english" not in plain.describe()
+    for bad, msg in (([0.4], "two thresholds"), ([0.5, 1.0], r"lie in \(0, 1\)"),
+                     ("0.3", "two thresholds"), (0.3, "two thresholds")):
+        with pytest.raises(FilterError, match=msg):
+            EmbeddingFilter(m, non_english=bad)
+
+
+def test_a_policy_declares_non_english_and_names_the_field_when_it_is_malformed(
+        tmp_path, monkeypatch) -> None:
+    from imagen_audit.filters.base import PolicyError
+    from imagen_audit.filters.policy import Policy
+
+    prompts, y, x, cats = _blobs(40)
+    m = train_model(prompts, y, cats, embeddings=x, encoder=NoEncoder())
+    (tmp_path / "models").mkdir()
+    m.save(tmp_path / "models" / "one")
+    monkeypatch.setattr(EmbeddingModel, "encoder",
+                        lambda self: _LookupEncoder(dict(zip(prompts, x, strict=True))))
+    head = ("schema_version: 1\nname: ne\ncombine: any\nbackends:\n  - name: embedding\n"
+            "    threshold: 0.5\n    options:\n      model: models/one\n")
+    (tmp_path / "ne.yaml").write_text(head + "      non_english: [0.3, 0.5]\n")
+    pol = Policy.load(tmp_path / "ne.yaml")
+    assert pol.backend("embedding").non_english == (0.3, 0.5)
+    assert "non_english:\n    - 0.3\n    - 0.5" in pol.save(tmp_path / "copy.yaml").read_text()
+    (tmp_path / "bad.yaml").write_text(head + "      non_english: [0.3, 1.5]\n")
+    with pytest.raises(PolicyError, match=r"bad.yaml.*backends\[0\]\.options.*lie in \(0, 1\)"):
+        Policy.load(tmp_path / "bad.yaml").backend("embedding")
+
+
 def test_an_ensemble_is_declared_in_a_policy_and_refused_when_malformed(tmp_path,
                                                                        monkeypatch) -> None:
     from imagen_audit.filters.policy import Policy

@@ -725,7 +725,8 @@ class EmbeddingFilter:
                  figurative_lexicon: str | Path | None = None,
                  format_reading: bool = False,
                  requests_by_first: Sequence[float] | None = None,
-                 read_deobfuscated: bool = False) -> None:
+                 read_deobfuscated: bool = False,
+                 non_english: Sequence[float] | None = None) -> None:
         specs = list(model) if isinstance(model, (list, tuple)) else [model]
         if not specs:
             raise FilterError("embedding: model is an empty list (give one path, or several "
@@ -770,6 +771,7 @@ class EmbeddingFilter:
         self.format_reading = format_reading
         self.read_deobfuscated = read_deobfuscated
         self.requests_by_first = _request_mapping(requests_by_first, len(self.models))
+        self.non_english = _threshold_pair("non_english", non_english)
 
     def _scores(self, prompts: list[str]) -> tuple[np.ndarray, np.ndarray, list[str],
                                                    np.ndarray]:
@@ -825,8 +827,36 @@ class EmbeddingFilter:
             probs, texts = self._format_invariant(texts, probs, details)
         if self.identity is not None:
             probs = self._identity_invariant(texts, probs, details)
+        if self.non_english is not None:
+            probs = self._non_english_at_own_threshold(prompts, probs, details)
         return [FilterResult(float(np.clip(p, 0.0, 1.0)), c, d)
                 for p, c, d in zip(probs, cats, details, strict=True)]
+
+    def _non_english_at_own_threshold(self, prompts: list[str], probs: np.ndarray,
+                                      details: list[dict[str, Any]]) -> np.ndarray:
+        """Scores of prompts that do not read as English (:mod:`imagen_audit.filters.language`)
+        mapped so that FROM lands on TO (the ``non_english`` option): such a prompt is blocked
+        at TO exactly when its score, after every invariant reading, reaches FROM.
+
+        The classifier was trained on English, so on other languages its score measures
+        foreignness as much as harm (filters/README.md, rounds 78, 81 and 84): a model that
+        blocks fewer harmless English prompts can also release harmful foreign ones. A
+        policy team keeps its own operating point for the prompts the model cannot read
+        (FROM below TO: stricter; above: more lenient) without moving the English one. The
+        score before the mapping stays in ``details`` (``score_before_non_english``)."""
+        from imagen_audit.filters.language import reads_english_each
+
+        assert self.non_english is not None
+        foreign = ~np.asarray(reads_english_each(prompts), dtype=bool)
+        if not foreign.any():
+            return probs
+        src, dst = self.non_english
+        out = probs.copy()
+        out[foreign] = piecewise_align(np.clip(probs[foreign], 0.0, 1.0), src, dst)
+        for i in np.flatnonzero(foreign):
+            details[i]["in_english"] = False
+            details[i]["score_before_non_english"] = float(probs[i])
+        return out
 
     def _figurative_invariant(self, prompts: list[str], probs: np.ndarray,
                               details: list[dict[str, Any]]) -> tuple[np.ndarray, list[str]]:
@@ -923,7 +953,9 @@ class EmbeddingFilter:
                 "format_reading": self.format_reading,
                 "read_deobfuscated": self.read_deobfuscated,
                 **({"requests_by_first": list(self.requests_by_first)}
-                   if self.requests_by_first is not None else {})}
+                   if self.requests_by_first is not None else {}),
+                **({"non_english": list(self.non_english)}
+                   if self.non_english is not None else {})}
 
 
 def _request_mapping(value: Sequence[float] | None, members: int
@@ -935,13 +967,22 @@ def _request_mapping(value: Sequence[float] | None, members: int
         return None
     if members < 2:
         raise FilterError("embedding: requests_by_first needs an ensemble (model: [a, b])")
+    return _threshold_pair("requests_by_first", value)
+
+
+def _threshold_pair(option: str, value: Sequence[float] | None) -> tuple[float, float] | None:
+    """An option naming ``[FROM, TO]``, two thresholds in (0, 1) (None when unset)."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)):
+        value = [value]  # type: ignore[list-item]  # refused below, not split into letters
     try:
         src, dst = (float(v) for v in value)  # type: ignore[union-attr]
     except (TypeError, ValueError):
-        raise FilterError(f"embedding: requests_by_first must be [FROM, TO], two thresholds, "
+        raise FilterError(f"embedding: {option} must be [FROM, TO], two thresholds, "
                           f"not {value!r}") from None
     if not (0.0 < src < 1.0 and 0.0 < dst < 1.0):
-        raise FilterError(f"embedding: requests_by_first thresholds must lie in (0, 1), not "
+        raise FilterError(f"embedding: {option} thresholds must lie in (0, 1), not "
                           f"{[src, dst]}")
     return src, dst
 
@@ -952,8 +993,9 @@ def _make(model: str | list[str] | None = None, identity_lexicon: str | None = N
           figurative_lexicon: str | None = None,
           format_reading: bool = False,
           requests_by_first: list[float] | None = None,
-          read_deobfuscated: bool = False) -> EmbeddingFilter:
+          read_deobfuscated: bool = False,
+          non_english: list[float] | None = None) -> EmbeddingFilter:
     return EmbeddingFilter(model, identity_lexicon=identity_lexicon, identity_mode=identity_mode,
                            figurative_lexicon=figurative_lexicon, format_reading=format_reading,
                            requests_by_first=requests_by_first,
-                           read_deobfuscated=read_deobfuscated)
+                           read_deobfuscated=read_deobfuscated, non_english=non_english)
