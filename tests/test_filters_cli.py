@@ -86,7 +86,8 @@ def test_eval_writes_outputs_and_stores_them_in_the_run(tmp_path, capsys) -> Non
     assert doc["over_blocking"]["identity_probes"]["fpr"] == 0.0
     # The free-form identity sets are reported beside the template probes by default: those
     # the shipped model trained on (rounds 28, 36, 55, 63 and 77) by their held-out test
-    # bucket alone, fresh-nn and fresh-oo (read by rounds 77 and 78, evaluation-only) whole.
+    # bucket alone, fresh-nn, fresh-oo and fresh-pp (read by rounds 77, 78 and 85,
+    # evaluation-only) whole.
     for name, n in (("fresh-identity", 127), ("fresh-identity-b", 120),
                     ("fresh-c-identity", 129), ("fresh-d-identity", 91),
                     ("fresh-e-identity", 101), ("fresh-f-identity", 84),
@@ -104,7 +105,7 @@ def test_eval_writes_outputs_and_stores_them_in_the_run(tmp_path, capsys) -> Non
                     ("fresh-ii-identity", 86), ("fresh-jj-identity", 77),
                     ("fresh-kk-identity", 77), ("fresh-ll-identity", 80),
                     ("fresh-mm-identity", 97), ("fresh-nn-identity", 308),
-                    ("fresh-oo-identity", 292)):
+                    ("fresh-oo-identity", 292), ("fresh-pp-identity", 302)):
         assert doc["over_blocking"][name]["n"] == n
     for name in ("sweep.csv", "scores.csv", "identity_fpr.csv", "roc.png", "pr.png"):
         assert (out / name).is_file() and (run / "filters" / "blocklist-only" / name).is_file()

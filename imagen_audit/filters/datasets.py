@@ -475,14 +475,14 @@ def load_fresh(name: str, path: str | Path | None = None) -> pd.DataFrame:
     judge round 66 in session 24; ``fresh-mm-*``: a thirty-third, session 23, read once to judge
     round 73 in session 28; ``fresh-nn-*``: a thirty-fourth, session 23, read once to judge
     round 77 in session 31; ``fresh-oo-*``: a thirty-fifth, session 30, read once to judge
-    round 78 in session 32; ``fresh-pp-*``: a thirty-sixth, session 31, unread, the next
-    round's judge (``judged.UNREAD_FRESH_SETS``); ``fresh-qq-*``: a thirty-seventh, session
-    32, unread, the judge after it; ``fresh-rr-*``: a thirty-eighth, session 33, unread, the
-    judge after that; the letters s to x name the free-form
+    round 78 in session 32; ``fresh-pp-*``: a thirty-sixth, session 31, read once to judge
+    round 85 in session 35; ``fresh-qq-*``: a thirty-seventh, session 32, unread, the next
+    round's judge (``judged.UNREAD_FRESH_SETS``); ``fresh-rr-*``: a thirty-eighth, session 33,
+    unread, the judge after it; the letters s to x name the free-form
     training triples). Each is
     evaluation-only until it has judged its round: the pre-registered judges of which policy
     is the default (filters/README.md, rounds 18, 21, 22, 26-38, 41, 44b, 46, 47, 49-54,
-    56-58, 63, 65, 66, 73, 77 and 78). Those in
+    56-58, 63, 65, 66, 73, 77, 78 and 85). Those in
     :data:`JUDGED_FRESH_SETS` have since become training data (rounds 28, 36, 55, 63 and 77)."""
     return _load_listed(FRESH_SETS, "fresh set", name, path)
 

@@ -64,10 +64,10 @@ JUDGED_FRESH_SETS = ("fresh-harmful", "fresh-harmful-b", "fresh-c-harmful", "fre
 # `fresh-qq-*`, written in session 32, the one after; session 33: round 79's candidate failed its
 # guardrail before reading `fresh-pp`, and `fresh-rr-*`, written in session 33, follows
 # `fresh-qq`; session 34: rounds 81 and 83 failed their language judge and guardrail before
-# reading it; session 35: round 84 failed its guardrail before reading it). Empty when every
-# judge written so far has been read.
-UNREAD_FRESH_SETS: tuple[str, ...] = ("fresh-pp-benign", "fresh-pp-identity", "fresh-pp-harmful",
-                                      "fresh-qq-benign", "fresh-qq-identity", "fresh-qq-harmful",
+# reading it; session 35: fresh-pp, written in session 31, round 85, whose candidate failed it
+# (round 84 failed its guardrail before reading it); `fresh-qq-*` is the next judge, then
+# `fresh-rr-*`). Empty when every judge written so far has been read.
+UNREAD_FRESH_SETS: tuple[str, ...] = ("fresh-qq-benign", "fresh-qq-identity", "fresh-qq-harmful",
                                       "fresh-rr-benign", "fresh-rr-identity", "fresh-rr-harmful")
 # Every unread judge: the fresh ones above and the second multilingual set (session 34, written
 # for the next round aimed at other languages). Nothing the project runs by default scores them.
