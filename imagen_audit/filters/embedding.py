@@ -974,10 +974,10 @@ def _threshold_pair(option: str, value: Sequence[float] | None) -> tuple[float, 
     """An option naming ``[FROM, TO]``, two thresholds in (0, 1) (None when unset)."""
     if value is None:
         return None
-    if isinstance(value, (str, bytes)):
-        value = [value]  # type: ignore[list-item]  # refused below, not split into letters
+    # A string is one value, refused below, not two of its characters ("55" is not [5, 5]).
+    items = [value] if isinstance(value, (str, bytes)) else value
     try:
-        src, dst = (float(v) for v in value)  # type: ignore[union-attr]
+        src, dst = (float(v) for v in items)  # type: ignore[union-attr]
     except (TypeError, ValueError):
         raise FilterError(f"embedding: {option} must be [FROM, TO], two thresholds, "
                           f"not {value!r}") from None
