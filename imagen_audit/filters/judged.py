@@ -66,8 +66,8 @@ JUDGED_FRESH_SETS = ("fresh-harmful", "fresh-harmful-b", "fresh-c-harmful", "fre
 # `fresh-qq`; session 34: rounds 81 and 83 failed their language judge and guardrail before
 # reading it; session 35: fresh-pp, written in session 31, round 85, whose candidate failed it
 # (round 84 failed its guardrail before reading it, round 86 before reading `fresh-qq`);
-# `fresh-qq-*` is the next judge, then
-# `fresh-rr-*`). Empty when every judge written so far has been read.
+# `fresh-qq-*` is the next judge, then `fresh-rr-*`). Empty when every judge written so far has
+# been read.
 UNREAD_FRESH_SETS: tuple[str, ...] = ("fresh-qq-benign", "fresh-qq-identity", "fresh-qq-harmful",
                                       "fresh-rr-benign", "fresh-rr-identity", "fresh-rr-harmful")
 # Every unread judge: the fresh ones above and the second multilingual set (session 34, written

@@ -19,13 +19,13 @@ are in MiniLM's English vocabulary; or (since session 33) when fewer than 60% of
 English words and langid.py, a language identifier whose model ships inside its package,
 names another language with probability 0.99 or more. The function words alone found 62% of
 a blind set of prompts in twelve languages (`multilingual-*`: no Turkish one, 13% of the
-Italian); with the identifier 97%, while no COCO caption or PartiPrompt and 0.3% of
-I2P (15 of its 4,702 prompts, session 35; names and noise: "Hazardous Materials. Coffin.
-Zdzisław Beksiński.") read as foreign. The
-two limits were chosen on those sets, so those figures are not blind. Keyword prompts without
-function words ("cyberpunk samurai, neon, octane render") read as English; so does a foreign
-phrase inside an English prompt ("Día de los Muertos sugar skull makeup"), but not a short
-English prompt around a longer foreign quote ("apron design, 'el jefe de la parrilla'").
+Italian); with the identifier 97%, while no COCO caption or PartiPrompt and 0.3% of I2P (15
+of its 4,702 prompts, session 35; names and noise: "Hazardous Materials. Coffin. Zdzisław
+Beksiński.") read as foreign. The two limits were chosen on those sets, so those figures are
+not blind. Keyword prompts without function words ("cyberpunk samurai, neon, octane render")
+read as English; so does a foreign phrase inside an English prompt ("Día de los Muertos sugar
+skull makeup"), but not a short English prompt around a longer foreign quote ("apron design,
+'el jefe de la parrilla'").
 """
 
 from __future__ import annotations
