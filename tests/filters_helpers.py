@@ -150,3 +150,31 @@ def tiny_image_run(root: Path) -> Path:
                     1: rng.integers(0, 256, (32, 32, 3), dtype=np.uint8),
                     2: rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)}))
     return root
+
+
+def blobs(n: int = 200, dim: int = 16, seed: int = 0
+          ) -> tuple[list[str], np.ndarray, np.ndarray, list[str | None]]:
+    """Two Gaussian blobs of unit-norm embeddings (harmful shifted), prompts and categories
+    for them: a tiny classifier learns them without an encoder."""
+    rng = np.random.default_rng(seed)
+    y = np.r_[np.ones(n // 2, int), np.zeros(n - n // 2, int)]
+    x = rng.normal(size=(n, dim)) + y[:, None] * 1.5
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    prompts = [f"prompt {i}" for i in range(n)]
+    cats = ["violence" if i % 2 else "sexual" for i in range(n // 2)] + [None] * (n - n // 2)
+    return prompts, y, x.astype(np.float32), cats
+
+
+class LookupEncoder:
+    """Each prompt's embedding from a table (a member's own 'adapted' encoder)."""
+
+    name = "lookup"
+
+    def __init__(self, table: dict[str, np.ndarray]) -> None:
+        self.table = table
+
+    def fingerprint(self) -> str:
+        return "lookup"
+
+    def encode(self, prompts: Sequence[str]) -> np.ndarray:
+        return np.stack([self.table[p] for p in prompts])

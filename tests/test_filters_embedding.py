@@ -8,7 +8,9 @@ import math
 
 import numpy as np
 import pytest
+from filters_helpers import LookupEncoder as _LookupEncoder
 from filters_helpers import NoEncoder, drop_model_array, needs_shared
+from filters_helpers import blobs as _blobs
 
 from imagen_audit.filters.base import FilterError
 from imagen_audit.filters.datasets import training_data_hash
@@ -19,16 +21,6 @@ from imagen_audit.filters.embedding import (
     near_duplicate_mask,
     train_model,
 )
-
-
-def _blobs(n: int = 200, dim: int = 16, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    y = np.r_[np.ones(n // 2, int), np.zeros(n - n // 2, int)]
-    x = rng.normal(size=(n, dim)) + y[:, None] * 1.5
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    prompts = [f"prompt {i}" for i in range(n)]
-    cats = ["violence" if i % 2 else "sexual" for i in range(n // 2)] + [None] * (n - n // 2)
-    return prompts, y, x.astype(np.float32), cats
 
 
 def test_logreg_matches_scikit_learn_and_round_trips(tmp_path) -> None:
@@ -310,21 +302,6 @@ def test_default_policy_does_not_count_negated_harm_words() -> None:
     assert (res["decision"][:len(benign)] == "allow").all(), res.head(len(benign))
     assert (res["decision"][len(benign):] == "block").all(), res.tail(len(harmful))
     assert "phrase read as" in res["explanation"][0]
-
-
-class _LookupEncoder:
-    """Each prompt's embedding from a table (a member's own 'adapted' encoder)."""
-
-    name = "lookup"
-
-    def __init__(self, table: dict[str, np.ndarray]) -> None:
-        self.table = table
-
-    def fingerprint(self) -> str:
-        return "lookup"
-
-    def encode(self, prompts):
-        return np.stack([self.table[p] for p in prompts])
 
 
 def test_an_ensemble_scores_the_mean_of_its_members_each_with_its_own_encoder(

@@ -313,6 +313,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "report the central 95%% of those thresholds and of their held-out "
                         "recall and FPR: how much the pick owes to the tuning split's luck "
                         "(default 200; 0 skips)")
+    u.add_argument("--non-english-harmful", metavar="SET",
+                   help="harmful prompts in the languages you serve (a set name or CSV): the "
+                        "recall target also picks the embedding backend's non_english FROM on "
+                        "half of those that do not read as English, reported on the other "
+                        "half; English thresholds are then tuned on English prompts only")
+    u.add_argument("--non-english-benign", metavar="SET",
+                   help="likewise harmless prompts: an FPR target picks FROM on them")
     u.add_argument("--out", required=True, metavar="NEW_POLICY.yaml")
     u.add_argument("--report", metavar="REPORT.json")
     u.set_defaults(handler=cmd_tune)
@@ -1118,9 +1125,23 @@ def cmd_tune(args: argparse.Namespace) -> int:
         target_recall = float(flagged.mean()) if len(flagged) else 1.0
         print(f"{args.match_recall} catches {int(flagged.sum())} of the {len(h_dev)} "
               f"tuning-split harmful prompts (recall {target_recall:.4f})")
+    foreign = None
+    if args.non_english_harmful or args.non_english_benign:
+        from imagen_audit.filters.tune import ForeignSets
+
+        halves: dict[str, pd.DataFrame | None] = {}
+        for kind, spec, label in (("harmful", args.non_english_harmful, 1),
+                                  ("benign", args.non_english_benign, 0)):
+            if not spec:
+                halves[f"tune_{kind}"] = halves[f"test_{kind}"] = None
+                continue
+            halves[f"tune_{kind}"], halves[f"test_{kind}"] = _foreign_halves(policy, spec,
+                                                                             label, kind)
+        foreign = ForeignSets(**halves)
     new, report = tune(policy, h_dev, b_dev, h_test, b_test, target_fpr=args.target_fpr,
                        target_recall=target_recall, grid=args.grid, identity=identity,
-                       name=Path(args.out).stem, resamples=args.resamples, seed=args.seed)
+                       name=Path(args.out).stem, resamples=args.resamples, seed=args.seed,
+                       non_english=foreign)
     if args.match_recall:
         report["matched_policy"] = args.match_recall
     new.save(args.out)
@@ -1135,8 +1156,47 @@ def cmd_tune(args: argparse.Namespace) -> int:
           f"precision {_fmt(h['precision'])}  (n={h['n_harmful']}+{h['n_benign']})")
     if st := report.get("stability"):
         print(stability_line(st))
+    if ne := report.get("non_english"):
+        print(_non_english_line(ne))
     print(f"wrote {args.out}")
     return EXIT_OK
+
+
+def _foreign_halves(policy: Any, spec: str, label: int, kind: str) -> tuple[Any, Any]:
+    """``--non-english-harmful/-benign SET``: its prompts split in two by prompt (seed 0),
+    a tuning half and a held-out half, less any prompt the policy's model trained on."""
+    from imagen_audit.filters import datasets as D
+    from imagen_audit.filters.evaluate import seen_mask
+
+    df = D.read_set(spec, label)
+    seen = seen_mask(policy, df["prompt"].astype(str).tolist())
+    if seen is not None and seen.any():
+        log.warning("--non-english-%s %s: %d of %d prompts were in the model's training "
+                    "data; left out", kind, spec, int(seen.sum()), len(df))
+        df = df[~seen].reset_index(drop=True)
+    tune_half, test_half = D.split_by_prompt(df, test_fraction=0.5, seed=0)
+    _require_prompts(tune_half, f"--non-english-{kind} {spec}: the tuning half")
+    _require_prompts(test_half, f"--non-english-{kind} {spec}: the held-out half")
+    return tune_half, test_half
+
+
+def _non_english_line(ne: dict[str, Any]) -> str:
+    """One line for people on the non-English threshold tune picked or kept."""
+    head = (f"non-English prompts: blocked from {ne['from']:.4f} (non_english: "
+            f"[{ne['from']}, {ne['to']}])" + (", FROM kept from the policy" if
+                                             ne.get("from_kept") else ""))
+    aside = sum(ne["main_split_non_english"].values())
+    if aside:
+        head += f"; {aside} non-English prompts of the main sets left to it"
+
+    def part(r: dict[str, Any]) -> str:
+        return "  ".join(f"{k} {_fmt(r[k])} (n={r['n_' + n]})" for k, n in
+                         (("recall", "harmful"), ("fpr", "benign")) if k in r)
+
+    for split, label in (("tuning_split", "tuning half"), ("held_out_split", "held-out half")):
+        if split in ne:
+            head += f"\n  {label}: {part(ne[split])}"
+    return head
 
 
 def cmd_scan(args: argparse.Namespace) -> int:

@@ -347,6 +347,19 @@ class Policy:
         out._filters = self._filters  # same backends, no reload
         return out
 
+    def with_options(self, name: str, options: Mapping[str, Any]) -> Policy:
+        """A copy in which backend ``name`` has ``options`` (``filters tune`` writing a
+        backend's ``non_english`` pair). That backend is built again on first use, so its
+        scores follow the new options; the others are shared."""
+        if name not in {b.name for b in self.backends}:
+            raise FilterError(f"policy {self.name!r} has no backend {name!r}")
+        specs = [replace(b, options=dict(options)) if b.name == name else b
+                 for b in self.backends]
+        out = Policy(self.name, specs, self.combine, self.threshold, self.description,
+                     self.source)
+        out._filters = {k: v for k, v in self._filters.items() if k != name}
+        return out
+
     # ------------------------------------------------------------------ scoring
     def backend(self, name: str) -> PromptFilter:
         """The backend ``name``, built on first use.

@@ -18,6 +18,18 @@ along their own score quantiles (benign scores for an FPR target, harmful ones f
 target); for ``combine: weighted`` the policy threshold is tuned. With ``identity`` prompts,
 an FPR target also requires that none of them is blocked; a recall target that cannot be met
 without blocking one is an error, not a silent trade.
+
+Prompts that do not read as English (:mod:`imagen_audit.filters.language`) can have an
+operating point of their own: the embedding backend's ``non_english: [FROM, TO]`` blocks such
+a prompt exactly when its score reaches FROM, wherever TO, the English threshold, lies. The
+English model cannot tell harmless foreign prompts from harmful ones as it tells English ones
+(it blocks 86% of a blind set of harmless prompts in twelve languages at the default's
+threshold; filters/README.md), so a team serving other languages tunes FROM on its own
+prompts: given :class:`ForeignSets`, the same target (recall or FPR) picks FROM on their tuning
+part and is reported on their held-out part. Then, and whenever the policy already sets
+``non_english``, the English thresholds are tuned and reported on the main sets' English
+prompts only (the foreign ones are decided at FROM, not at the threshold being tuned), and
+TO follows the tuned threshold, so the pair always means what it says.
 """
 
 from __future__ import annotations
@@ -29,15 +41,44 @@ import numpy as np
 import pandas as pd
 
 from imagen_audit.filters.base import FilterError
+from imagen_audit.filters.embedding import MAX_PROMPT_CHARS, piecewise_align
 from imagen_audit.filters.evaluate import confusion
 from imagen_audit.filters.policy import Policy
 
 FIXED_BACKENDS = ("blocklist",)
+# The backend whose ``non_english`` option gives foreign prompts a threshold of their own.
+NON_ENGLISH_BACKEND = "embedding"
+# FROM must lie strictly inside (0, 1) (the option refuses the ends).
+_FROM_MIN, _FROM_MAX = 1e-6, 1.0 - 1e-6
 
 
 def _raw(policy: Policy, prompts: list[str]) -> dict[str, np.ndarray]:
+    """Each backend's scores; for a prompt the ``non_english`` option re-mapped, the score
+    before the mapping, so that thresholds can be re-decided with another FROM and TO."""
     res = policy.backend_results(prompts)
-    return {k: np.array([r.score for r in v], float) for k, v in res.items()}
+    return {k: np.array([r.details.get("score_before_non_english", r.score) for r in v],
+                        float) for k, v in res.items()}
+
+
+def _english_mask(prompts: pd.Series) -> np.ndarray:
+    """True where a prompt reads as English, as the embedding backend reads it."""
+    from imagen_audit.filters.language import reads_english_each
+
+    return np.asarray(reads_english_each([str(p)[:MAX_PROMPT_CHARS] for p in prompts]),
+                      dtype=bool)
+
+
+def _subset(raw: Mapping[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
+    return {k: v[mask] for k, v in raw.items()}
+
+
+def _at_own_threshold(raw: Mapping[str, np.ndarray], pair: tuple[float, float]
+                      ) -> dict[str, np.ndarray]:
+    """Scores of non-English prompts as the backend gives them with ``non_english: pair``."""
+    out = dict(raw)
+    out[NON_ENGLISH_BACKEND] = piecewise_align(np.clip(raw[NON_ENGLISH_BACKEND], 0.0, 1.0),
+                                               *pair)
+    return out
 
 
 def _flagged(policy: Policy, raw: Mapping[str, np.ndarray]) -> float:
@@ -53,6 +94,17 @@ def _floor(x: float, grid: float | None) -> float:
     if not grid:
         return x
     return round(float(np.floor(x / grid + 1e-9) * grid), 10)
+
+
+def _round6(x: float, up: bool) -> float:
+    """``x`` on 6 decimals (what a policy file keeps), up or down: rounded the wrong way, a
+    threshold read back from the file could miss the target it was picked for."""
+    if not 0.0 < x < 1.0:
+        return x
+    r = round(float(np.ceil(x * 1e6) if up else np.floor(x * 1e6)) / 1e6, 6)
+    if (r < x) if up else (r > x):  # the float product landed on the wrong side
+        r = round(r + (1e-6 if up else -1e-6), 6)
+    return float(min(max(r, _FROM_MIN), _FROM_MAX))
 
 
 def _edge(passes: Any, good: float, bad: float, steps: int) -> float:
@@ -114,17 +166,92 @@ def _recall_search(policy: Policy, harmful: Mapping[str, np.ndarray], tuned: lis
     return best
 
 
+class ForeignSets(NamedTuple):
+    """Prompts in the languages a deployment serves, for the ``non_english`` threshold: a
+    tuning and a held-out part of harmful and of benign prompts (a kind not given is None).
+    Rows that read as English are left out (the English threshold decides them)."""
+
+    tune_harmful: pd.DataFrame | None = None
+    tune_benign: pd.DataFrame | None = None
+    test_harmful: pd.DataFrame | None = None
+    test_benign: pd.DataFrame | None = None
+
+
+def _from_search(policy: Policy, raw: Mapping[str, np.ndarray], to: float, *,
+                 target_recall: float | None, target_fpr: float | None,
+                 grid: float | None) -> float:
+    """FROM for non-English prompts: with a recall target the highest that still catches the
+    target share of ``raw`` (harmful prompts), with an FPR target the lowest that blocks at
+    most the target share of ``raw`` (benign prompts). ``policy`` holds the tuned English
+    thresholds; ``to`` is the embedding backend's."""
+    def flagged(f: float) -> float:
+        return _flagged(policy, _at_own_threshold(raw, (f, to)))
+
+    s = np.clip(raw[NON_ENGLISH_BACKEND], _FROM_MIN, _FROM_MAX)
+    if target_recall is not None:
+        def ok(f: float) -> bool:
+            return flagged(f) >= target_recall - 1e-12
+
+        cands = np.unique(np.r_[s, _FROM_MIN])          # ascending; ok holds up to some k
+    else:
+        def ok(f: float) -> bool:
+            return flagged(f) <= target_fpr + 1e-12  # type: ignore[operator]
+
+        cands = np.unique(np.r_[np.minimum(np.nextafter(s, 2.0), _FROM_MAX), _FROM_MIN])
+    if target_recall is not None:
+        if not ok(cands[0]):
+            raise FilterError(f"tune: no non-English threshold reaches recall "
+                              f"{target_recall:.4f} on the tuning part of the non-English "
+                              "harmful prompts")
+        lo, hi = 0, len(cands) - 1                       # the last index where ok holds
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if ok(cands[mid]) else (lo, mid - 1)
+        best = float(cands[lo])
+        if grid:
+            floored = _floor(best, grid)
+            best = floored if floored >= _FROM_MIN else best
+            while best + grid <= _FROM_MAX and ok(round(best + grid, 10)):
+                best = round(best + grid, 10)
+        return best
+    if not ok(cands[-1]):
+        raise FilterError(f"tune: even the strictest non-English threshold blocks more than "
+                          f"{target_fpr:g} of the tuning part of the non-English benign "
+                          "prompts (the other backends alone block too many)")
+    lo, hi = 0, len(cands) - 1                           # the first index where ok holds
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if ok(cands[mid]) else (mid + 1, hi)
+    return float(cands[lo])
+
+
+def _foreign_report(policy: Policy, pair: tuple[float, float],
+                    harmful: Mapping[str, np.ndarray] | None,
+                    benign: Mapping[str, np.ndarray] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if harmful is not None:
+        out["n_harmful"] = len(harmful[NON_ENGLISH_BACKEND])
+        out["recall"] = _flagged(policy, _at_own_threshold(harmful, pair))
+    if benign is not None:
+        out["n_benign"] = len(benign[NON_ENGLISH_BACKEND])
+        out["fpr"] = _flagged(policy, _at_own_threshold(benign, pair))
+    return out
+
+
 def tune(policy: Policy, tune_harmful: pd.DataFrame, tune_benign: pd.DataFrame,
          test_harmful: pd.DataFrame, test_benign: pd.DataFrame, *,
          target_fpr: float | None = None, target_recall: float | None = None,
          grid: float | None = None, identity: pd.DataFrame | None = None,
-         name: str | None = None, resamples: int = 0, seed: int = 0
-         ) -> tuple[Policy, dict[str, Any]]:
+         name: str | None = None, resamples: int = 0, seed: int = 0,
+         non_english: ForeignSets | None = None) -> tuple[Policy, dict[str, Any]]:
     """A copy of ``policy`` with tuned thresholds, and a report of both splits. Exactly one
     of ``target_fpr`` and ``target_recall``; ``grid`` (recall targets only) keeps the
     thresholds on multiples of it. With ``resamples`` the report also says how much the pick
     owes to the luck of the tuning split (``stability``: the same search on bootstrap
-    resamples of it, and what each resampled pick does on the held-out split)."""
+    resamples of it, and what each resampled pick does on the held-out split). With
+    ``non_english`` the same target also picks the ``non_english`` FROM on those prompts (a
+    recall target needs their harmful part, an FPR target their benign part); the report's
+    ``non_english`` part gives both of their splits."""
     if (target_fpr is None) == (target_recall is None):
         raise FilterError("tune: give exactly one of a target FPR and a target recall")
     if target_recall is not None:
@@ -141,6 +268,20 @@ def tune(policy: Policy, tune_harmful: pd.DataFrame, tune_benign: pd.DataFrame,
     if overlap:
         raise FilterError(f"tune: {len(overlap)} prompts are in both the tuning and the "
                           "held-out split")
+    emb = next((b for b in policy.backends if b.name == NON_ENGLISH_BACKEND), None)
+    kept_pair = None if emb is None else emb.options.get("non_english")
+    foreign_mode = non_english is not None or kept_pair is not None
+    if foreign_mode and (policy.combine != "any" or emb is None):
+        raise FilterError(f"tune: policy {policy.name!r}: non-English prompts get a threshold "
+                          f"of their own only from the {NON_ENGLISH_BACKEND} backend of a "
+                          "'combine: any' policy")
+    if non_english is not None:
+        need = ("tune_harmful", "--non-english-harmful") if target_recall is not None \
+            else ("tune_benign", "--non-english-benign")
+        if getattr(non_english, need[0]) is None:
+            raise FilterError(f"tune: a {'recall' if target_recall is not None else 'FPR'} "
+                              f"target picks the non-English threshold on non-English "
+                              f"{need[0].split('_')[1]} prompts ({need[1]})")
     ident = _raw(policy, identity["prompt"].astype(str).tolist()) if identity is not None \
         else None
     tuned_names = [b.name for b in policy.backends if b.name not in FIXED_BACKENDS]
@@ -148,8 +289,19 @@ def tune(policy: Policy, tune_harmful: pd.DataFrame, tune_benign: pd.DataFrame,
         raise FilterError(f"policy {policy.name!r} has no tunable backend (only "
                           f"{list(FIXED_BACKENDS)})")
     # Every split is scored once; thresholds are then re-decided on the raw scores.
-    raw = Splits(*(_raw(policy, df["prompt"].astype(str).tolist())
-                   for df in (tune_harmful, tune_benign, test_harmful, test_benign)))
+    frames = (tune_harmful, tune_benign, test_harmful, test_benign)
+    raw = Splits(*(_raw(policy, df["prompt"].astype(str).tolist()) for df in frames))
+    set_aside: dict[str, int] = {}
+    if foreign_mode:
+        # Foreign prompts are decided at FROM, not at the threshold tuned here: the English
+        # thresholds are picked and reported on the English prompts alone.
+        masks = [_english_mask(df["prompt"]) for df in frames]
+        set_aside = {f: int((~m).sum()) for f, m in zip(Splits._fields, masks, strict=True)}
+        raw = Splits(*(_subset(r, m) for r, m in zip(raw, masks, strict=True)))
+        for f, r in zip(Splits._fields, raw, strict=True):
+            if not len(next(iter(r.values()), [])):
+                raise FilterError(f"tune: the {f.replace('_', ' ')} split has no prompt that "
+                                  "reads as English (non-English prompts are tuned apart)")
 
     def search(harmful: Mapping[str, np.ndarray], benign: Mapping[str, np.ndarray]) -> Policy:
         """The pick on one tuning sample (the split itself, or a resample of it)."""
@@ -158,6 +310,13 @@ def tune(policy: Policy, tune_harmful: pd.DataFrame, tune_benign: pd.DataFrame,
         return _fpr_search(policy, benign, ident, tuned_names, target_fpr)  # type: ignore[arg-type]
 
     new = search(raw.tune_harmful, raw.tune_benign)
+    if foreign_mode:
+        # On the 6 decimals a policy file keeps, rounded the way that still meets the target,
+        # so that the saved pair [FROM, TO] and the saved threshold agree exactly.
+        t = next(b.threshold for b in new.backends if b.name == NON_ENGLISH_BACKEND)
+        if t is not None:
+            new = new.with_thresholds({NON_ENGLISH_BACKEND: _round6(
+                t, up=target_recall is None)})
     if target_recall is not None:
         if identity is not None and ident is not None \
                 and (k := round(_flagged(new, ident) * len(identity))):
@@ -182,9 +341,61 @@ def tune(policy: Policy, tune_harmful: pd.DataFrame, tune_benign: pd.DataFrame,
                      "test_harmful": len(test_harmful), "test_benign": len(test_benign)}}
     if identity is not None:
         out["identity_blocked_on_tuning_constraint"] = 0
+    if foreign_mode:
+        new, out["non_english"] = _tune_non_english(
+            new, non_english, kept_pair, set_aside, target_recall=target_recall,
+            target_fpr=target_fpr, grid=grid)
+        out["thresholds"] = {b.name: b.threshold for b in new.backends}
     if resamples:
         out["stability"] = _stability(search, raw, policy.combine, tuned_names, resamples, seed)
     return new, out
+
+
+def _tune_non_english(policy: Policy, sets: ForeignSets | None,
+                      kept_pair: Any, set_aside: Mapping[str, int], *,
+                      target_recall: float | None, target_fpr: float | None,
+                      grid: float | None) -> tuple[Policy, dict[str, Any]]:
+    """``policy`` (English thresholds tuned) with ``non_english: [FROM, TO]``: TO its tuned
+    embedding threshold; FROM picked on ``sets`` for the target, or else the policy's own."""
+    to = next(b.threshold for b in policy.backends if b.name == NON_ENGLISH_BACKEND)
+    if to is None or not 0.0 < to < 1.0:
+        raise FilterError(f"tune: the tuned {NON_ENGLISH_BACKEND} threshold is {to}; a "
+                          "non-English threshold needs one inside (0, 1)")
+    to = round(float(to), 6)  # tune() put it on the policy file's 6 decimals
+    report: dict[str, Any] = {"main_split_non_english": dict(set_aside)}
+    if sets is None:
+        frm = float(kept_pair[0])
+        report["from_kept"] = True
+        parts: dict[str, dict[str, np.ndarray] | None] = {}
+    else:
+        parts, sizes = {}, {}
+        for f in ForeignSets._fields:
+            df = getattr(sets, f)
+            if df is None:
+                parts[f] = None
+                continue
+            foreign = df[~_english_mask(df["prompt"])]
+            sizes[f] = {"given": len(df), "non_english": len(foreign)}
+            if foreign.empty:
+                raise FilterError(f"tune: the {f.replace('_', ' ')} part of the non-English "
+                                  "prompts has none that reads as non-English")
+            parts[f] = _raw(policy, foreign["prompt"].astype(str).tolist())
+        report["sizes"] = sizes
+        search = parts["tune_harmful"] if target_recall is not None else parts["tune_benign"]
+        assert search is not None  # checked by tune() before any scoring
+        frm = _round6(_from_search(policy, search, to, target_recall=target_recall,
+                                   target_fpr=target_fpr, grid=grid), up=target_recall is None)
+    pair = (frm, to)
+    spec = next(b for b in policy.backends if b.name == NON_ENGLISH_BACKEND)
+    new = policy.with_options(NON_ENGLISH_BACKEND,
+                              {**spec.options, "non_english": [frm, to]})
+    report.update({"from": frm, "to": to})
+    if parts:
+        report["tuning_split"] = _foreign_report(new, pair, parts["tune_harmful"],
+                                                 parts["tune_benign"])
+        report["held_out_split"] = _foreign_report(new, pair, parts["test_harmful"],
+                                                   parts["test_benign"])
+    return new, report
 
 
 class Splits(NamedTuple):
