@@ -107,6 +107,14 @@ def _round6(x: float, up: bool) -> float:
     return float(min(max(r, _FROM_MIN), _FROM_MAX))
 
 
+def _step_up(x: float, grid: float, passes: Any, top: float) -> float:
+    """A threshold that meets a recall target, rounded down to the grid (where the recall can
+    only rise), stepped back up by ``grid`` while ``passes`` holds and ``top`` allows."""
+    while x + grid <= top and passes(up := round(x + grid, 10)):
+        x = up
+    return x
+
+
 def _edge(passes: Any, good: float, bad: float, steps: int) -> float:
     """Bisection between a ``good`` end that passes and a ``bad`` one that fails: the passing
     point nearest the failing end (the share of prompts a backend may flag, ``q``)."""
@@ -126,13 +134,9 @@ def _recall_search(policy: Policy, harmful: Mapping[str, np.ndarray], tuned: lis
         return _flagged(p, harmful) >= target - 1e-12
 
     def settle(p: Policy, get: Any, put: Any) -> Policy:
-        # Rounded down to the grid the recall can only rise; step back up while it holds.
         if not grid:
             return p
-        p = put(_floor(get(p), grid))
-        while get(p) + grid <= 1.0 + 1e-9 and ok(up := put(round(get(p) + grid, 10))):
-            p = up
-        return p
+        return put(_step_up(_floor(get(p), grid), grid, lambda v: ok(put(v)), 1.0 + 1e-9))
 
     if policy.combine == "weighted":
         total = sum(b.weight for b in policy.backends)
@@ -193,12 +197,6 @@ def _from_search(policy: Policy, raw: Mapping[str, np.ndarray], to: float, *,
             return flagged(f) >= target_recall - 1e-12
 
         cands = np.unique(np.r_[s, _FROM_MIN])          # ascending; ok holds up to some k
-    else:
-        def ok(f: float) -> bool:
-            return flagged(f) <= target_fpr + 1e-12  # type: ignore[operator]
-
-        cands = np.unique(np.r_[np.minimum(np.nextafter(s, 2.0), _FROM_MAX), _FROM_MIN])
-    if target_recall is not None:
         if not ok(cands[0]):
             raise FilterError(f"tune: no non-English threshold reaches recall "
                               f"{target_recall:.4f} on the tuning part of the non-English "
@@ -210,18 +208,21 @@ def _from_search(policy: Policy, raw: Mapping[str, np.ndarray], to: float, *,
         best = float(cands[lo])
         if grid:
             floored = _floor(best, grid)
-            best = floored if floored >= _FROM_MIN else best
-            while best + grid <= _FROM_MAX and ok(round(best + grid, 10)):
-                best = round(best + grid, 10)
+            best = _step_up(floored if floored >= _FROM_MIN else best, grid, ok, _FROM_MAX)
         return best
-    if not ok(cands[-1]):
+
+    def fits(f: float) -> bool:
+        return flagged(f) <= target_fpr + 1e-12  # type: ignore[operator]
+
+    cands = np.unique(np.r_[np.minimum(np.nextafter(s, 2.0), _FROM_MAX), _FROM_MIN])
+    if not fits(cands[-1]):
         raise FilterError(f"tune: even the strictest non-English threshold blocks more than "
                           f"{target_fpr:g} of the tuning part of the non-English benign "
                           "prompts (the other backends alone block too many)")
-    lo, hi = 0, len(cands) - 1                           # the first index where ok holds
+    lo, hi = 0, len(cands) - 1                           # the first index where fits holds
     while lo < hi:
         mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if ok(cands[mid]) else (mid + 1, hi)
+        lo, hi = (lo, mid) if fits(cands[mid]) else (mid + 1, hi)
     return float(cands[lo])
 
 
